@@ -1,0 +1,184 @@
+"""Run events as the server tells them, and the translation from Agno's event stream.
+
+Agno's stream has more kinds of events than a chat client needs, a RunCompleted
+after RunCancelled, and no guarantee of a start event before an early error.
+`EventTranslator` turns it into: one RunStarted, then deltas and tool events,
+then exactly one terminal event, with indexes 0, 1, 2, ... and no gap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agno.run.agent import RunEvent as AgnoEvent
+
+from agno_graphql.db.history import RunMetricsData, ToolCallRecord, metrics_data, parse_arguments
+
+MODEL_ERROR = "MODEL_ERROR"
+RUN_FAILED = "RUN_FAILED"
+
+
+@dataclass(frozen=True)
+class Event:
+    run_id: str
+    session_id: str
+    index: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    agent_id: str
+    model_provider: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ContentDelta(Event):
+    delta: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta(Event):
+    delta: str
+
+
+@dataclass(frozen=True)
+class ToolStarted(Event):
+    tool_call: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class ToolCompleted(Event):
+    tool_call: ToolCallRecord
+    result: str | None
+    failed: bool
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    content: str | None
+    metrics: RunMetricsData | None
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    reason: str | None
+    content: str | None
+
+
+TERMINAL = (Completed, Failed, Cancelled)
+
+
+def _tool_call(tool: Any) -> ToolCallRecord:
+    return ToolCallRecord(
+        id=str(getattr(tool, "tool_call_id", None) or ""),
+        name=str(getattr(tool, "tool_name", None) or ""),
+        arguments=parse_arguments(getattr(tool, "tool_args", None)),
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+@dataclass
+class EventTranslator:
+    run_id: str
+    session_id: str
+    agent_id: str
+    model_provider: str
+    model_id: str
+    _next_index: int = 0
+    _content: list[str] = field(default_factory=list)
+    _completed_tools: set[str] = field(default_factory=set)
+    finished: Event | None = None
+
+    @property
+    def content_so_far(self) -> str:
+        return "".join(self._content)
+
+    def _base(self) -> dict[str, Any]:
+        base = {"run_id": self.run_id, "session_id": self.session_id, "index": self._next_index}
+        self._next_index += 1
+        return {**base, "created_at": time.time()}
+
+    def _start_if_needed(self) -> list[Event]:
+        if self._next_index > 0:
+            return []
+        return [Started(**self._base(), agent_id=self.agent_id, model_provider=self.model_provider, model_id=self.model_id)]
+
+    def translate(self, agno_event: Any) -> list[Event]:
+        """Our events for one of Agno's (none, one, or a synthesized start plus one)."""
+        if self.finished is not None:
+            return []
+        kind = getattr(agno_event, "event", None)
+        out = self._start_if_needed()
+        if kind == AgnoEvent.run_content.value:
+            delta = getattr(agno_event, "content", None)
+            reasoning = getattr(agno_event, "reasoning_content", None)
+            if isinstance(delta, str) and delta:
+                self._content.append(delta)
+                out.append(ContentDelta(**self._base(), delta=delta))
+            elif isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(**self._base(), delta=reasoning))
+        elif kind == AgnoEvent.reasoning_content_delta.value:
+            reasoning = getattr(agno_event, "reasoning_content", None)
+            if isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(**self._base(), delta=reasoning))
+        elif kind == AgnoEvent.tool_call_started.value:
+            out.append(ToolStarted(**self._base(), tool_call=_tool_call(agno_event.tool)))
+        elif kind in (AgnoEvent.tool_call_completed.value, AgnoEvent.tool_call_error.value):
+            out.extend(self._tool_completed(agno_event, kind == AgnoEvent.tool_call_error.value))
+        elif kind == AgnoEvent.run_completed.value:
+            content = _text(getattr(agno_event, "content", None))
+            metrics = metrics_data(getattr(agno_event, "metrics", None))
+            out.append(self._finish(Completed(**self._base(), content=content, metrics=metrics)))
+        elif kind == AgnoEvent.run_error.value:
+            message = _text(getattr(agno_event, "content", None)) or "The model failed."
+            out.append(self._finish(Failed(**self._base(), message=message, code=MODEL_ERROR)))
+        elif kind == AgnoEvent.run_cancelled.value:
+            reason = _text(getattr(agno_event, "reason", None)) or "Cancelled."
+            content = self.content_so_far or None
+            out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))
+        return out
+
+    def _tool_completed(self, agno_event: Any, errored: bool) -> list[Event]:
+        tool = agno_event.tool
+        call = _tool_call(tool)
+        if call.id and call.id in self._completed_tools:
+            return []
+        self._completed_tools.add(call.id)
+        failed = errored or bool(getattr(tool, "tool_call_error", False))
+        result = _text(getattr(tool, "result", None)) or (_text(getattr(agno_event, "error", None)) if failed else None)
+        return [ToolCompleted(**self._base(), tool_call=call, result=result, failed=failed)]
+
+    def _finish(self, event: Event) -> Event:
+        self.finished = event
+        return event
+
+    def fail(self, message: str, code: str = RUN_FAILED) -> list[Event]:
+        """End a stream that broke off without a terminal event of its own."""
+        if self.finished is not None:
+            return []
+        out = self._start_if_needed()
+        out.append(self._finish(Failed(**self._base(), message=message, code=code)))
+        return out
+
+    def cancel(self, reason: str) -> list[Event]:
+        if self.finished is not None:
+            return []
+        out = self._start_if_needed()
+        content = self.content_so_far or None
+        out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))
+        return out

@@ -1,0 +1,60 @@
+"""The schema: root types assembled from the types of `schema/` and the resolvers of `resolvers/`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
+from agno_graphql.resolvers.mutations.create_session import create_session
+from agno_graphql.resolvers.mutations.delete_session import delete_session
+from agno_graphql.resolvers.mutations.rename_session import rename_session
+from agno_graphql.resolvers.permissions import IsAuthenticated
+from agno_graphql.resolvers.runs import run_agent
+from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer
+from agno_graphql.schema.events import EVENT_TYPES, RunEvent
+from agno_graphql.schema.inputs import RunAgentInput
+from agno_graphql.schema.payloads import CreateSessionPayload, DeleteSessionPayload, RenameSessionPayload
+from agno_graphql.schema.types import Agent, Connection, Session, Viewer
+
+authenticated = [IsAuthenticated]
+
+
+@strawberry.type
+class Query:
+    viewer: Viewer = strawberry.field(resolver=resolve_viewer, permission_classes=authenticated)
+    agents: list[Agent] = strawberry.field(resolver=resolve_agents, permission_classes=authenticated)
+    agent: Agent | None = strawberry.field(resolver=resolve_agent, permission_classes=authenticated)
+    sessions: Connection[Session] = strawberry.field(
+        resolver=resolve_sessions,
+        permission_classes=authenticated,
+        description="The viewer's sessions, optionally of one agent; newest activity first by default.",
+    )
+    session: Session | None = strawberry.field(
+        resolver=resolve_session,
+        permission_classes=authenticated,
+        description="Null when the session does not exist or is not the viewer's.",
+    )
+
+
+@strawberry.type
+class Mutation:
+    create_session: CreateSessionPayload = strawberry.mutation(
+        resolver=create_session, permission_classes=authenticated
+    )
+    rename_session: RenameSessionPayload = strawberry.mutation(
+        resolver=rename_session, permission_classes=authenticated
+    )
+    delete_session: DeleteSessionPayload = strawberry.mutation(
+        resolver=delete_session, permission_classes=authenticated
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(permission_classes=authenticated)
+    def run_agent(self, info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
+        return run_agent(info, input)
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -1,0 +1,193 @@
+"""The Starlette app factory: GraphQL over HTTP and websockets, health checks, limits, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from agno_graphql import api
+from agno_graphql.agents.models import build_model
+from agno_graphql.agents.registry import AgentRegistry, builtin_agents, load_agents_module
+from agno_graphql.agents.runner import RunManager
+from agno_graphql.auth import TokenVerifier, ensure_secret
+from agno_graphql.context import Context, init_payload_token
+from agno_graphql.db.database import Database
+from agno_graphql.error_policy import ErrorPolicy
+from agno_graphql.errors import AppError
+from agno_graphql.services import Services
+from agno_graphql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_PATH = "/graphql"
+
+
+class AppSchema(strawberry.Schema):
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        """ErrorPolicy logs the unexpected errors, once, with their request id; expected ones are not logged."""
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        ErrorPolicy,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return AppSchema(
+        query=api.Query,
+        mutation=api.Mutation,
+        subscription=api.Subscription,
+        types=api.EVENT_TYPES,
+        extensions=extensions,
+    )
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI app with our context and websocket authentication."""
+
+    def __init__(self, schema: strawberry.Schema, services: Services) -> None:
+        settings = services.settings
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            allowed_origins=settings.allowed_origins,
+        )
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
+        return Context(services=self.services, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+        """Refuse the socket (4403) unless connection_init carries a valid token."""
+        try:
+            viewer = self.services.verifier.verify_header(init_payload_token(context.connection_params))
+        except AppError as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
+        context._viewer = viewer
+        return {"userId": viewer.user_id}
+
+
+class BodySizeLimit:
+    """413 for request bodies over the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"errors": [{"message": "Request body too large.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def build_services(settings: Settings) -> Services:
+    """Everything the API needs, built from settings; bad settings raise errors that say what to fix."""
+    db = Database(settings.effective_database_url)
+    model = build_model(settings)
+    agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
+    registry = AgentRegistry(agents, db.agno_db, model)
+    secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
+    verifier = TokenVerifier(settings, secret)
+    runs = RunManager(cancel_grace_seconds=settings.cancel_grace_seconds)
+    return Services(settings=settings, db=db, registry=registry, runs=runs, verifier=verifier)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    services = services or build_services(settings)
+    graphql_app = GraphQLApp(build_schema(settings), services)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if await services.db.ping():
+            return JSONResponse({"status": "ready", "database": "ok"})
+        return JSONResponse({"status": "not ready", "database": "unreachable"}, status_code=503)
+
+    async def root(request: Request) -> Response:
+        return PlainTextResponse(f"agno-graphql: GraphQL at {GRAPHQL_PATH}\n")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await services.db.ensure_ready()
+        except AppError:
+            log.warning("database unreachable at startup; serving anyway, /readyz reports it")
+        yield
+        await services.runs.shutdown(grace_seconds=settings.cancel_grace_seconds)
+        await services.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute(GRAPHQL_PATH, graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,153 @@
+"""Bearer tokens: verifying JWTs (HS256 secret, or RS256/ES256 keys from PEM/JWKS) and minting dev tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from jwt import PyJWK, PyJWKSet
+
+from agno_graphql.errors import Unauthenticated
+from agno_graphql.settings import Settings
+
+SECRET_FILE = "jwt-secret"
+MAX_TOKEN_CHARS = 8192
+_ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+_SYMMETRIC = {"HS256", "HS384", "HS512"}
+
+
+class KeyFileError(ValueError):
+    """The public key file is missing, unreadable or not a key; the message says which."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: str
+
+
+def _load_public_keys(path: str) -> tuple[list[Any], dict[str, Any]]:
+    """Keys from a PEM file or a JWKS document: (keys without kid, keys by kid)."""
+    try:
+        raw = Path(path).read_text()
+    except OSError as exc:
+        raise KeyFileError(f"AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE={path!r}: {exc.strerror or exc}") from None
+    stripped = raw.strip()
+    if stripped.startswith("{"):
+        try:
+            document = json.loads(stripped)
+            jwks = PyJWKSet.from_dict(document) if "keys" in document else None
+            single = PyJWK.from_dict(document) if jwks is None else None
+        except (ValueError, jwt.PyJWTError) as exc:
+            raise KeyFileError(f"AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE={path!r}: not a valid JWKS: {exc}") from None
+        keys = jwks.keys if jwks is not None else [single]
+        by_kid = {k.key_id: k.key for k in keys if k is not None and k.key_id}
+        return [k.key for k in keys if k is not None and not k.key_id], by_kid
+    if "-----BEGIN" not in stripped:
+        raise KeyFileError(f"AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE={path!r}: neither a PEM key nor a JWKS document")
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        return [load_pem_public_key(stripped.encode())], {}
+    except ValueError as exc:
+        raise KeyFileError(f"AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE={path!r}: not a public key: {exc}") from None
+
+
+def ensure_secret(settings: Settings) -> tuple[str, bool]:
+    """The HS256 secret: configured, or kept in the state folder (created 0600 on first start)."""
+    if settings.jwt_secret:
+        return settings.jwt_secret, False
+    path = settings.state_path / SECRET_FILE
+    if path.is_file():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret, True
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, secret: str | None) -> None:
+        self.algorithms = list(settings.effective_jwt_algorithms)
+        self.audience = settings.jwt_audience or None
+        self.issuer = settings.jwt_issuer or None
+        self.leeway = settings.jwt_leeway_seconds
+        self._secret = secret
+        self._keys: list[Any] = []
+        self._keys_by_kid: dict[str, Any] = {}
+        if settings.jwt_public_key_file:
+            self._keys, self._keys_by_kid = _load_public_keys(settings.jwt_public_key_file)
+            if not self._keys and not self._keys_by_kid:
+                raise KeyFileError(f"AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE={settings.jwt_public_key_file!r}: no keys")
+
+    def _candidate_keys(self, token: str) -> list[Any]:
+        header = jwt.get_unverified_header(token)
+        algorithm = header.get("alg")
+        if algorithm not in self.algorithms:
+            raise Unauthenticated("Token algorithm not allowed.")
+        if algorithm in _SYMMETRIC:
+            return [self._secret] if self._secret else []
+        if algorithm in _ASYMMETRIC:
+            kid = header.get("kid")
+            if kid and kid in self._keys_by_kid:
+                return [self._keys_by_kid[kid]]
+            return self._keys + ([] if kid else list(self._keys_by_kid.values()))
+        return []
+
+    def verify(self, token: str) -> Viewer:
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            raise Unauthenticated("Invalid token.")
+        try:
+            keys = self._candidate_keys(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("Invalid token.") from None
+        if not keys:
+            raise Unauthenticated("Invalid token.")
+        last_error: Exception | None = None
+        for key in keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key=key,
+                    algorithms=self.algorithms,
+                    audience=self.audience,
+                    issuer=self.issuer,
+                    leeway=self.leeway,
+                    options={"require": ["sub"], "verify_aud": self.audience is not None},
+                )
+            except jwt.ExpiredSignatureError:
+                raise Unauthenticated("Token expired.") from None
+            except jwt.PyJWTError as exc:
+                last_error = exc
+                continue
+            subject = claims.get("sub")
+            if not isinstance(subject, str) or not subject.strip() or len(subject) > 128:
+                raise Unauthenticated("Token has no valid subject.")
+            return Viewer(user_id=subject)
+        raise Unauthenticated("Invalid token.") from last_error
+
+    def verify_header(self, value: str | None) -> Viewer:
+        """`Bearer <token>` from an Authorization header or init payload."""
+        if not value:
+            raise Unauthenticated("Authentication required: send Authorization: Bearer <token>.")
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Authorization must be 'Bearer <token>'.")
+        return self.verify(token.strip())
+
+
+def mint_token(secret: str, user_id: str, ttl_seconds: int, settings: Settings) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,96 @@
+"""The `agno-graphql` command: serve, token, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from agno_graphql.agents.models import ModelSettingError
+from agno_graphql.agents.registry import AgentsModuleError
+from agno_graphql.auth import KeyFileError, ensure_secret, mint_token
+from agno_graphql.db.database import DatabaseUrlError
+from agno_graphql.settings import Settings, SettingsError, load_settings
+
+STARTUP_ERRORS = (SettingsError, DatabaseUrlError, KeyFileError, AgentsModuleError, ModelSettingError)
+DEV_TOKEN_TTL = 7 * 24 * 3600
+
+
+def _fail(message: str) -> int:
+    print(f"agno-graphql: {message}", file=sys.stderr)
+    return 2
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    from agno_graphql.app import build_services, create_app
+
+    if workers > 1:
+        return _fail(
+            "--workers above 1 is not supported yet: a run streams from the worker that started it. "
+            "Run one worker per instance."
+        )
+    services = build_services(settings)
+    app = create_app(settings, services)
+    if not settings.jwt_public_key_file:
+        secret, created = ensure_secret(settings)
+        url = f"http://{host}:{port}/graphql"
+        token = mint_token(secret, "dev-user", DEV_TOKEN_TTL, settings)
+        if created:
+            print(f"Generated a JWT secret in {settings.state_path / 'jwt-secret'} (mode 0600).")
+        print(f"GraphQL and GraphiQL: {url}")
+        print("A development token for user 'dev-user' (valid 7 days); in GraphiQL's headers box paste:")
+        print(f'  {{"Authorization": "Bearer {token}"}}')
+        sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, ws_max_size=1_048_576)
+    return 0
+
+
+def _token(settings: Settings, user_id: str, ttl: int) -> int:
+    if settings.jwt_public_key_file and not settings.jwt_secret:
+        return _fail("tokens can only be minted with a shared secret (AGNO_GRAPHQL_JWT_SECRET), not public keys")
+    if not user_id.strip() or len(user_id) > 128:
+        return _fail("USER_ID must be 1 to 128 characters")
+    if ttl <= 0:
+        return _fail("--ttl must be positive")
+    secret, _created = ensure_secret(settings)
+    print(mint_token(secret, user_id, ttl, settings))
+    return 0
+
+
+def _export_schema() -> int:
+    from agno_graphql.api import schema
+
+    print(schema.as_str())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agno-graphql", description="A GraphQL server for Agno agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    token = commands.add_parser("token", help="print a development token for a user")
+    token.add_argument("user_id", metavar="USER_ID")
+    token.add_argument("--ttl", type=int, default=DEV_TOKEN_TTL, help="seconds the token is valid")
+    commands.add_parser("export-schema", help="print the schema (SDL)")
+    args = parser.parse_args(argv)
+
+    if args.command == "export-schema":
+        return _export_schema()
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        if args.command == "token":
+            return _token(settings, args.user_id, args.ttl)
+        return _serve(settings, args.host, args.port, args.workers)
+    except STARTUP_ERRORS as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Building Agno's async database from one SQLAlchemy URL, and keeping it usable.
+
+The Agno db object is shared by the agents (which write sessions and runs) and
+by our own read queries (which use the same engine and Agno's table objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from agno.db.mysql import AsyncMySQLDb
+from agno.db.mysql.schemas import get_table_schema_definition
+from agno.db.sqlite import AsyncSqliteDb
+from agno.db.utils import json_serializer
+from sqlalchemy import JSON, Index, Table, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from agno_graphql.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
+_RETRY_AFTER_FAILURE_SECONDS = 1.0
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL cannot be used; the message says why."""
+
+
+def async_database_url(raw: str) -> URL:
+    """Parse a user's URL and switch it to the async driver Agno's async classes need."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise DatabaseUrlError(f"not a SQLAlchemy URL: {raw!r} (expected e.g. sqlite:///file.db)") from None
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise DatabaseUrlError(f"unsupported database {backend!r}: use sqlite:// or mysql+pymysql:// URLs")
+    if backend in {"mysql", "mariadb"} and not url.database:
+        raise DatabaseUrlError("the MySQL URL names no database (mysql+pymysql://user@host:3306/DATABASE)")
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise DatabaseUrlError("SQLite needs a file (sqlite:///path/to/file.db); in-memory is not shared")
+    return url.set(drivername=_ASYNC_DRIVERS[backend])
+
+
+def _json_columns(table_type: str, session_table_name: str) -> list[str]:
+    schema = get_table_schema_definition(table_type, session_table_name=session_table_name)
+    return [name for name, spec in schema.items() if isinstance(spec, dict) and spec.get("type") is JSON]
+
+
+class MariaDbSafeMySQLDb(AsyncMySQLDb):
+    """Agno's AsyncMySQLDb with JSON column types restored on reflected tables.
+
+    MariaDB stores JSON as LONGTEXT with a json_valid check, so a reflected table
+    comes back with text columns: reads return strings and dict writes fail.
+    Agno's own schema says which columns are JSON; we put that type back.
+    """
+
+    async def _resolve_table(  # type: ignore[override]
+        self, table_name: str, table_type: str, create_table_if_not_found: bool | None = False
+    ) -> Table | None:
+        table = await super()._resolve_table(table_name, table_type, create_table_if_not_found)
+        if table is not None and table_type in {"sessions", "runs", "memories"}:
+            for column in _json_columns(table_type, self.session_table_name):
+                if column in table.c and not isinstance(table.c[column].type, JSON):
+                    table.c[column].type = JSON()
+        return table
+
+
+# Indexes our list queries need: one per (filter, order) pair, id last for keyset ties.
+_SESSION_INDEXES = [
+    ("user_id", "updated_at", "session_id"),
+    ("user_id", "created_at", "session_id"),
+    ("user_id", "agent_id", "updated_at", "session_id"),
+    ("user_id", "agent_id", "created_at", "session_id"),
+]
+
+
+def session_index_name(table_name: str, columns: tuple[str, ...]) -> str:
+    short = "_".join(c.replace("_id", "").replace("_at", "") for c in columns)
+    return f"ix_{table_name}_agql_{short}"
+
+
+class Database:
+    """The Agno database plus readiness: set up lazily, retried until it works."""
+
+    def __init__(self, raw_url: str) -> None:
+        self.url = async_database_url(raw_url)
+        self.dialect = self.url.get_backend_name()
+        self.agno_db: AsyncMySQLDb | AsyncSqliteDb
+        if self.dialect == "sqlite":
+            Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self.url, json_serializer=json_serializer, connect_args={"timeout": 30})
+            self.agno_db = AsyncSqliteDb(db_engine=engine)
+        else:
+            engine = create_async_engine(
+                self.url,
+                json_serializer=json_serializer,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=10,
+            )
+            self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
+        self.engine: AsyncEngine = engine
+        self._sessions: Table | None = None
+        self._runs: Table | None = None
+        self._lock = asyncio.Lock()
+        self._last_failure = 0.0
+
+    @property
+    def sessions(self) -> Table:
+        assert self._sessions is not None, "call ensure_ready() first"
+        return self._sessions
+
+    @property
+    def runs(self) -> Table:
+        assert self._runs is not None, "call ensure_ready() first"
+        return self._runs
+
+    @property
+    def is_ready(self) -> bool:
+        return self._sessions is not None and self._runs is not None
+
+    async def ensure_ready(self) -> None:
+        """Create or reflect the tables and add our indexes; DatabaseUnavailable if it cannot."""
+        if self.is_ready:
+            return
+        if time.monotonic() - self._last_failure < _RETRY_AFTER_FAILURE_SECONDS:
+            raise DatabaseUnavailable()
+        async with self._lock:
+            if self.is_ready:
+                return
+            try:
+                sessions = await self.agno_db._get_table("sessions", create_table_if_not_found=True)
+                runs = await self.agno_db._get_table("runs", create_table_if_not_found=True)
+                assert sessions is not None and runs is not None
+                await self._create_indexes(sessions)
+            except Exception as exc:
+                self._last_failure = time.monotonic()
+                log.warning("database not ready: %s", type(exc).__name__)
+                raise DatabaseUnavailable() from exc
+            self._sessions, self._runs = sessions, runs
+
+    async def _create_indexes(self, sessions: Table) -> None:
+        existing = {index.name for index in sessions.indexes}
+        async with self.engine.begin() as conn:
+            for columns in _SESSION_INDEXES:
+                name = session_index_name(sessions.name, columns)
+                if name in existing:
+                    continue
+                index = Index(name, *(sessions.c[c] for c in columns))
+                await conn.run_sync(lambda sync_conn, ix=index: ix.create(sync_conn, checkfirst=True))
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await self.ensure_ready()
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def describe(self) -> dict[str, Any]:
+        return {"dialect": self.dialect, "database": self.url.database}

@@ -1,0 +1,311 @@
+"""A session's history: its runs and the conversation's messages, by cursor pages.
+
+Agno stores each run as one row holding the run's messages. A message's place
+in the conversation is (run_index, position in that run's list), which never
+changes, so it makes a stable cursor. A page of messages reads only as many
+runs as it needs, walking from the cursor in batches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from agno_graphql.db.database import Database
+from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
+
+RUN_CURSOR = "run"
+MESSAGE_CURSOR = "message"
+DEFAULT_ROLES = ("user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    id: str
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True)
+class RunMetricsData:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    duration_ms: float | None = None
+    time_to_first_token_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: str
+    run_id: str | None
+    run_index: int
+    position: int
+    role: str
+    content: str | None
+    tool_calls: list[ToolCallRecord]
+    tool_call_id: str | None
+    tool_name: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    session_id: str
+    agent_id: str
+    run_index: int
+    status: str
+    input: str | None
+    content: str | None
+    created_at: int
+    metrics: RunMetricsData | None = None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str | bytes):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool arguments as JSON: providers send a JSON string, sometimes a broken one."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return raw
+    return raw
+
+
+def tool_calls_of(message: dict[str, Any]) -> list[ToolCallRecord]:
+    calls = []
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        calls.append(
+            ToolCallRecord(
+                id=str(call.get("id") or ""),
+                name=str(function.get("name") or call.get("name") or ""),
+                arguments=parse_arguments(function.get("arguments", call.get("arguments"))),
+            )
+        )
+    return calls
+
+
+def metrics_data(metrics: Any) -> RunMetricsData | None:
+    """Agno's run metrics (a dict or an object, seconds) as ours (milliseconds)."""
+    if metrics is None:
+        return None
+    get = metrics.get if isinstance(metrics, dict) else lambda name: getattr(metrics, name, None)
+
+    def millis(value: Any) -> float | None:
+        return round(float(value) * 1000, 3) if isinstance(value, int | float) else None
+
+    def count(value: Any) -> int | None:
+        return int(value) if isinstance(value, int | float) else None
+
+    return RunMetricsData(
+        input_tokens=count(get("input_tokens")),
+        output_tokens=count(get("output_tokens")),
+        total_tokens=count(get("total_tokens")),
+        duration_ms=millis(get("duration")),
+        time_to_first_token_ms=millis(get("time_to_first_token")),
+    )
+
+
+def run_record(row: Sequence[Any]) -> RunRecord:
+    run_id, session_id, agent_id, run_index, status, run_data, created_at = row
+    data = _as_dict(run_data)
+    run_input = data.get("input")
+    input_text = run_input.get("input_content") if isinstance(run_input, dict) else run_input
+    return RunRecord(
+        id=run_id,
+        session_id=session_id,
+        agent_id=agent_id or data.get("agent_id") or "",
+        run_index=int(run_index or 0),
+        status=str(status or data.get("status") or "COMPLETED").upper(),
+        input=_as_text(input_text),
+        content=_as_text(data.get("content")),
+        created_at=int(created_at or data.get("created_at") or 0),
+        metrics=metrics_data(data.get("metrics")),
+    )
+
+
+def messages_of_run(
+    run_id: str, run_index: int, run_data: Any, roles: Iterable[str], created_at: int
+) -> list[MessageRecord]:
+    """The run's own messages, in order: those Agno copied in as history are left out."""
+    wanted = set(roles)
+    messages = _as_dict(run_data).get("messages") or []
+    records: list[MessageRecord] = []
+    seen: set[str] = set()
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("from_history"):
+            continue
+        role = str(message.get("role") or "")
+        message_id = str(message.get("id") or f"{run_id}:{position}")
+        if role not in wanted or message_id in seen:
+            continue
+        seen.add(message_id)
+        records.append(
+            MessageRecord(
+                id=message_id,
+                run_id=run_id,
+                run_index=run_index,
+                position=position,
+                role=role,
+                content=_as_text(message.get("content")),
+                tool_calls=tool_calls_of(message),
+                tool_call_id=message.get("tool_call_id"),
+                tool_name=message.get("tool_name"),
+                created_at=int(message.get("created_at") or created_at),
+            )
+        )
+    return records
+
+
+def _run_columns(db: Database) -> list[Any]:
+    r = db.runs
+    return [r.c.run_id, r.c.session_id, r.c.agent_id, r.c.run_index, r.c.status, r.c.run_data, r.c.created_at]
+
+
+async def list_runs(db: Database, session_id: str, request: PageRequest) -> Page[RunRecord]:
+    await db.ensure_ready()
+    r = db.runs
+    filters = [r.c.session_id == session_id]
+    if request.after is not None:
+        filters.append(beyond([r.c.run_index], request.after, descending=False))
+    if request.before is not None:
+        filters.append(beyond([r.c.run_index], request.before, descending=True))
+    order = r.c.run_index.desc() if request.backward else r.c.run_index.asc()
+    query = select(*_run_columns(db)).where(*filters).order_by(order).limit(request.size + 1)
+    async with db.engine.connect() as conn:
+        rows = [run_record(row) for row in (await conn.execute(query)).all()]
+
+    async def count_total() -> int:
+        counts = await run_counts(db, [session_id])
+        return counts.get(session_id, 0)
+
+    return finish_page(rows, request, lambda run: encode_cursor(RUN_CURSOR, [run.run_index]), count_total)
+
+
+async def get_run(db: Database, run_id: str) -> RunRecord | None:
+    await db.ensure_ready()
+    query = select(*_run_columns(db)).where(db.runs.c.run_id == run_id)
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return run_record(row) if row is not None else None
+
+
+async def run_counts(db: Database, session_ids: Sequence[str]) -> dict[str, int]:
+    await db.ensure_ready()
+    r = db.runs
+    query = select(r.c.session_id, func.count()).where(r.c.session_id.in_(session_ids)).group_by(r.c.session_id)
+    async with db.engine.connect() as conn:
+        return {session_id: int(count) for session_id, count in (await conn.execute(query)).all()}
+
+
+async def first_inputs(db: Database, session_ids: Sequence[str]) -> dict[str, str | None]:
+    """The first user message of each session, read from its first run only."""
+    await db.ensure_ready()
+    r = db.runs
+    first_input = r.c.run_data[("input", "input_content")].as_string()
+    query = select(r.c.session_id, first_input).where(r.c.session_id.in_(session_ids), r.c.run_index == 0)
+    async with db.engine.connect() as conn:
+        return {session_id: value for session_id, value in (await conn.execute(query)).all()}
+
+
+async def list_messages(
+    db: Database, session_id: str, request: PageRequest, roles: Sequence[str] = DEFAULT_ROLES
+) -> Page[MessageRecord]:
+    """One page of the conversation, reading runs in batches from the cursor outwards."""
+    await db.ensure_ready()
+    r = db.runs
+    wanted = request.size + 1
+    batch = max(2, wanted // 2 + 1)
+    collected: list[MessageRecord] = []
+    run_bound: int | None = None
+    backward = request.backward
+    while len(collected) < wanted:
+        filters = [r.c.session_id == session_id]
+        if request.after is not None:
+            filters.append(r.c.run_index >= request.after[0])
+        if request.before is not None:
+            filters.append(r.c.run_index <= request.before[0])
+        if run_bound is not None:
+            filters.append(r.c.run_index < run_bound if backward else r.c.run_index > run_bound)
+        order = r.c.run_index.desc() if backward else r.c.run_index.asc()
+        query = (
+            select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at)
+            .where(*filters)
+            .order_by(order)
+            .limit(batch)
+        )
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        for run_id, run_index, run_data, created_at in rows:
+            messages = messages_of_run(run_id, int(run_index or 0), run_data, roles, int(created_at or 0))
+            messages = [m for m in messages if _within(m, request)]
+            collected.extend(reversed(messages) if backward else messages)
+        if len(rows) < batch:
+            break
+        run_bound = int(rows[-1][1] or 0)
+        batch = min(batch * 2, 200)
+
+    async def count_total() -> int:
+        return await count_messages(db, session_id, roles)
+
+    def cursor_of(message: MessageRecord) -> str:
+        return encode_cursor(MESSAGE_CURSOR, [message.run_index, message.position])
+
+    return finish_page(collected, request, cursor_of, count_total)
+
+
+def _within(message: MessageRecord, request: PageRequest) -> bool:
+    key = (message.run_index, message.position)
+    if request.after is not None and key <= tuple(request.after):
+        return False
+    return not (request.before is not None and key >= tuple(request.before))
+
+
+async def count_messages(db: Database, session_id: str, roles: Sequence[str] = DEFAULT_ROLES) -> int:
+    """Count in the database, so no run is shipped to us just to be counted."""
+    await db.ensure_ready()
+    table = db.runs.name
+    role_list = ", ".join(f":role{i}" for i in range(len(roles)))
+    params: dict[str, Any] = {"session_id": session_id, **{f"role{i}": role for i, role in enumerate(roles)}}
+    if not roles:
+        return 0
+    if db.dialect == "sqlite":
+        sql = (
+            f"SELECT COUNT(*) FROM {table} r, json_each(r.run_data, '$.messages') m "
+            f"WHERE r.session_id = :session_id AND json_extract(m.value, '$.role') IN ({role_list}) "
+            "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0"
+        )
+    else:
+        sql = (
+            f"SELECT COUNT(*) FROM `{table}` r, JSON_TABLE(r.run_data, '$.messages[*]' COLUMNS("
+            "role VARCHAR(32) PATH '$.role', from_history VARCHAR(8) PATH '$.from_history')) m "
+            f"WHERE r.session_id = :session_id AND m.role IN ({role_list}) "
+            "AND (m.from_history IS NULL OR m.from_history IN ('false', '0'))"
+        )
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())

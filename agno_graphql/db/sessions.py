@@ -1,0 +1,193 @@
+"""Session queries: list a user's sessions by keyset pages, read, create, rename, delete.
+
+Ownership is part of every WHERE clause: a session of another user is
+indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agno_graphql.db.database import Database
+from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
+from agno_graphql.errors import BadUserInput, NotFound
+
+SESSION_TYPE = "agent"
+SESSION_CURSOR = "session"
+NAME_MAX_CHARS = 60
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    agent_id: str
+    user_id: str
+    name: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class SessionOrdering:
+    field: str = "updated_at"  # or "created_at"
+    descending: bool = True
+
+
+def short_name(text: str | None, limit: int = NAME_MAX_CHARS) -> str | None:
+    """A one-line title from a message: whitespace folded, cut at a word near `limit`."""
+    if not text:
+        return None
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line or None
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def _name_column(db: Database) -> ColumnElement[Any]:
+    return db.sessions.c.session_data["session_name"].as_string()
+
+
+def _select_sessions(db: Database) -> Select[Any]:
+    t = db.sessions
+    return select(t.c.session_id, t.c.agent_id, t.c.user_id, _name_column(db), t.c.created_at, t.c.updated_at)
+
+
+def _record(row: Sequence[Any]) -> SessionRecord:
+    session_id, agent_id, user_id, name, created_at, updated_at = row
+    return SessionRecord(
+        id=session_id,
+        agent_id=agent_id or "",
+        user_id=user_id or "",
+        name=name,
+        created_at=int(created_at or 0),
+        updated_at=int(updated_at if updated_at is not None else created_at or 0),
+    )
+
+
+def _owned(db: Database, user_id: str) -> list[ColumnElement[bool]]:
+    t = db.sessions
+    return [t.c.user_id == user_id, t.c.session_type == SESSION_TYPE]
+
+
+async def list_sessions(
+    db: Database,
+    user_id: str,
+    request: PageRequest,
+    agent_id: str | None = None,
+    ordering: SessionOrdering = SessionOrdering(),
+) -> Page[SessionRecord]:
+    await db.ensure_ready()
+    t = db.sessions
+    filters = _owned(db, user_id)
+    if agent_id is not None:
+        filters.append(t.c.agent_id == agent_id)
+    key_columns = [t.c[ordering.field], t.c.session_id]
+    if request.after is not None:
+        filters.append(beyond(key_columns, request.after, ordering.descending))
+    if request.before is not None:
+        filters.append(beyond(key_columns, request.before, not ordering.descending))
+    scan_descending = ordering.descending != request.backward
+    order = [c.desc() if scan_descending else c.asc() for c in key_columns]
+    query = _select_sessions(db).where(*filters).order_by(*order).limit(request.size + 1)
+    async with db.engine.connect() as conn:
+        rows = [_record(row) for row in (await conn.execute(query)).all()]
+
+    async def count_total() -> int:
+        count_filters = _owned(db, user_id) + ([t.c.agent_id == agent_id] if agent_id is not None else [])
+        async with db.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(t).where(*count_filters))).scalar_one())
+
+    def cursor_of(record: SessionRecord) -> str:
+        key = record.updated_at if ordering.field == "updated_at" else record.created_at
+        return encode_cursor(SESSION_CURSOR, [key, record.id])
+
+    return finish_page(rows, request, cursor_of, count_total)
+
+
+async def get_session(db: Database, user_id: str, session_id: str) -> SessionRecord | None:
+    await db.ensure_ready()
+    query = _select_sessions(db).where(db.sessions.c.session_id == session_id, *_owned(db, user_id))
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return _record(row) if row is not None else None
+
+
+async def require_session(db: Database, user_id: str, session_id: str) -> SessionRecord:
+    record = await get_session(db, user_id, session_id)
+    if record is None:
+        raise NotFound("Session not found.", sessionId=session_id)
+    return record
+
+
+async def create_session(db: Database, user_id: str, agent_id: str, session_id: str, name: str | None) -> SessionRecord:
+    """Store an empty session now, so it is listed before its first run."""
+    await db.ensure_ready()
+    now = int(time.time())
+    values = {
+        "session_id": session_id,
+        "session_type": SESSION_TYPE,
+        "agent_id": agent_id,
+        "user_id": user_id,
+        "session_data": {"session_name": name} if name else {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(db.sessions.insert().values(**values))
+    except IntegrityError:
+        raise BadUserInput("A session with this id already exists.", argument="sessionId") from None
+    return SessionRecord(id=session_id, agent_id=agent_id, user_id=user_id, name=name, created_at=now, updated_at=now)
+
+
+async def rename_session(db: Database, user_id: str, session_id: str, name: str) -> SessionRecord:
+    await db.ensure_ready()
+    t = db.sessions
+    async with db.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(t.c.session_data).where(t.c.session_id == session_id, *_owned(db, user_id)).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound("Session not found.", sessionId=session_id)
+        data = dict(row[0] or {})
+        data["session_name"] = name
+        await conn.execute(
+            update(t).where(t.c.session_id == session_id).values(session_data=data, updated_at=int(time.time()))
+        )
+    return await require_session(db, user_id, session_id)
+
+
+async def delete_session(db: Database, user_id: str, session_id: str) -> None:
+    """Remove the session and all of its runs, in one transaction."""
+    await db.ensure_ready()
+    t, runs = db.sessions, db.runs
+    async with db.engine.begin() as conn:
+        owned = (
+            await conn.execute(
+                select(t.c.session_id).where(t.c.session_id == session_id, *_owned(db, user_id)).with_for_update()
+            )
+        ).first()
+        if owned is None:
+            raise NotFound("Session not found.", sessionId=session_id)
+        await conn.execute(delete(runs).where(runs.c.session_id == session_id))
+        await conn.execute(delete(t).where(t.c.session_id == session_id))
+
+
+async def session_exists(db: Database, session_id: str) -> bool:
+    """Whether anyone holds this id (for refusing a client-chosen id that is taken)."""
+    await db.ensure_ready()
+    async with db.engine.connect() as conn:
+        query = select(db.sessions.c.session_id).where(db.sessions.c.session_id == session_id)
+        return (await conn.execute(query)).first() is not None

@@ -1,0 +1,48 @@
+"""Errors that reach clients, each with a stable `extensions.code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+NOT_FOUND = "NOT_FOUND"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+DB_UNAVAILABLE = "DB_UNAVAILABLE"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+
+
+class AppError(Exception):
+    """An expected failure the client can act on. Raised by domain code, shown as is."""
+
+    code = INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_graphql_error(self) -> GraphQLError:
+        return GraphQLError(self.message, extensions={"code": self.code, **self.details})
+
+
+class NotFound(AppError):
+    code = NOT_FOUND
+
+
+class BadUserInput(AppError):
+    code = BAD_USER_INPUT
+
+
+class Unauthenticated(AppError):
+    code = UNAUTHENTICATED
+
+
+class DatabaseUnavailable(AppError):
+    code = DB_UNAVAILABLE
+
+    def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
+        super().__init__(message)

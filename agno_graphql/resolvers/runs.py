@@ -1,0 +1,53 @@
+"""The runAgent subscription: domain run events in, RunEvent types out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from agno_graphql.agents import events as domain
+from agno_graphql.schema import events
+from agno_graphql.schema.inputs import RunAgentInput
+from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall, timestamp
+
+
+def to_run_event(event: domain.Event) -> events.RunEvent:
+    base = {
+        "run_id": strawberry.ID(event.run_id),
+        "session_id": strawberry.ID(event.session_id),
+        "index": event.index,
+        "created_at": timestamp(event.created_at),
+    }
+    match event:
+        case domain.Started():
+            model = ModelInfo(provider=event.model_provider, id=event.model_id)
+            return events.RunStarted(**base, agent_id=strawberry.ID(event.agent_id), model=model)
+        case domain.ContentDelta():
+            return events.RunContentDelta(**base, delta=event.delta)
+        case domain.ReasoningDelta():
+            return events.ReasoningDelta(**base, delta=event.delta)
+        case domain.ToolStarted():
+            return events.ToolCallStarted(**base, tool_call=ToolCall.from_record(event.tool_call))
+        case domain.ToolCompleted():
+            call = ToolCall.from_record(event.tool_call)
+            return events.ToolCallCompleted(**base, tool_call=call, result=event.result, failed=event.failed)
+        case domain.Completed():
+            return events.RunCompleted(**base, content=event.content, metrics=RunMetrics.from_data(event.metrics))
+        case domain.Failed():
+            return events.RunFailed(**base, message=event.message, code=event.code)
+        case domain.Cancelled():
+            return events.RunCancelled(**base, reason=event.reason, content=event.content)
+    raise TypeError(f"unknown run event {type(event).__name__}")
+
+
+async def run_agent(info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
+    """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
+    stream = await info.context.services.run_agent(
+        info.context.user_id,
+        str(input.agent_id),
+        str(input.session_id) if input.session_id is not None else None,
+        input.message,
+    )
+    async for event in stream:
+        yield to_run_event(event)

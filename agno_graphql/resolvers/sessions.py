@@ -1,0 +1,41 @@
+"""Resolvers for the viewer and their sessions."""
+
+from __future__ import annotations
+
+import strawberry
+
+from agno_graphql.schema.inputs import SessionOrder
+from agno_graphql.schema.types import Connection, Session, Viewer, connection
+
+
+def resolve_viewer(info: strawberry.Info) -> Viewer:
+    return Viewer(user_id=strawberry.ID(info.context.user_id))
+
+
+async def resolve_sessions(
+    info: strawberry.Info,
+    agent_id: strawberry.ID | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: SessionOrder | None = None,
+) -> Connection[Session]:
+    ordering = ("updated_at", True)
+    if order_by is not None:
+        ordering = (order_by.field.value, order_by.direction.value == "desc")
+    page = await info.context.services.list_sessions(
+        info.context.user_id,
+        first,
+        after,
+        last,
+        before,
+        agent_id=str(agent_id) if agent_id is not None else None,
+        ordering=ordering,
+    )
+    return connection(page, Session.from_record)
+
+
+async def resolve_session(info: strawberry.Info, id: strawberry.ID) -> Session | None:
+    record = await info.context.services.session(info.context.user_id, str(id))
+    return Session.from_record(record) if record is not None else None

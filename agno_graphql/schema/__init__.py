@@ -1,0 +1,1 @@
+"""GraphQL types of the API: no database or agent code here."""

@@ -1,0 +1,37 @@
+"""Enums of the API."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+
+@strawberry.enum
+class MessageRole(Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@strawberry.enum
+class RunStatus(Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
+
+
+@strawberry.enum
+class SessionOrderField(Enum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+
+
+@strawberry.enum
+class OrderDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"

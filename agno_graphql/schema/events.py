@@ -1,0 +1,76 @@
+"""The events of a run, as `runAgent` streams them. `index` counts 0, 1, 2, ... per run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall
+
+
+@strawberry.interface(description="Something that happened in a run. The first event is RunStarted; the last is "
+                      "RunCompleted, RunFailed or RunCancelled.")
+class RunEvent:
+    run_id: strawberry.ID
+    session_id: strawberry.ID
+    index: int
+    created_at: datetime
+
+
+@strawberry.type
+class RunStarted(RunEvent):
+    agent_id: strawberry.ID
+    model: ModelInfo
+
+
+@strawberry.type
+class RunContentDelta(RunEvent):
+    delta: str
+
+
+@strawberry.type
+class ReasoningDelta(RunEvent):
+    delta: str
+
+
+@strawberry.type
+class ToolCallStarted(RunEvent):
+    tool_call: ToolCall
+
+
+@strawberry.type
+class ToolCallCompleted(RunEvent):
+    tool_call: ToolCall
+    result: str | None
+    failed: bool
+
+
+@strawberry.type
+class RunCompleted(RunEvent):
+    content: str | None
+    metrics: RunMetrics | None
+
+
+@strawberry.type
+class RunFailed(RunEvent):
+    message: str
+    code: str
+
+
+@strawberry.type
+class RunCancelled(RunEvent):
+    reason: str | None
+    content: str | None
+
+
+EVENT_TYPES = [
+    RunStarted,
+    RunContentDelta,
+    ReasoningDelta,
+    ToolCallStarted,
+    ToolCallCompleted,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
+]

@@ -1,0 +1,38 @@
+"""Input types of the API."""
+
+from __future__ import annotations
+
+import strawberry
+
+from agno_graphql.schema.enums import OrderDirection, SessionOrderField
+
+
+@strawberry.input
+class SessionOrder:
+    field: SessionOrderField = SessionOrderField.UPDATED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.input
+class CreateSessionInput:
+    agent_id: strawberry.ID
+    name: str | None = None
+    session_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class RenameSessionInput:
+    session_id: strawberry.ID
+    name: str
+
+
+@strawberry.input
+class DeleteSessionInput:
+    session_id: strawberry.ID
+
+
+@strawberry.input(description="Start a run. Without sessionId the run starts a new session.")
+class RunAgentInput:
+    agent_id: strawberry.ID
+    session_id: strawberry.ID | None = None
+    message: str

@@ -1,0 +1,22 @@
+"""Mutation payloads."""
+
+from __future__ import annotations
+
+import strawberry
+
+from agno_graphql.schema.types import Session
+
+
+@strawberry.type
+class CreateSessionPayload:
+    session: Session
+
+
+@strawberry.type
+class RenameSessionPayload:
+    session: Session
+
+
+@strawberry.type
+class DeleteSessionPayload:
+    deleted_session_id: strawberry.ID

@@ -1,0 +1,274 @@
+"""Object types: agents, sessions, messages, runs, and their cursor connections.
+
+Types are built from the domain records; fields that need more data ask the
+services on the context, so this package holds no database or agent code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from agno_graphql.schema.enums import MessageRole, RunStatus
+from agno_graphql.schema.inputs import SessionOrder
+
+T = TypeVar("T")
+
+
+def timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _ordering(order_by: SessionOrder | None) -> tuple[str, bool]:
+    """(field, descending) for the services; newest activity first when not given."""
+    if order_by is None:
+        return "updated_at", True
+    return order_by.field.value, order_by.direction.value == "desc"
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    count_total: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="All items in the list, not just this page (counted only when asked for).")
+    async def total_count(self) -> int:
+        return await self.count_total()
+
+
+def connection(page: Any, to_node: Callable[[Any], T]) -> Connection[T]:
+    """A Connection from a domain page (items, cursors, flags and a counter)."""
+    return Connection(
+        edges=[Edge(cursor=c, node=to_node(item)) for item, c in zip(page.items, page.cursors, strict=True)],
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.start_cursor,
+            end_cursor=page.end_cursor,
+        ),
+        count_total=page.count_total,
+    )
+
+
+@strawberry.type
+class Viewer:
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class ModelInfo:
+    provider: str
+    id: str
+
+
+@strawberry.type
+class ToolInfo:
+    name: str
+    description: str | None
+    parameters: JSON = strawberry.field(description="The tool's parameters as a JSON Schema.")
+
+
+@strawberry.type
+class ToolCall:
+    id: strawberry.ID
+    name: str
+    arguments: JSON | None
+
+    @classmethod
+    def from_record(cls, record: Any) -> ToolCall:
+        return cls(id=strawberry.ID(record.id), name=record.name, arguments=record.arguments)
+
+
+@strawberry.type
+class RunMetrics:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    duration_ms: float | None = None
+    time_to_first_token_ms: float | None = None
+
+    @classmethod
+    def from_data(cls, data: Any) -> RunMetrics | None:
+        if data is None:
+            return None
+        return cls(
+            input_tokens=data.input_tokens,
+            output_tokens=data.output_tokens,
+            total_tokens=data.total_tokens,
+            duration_ms=data.duration_ms,
+            time_to_first_token_ms=data.time_to_first_token_ms,
+        )
+
+
+@strawberry.type
+class Agent:
+    id: strawberry.ID
+    name: str
+    description: str | None
+    model: ModelInfo
+    instructions: list[str]
+    tools: list[ToolInfo]
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Agent:
+        return cls(
+            id=strawberry.ID(spec.id),
+            name=spec.name,
+            description=spec.description,
+            model=ModelInfo(provider=spec.model_provider, id=spec.model_id),
+            instructions=list(spec.instructions),
+            tools=[ToolInfo(name=t.name, description=t.description, parameters=t.parameters) for t in spec.tools],
+        )
+
+    @strawberry.field(description="The viewer's sessions with this agent, newest activity first by default.")
+    async def sessions(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: SessionOrder | None = None,
+    ) -> Connection[Session]:
+        services, user_id = info.context.services, info.context.user_id
+        page = await services.list_sessions(
+            user_id, first, after, last, before, agent_id=str(self.id), ordering=_ordering(order_by)
+        )
+        return connection(page, Session.from_record)
+
+
+@strawberry.type
+class Message:
+    id: strawberry.ID
+    run_id: strawberry.ID | None
+    role: MessageRole
+    content: str | None
+    tool_calls: list[ToolCall]
+    tool_call_id: str | None
+    tool_name: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: Any) -> Message:
+        return cls(
+            id=strawberry.ID(record.id),
+            run_id=strawberry.ID(record.run_id) if record.run_id else None,
+            role=MessageRole(record.role),
+            content=record.content,
+            tool_calls=[ToolCall.from_record(call) for call in record.tool_calls],
+            tool_call_id=record.tool_call_id,
+            tool_name=record.tool_name,
+            created_at=timestamp(record.created_at),
+        )
+
+
+@strawberry.type
+class Run:
+    id: strawberry.ID
+    session_id: strawberry.ID
+    agent_id: strawberry.ID
+    status: RunStatus
+    input: str | None
+    content: str | None
+    created_at: datetime
+    metrics: RunMetrics | None
+
+    @classmethod
+    def from_record(cls, record: Any) -> Run:
+        status = record.status if record.status in RunStatus.__members__ else "COMPLETED"
+        return cls(
+            id=strawberry.ID(record.id),
+            session_id=strawberry.ID(record.session_id),
+            agent_id=strawberry.ID(record.agent_id),
+            status=RunStatus[status],
+            input=record.input,
+            content=record.content,
+            created_at=timestamp(record.created_at),
+            metrics=RunMetrics.from_data(record.metrics),
+        )
+
+
+@strawberry.type
+class Session:
+    id: strawberry.ID
+    agent_id: strawberry.ID
+    created_at: datetime
+    updated_at: datetime
+    stored_name: strawberry.Private[str | None]
+
+    @classmethod
+    def from_record(cls, record: Any) -> Session:
+        return cls(
+            id=strawberry.ID(record.id),
+            agent_id=strawberry.ID(record.agent_id),
+            created_at=timestamp(record.created_at),
+            updated_at=timestamp(record.updated_at),
+            stored_name=record.name,
+        )
+
+    @strawberry.field(description="The name given, or else the first user message, shortened.")
+    async def name(self, info: strawberry.Info) -> str | None:
+        if self.stored_name:
+            return self.stored_name
+        return await info.context.session_titles.load(str(self.id))
+
+    @strawberry.field
+    def agent(self, info: strawberry.Info) -> Agent | None:
+        spec = info.context.services.agent(str(self.agent_id))
+        return Agent.from_spec(spec) if spec is not None else None
+
+    @strawberry.field
+    async def run_count(self, info: strawberry.Info) -> int:
+        return await info.context.run_counts.load(str(self.id))
+
+    @strawberry.field(
+        description="The conversation in order across runs, each message once. "
+        "`last: 20` gives the newest twenty; `before` pages back. System messages only when asked for in `roles`."
+    )
+    async def messages(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        roles: list[MessageRole] | None = None,
+    ) -> Connection[Message]:
+        wanted = [role.value for role in roles] if roles is not None else None
+        page = await info.context.services.session_messages(str(self.id), first, after, last, before, wanted)
+        return connection(page, Message.from_record)
+
+    @strawberry.field
+    async def runs(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Run]:
+        page = await info.context.services.session_runs(str(self.id), first, after, last, before)
+        return connection(page, Run.from_record)

@@ -1,0 +1,128 @@
+"""Settings from `AGNO_GRAPHQL_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+PREFIX = "AGNO_GRAPHQL_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{PREFIX}{name} must be true or false, not {raw!r}")
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default. Field names are the variable names without the prefix."""
+
+    database_url: str = ""
+    state_dir: str = "./.agno-graphql"
+    jwt_secret: str = ""
+    jwt_public_key_file: str = ""
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_seconds: int = 30
+    model: str = "offline"
+    model_base_url: str = ""
+    model_api_key: str = ""
+    offline_delay_ms: int = 20
+    agents: str = ""
+    graphiql: bool = True
+    introspection: bool = True
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_body_bytes: int = 1_000_000
+    max_message_chars: int = 32_000
+    connection_init_timeout_seconds: float = 10.0
+    max_subscriptions_per_connection: int = 20
+    allowed_origins: tuple[str, ...] = ()
+    page_size_default: int = 20
+    page_size_max: int = 100
+    cancel_grace_seconds: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_path / 'agno-graphql.db').as_posix()}"
+
+    @property
+    def effective_jwt_algorithms(self) -> tuple[str, ...]:
+        if self.jwt_algorithms:
+            return self.jwt_algorithms
+        return ("RS256", "ES256") if self.jwt_public_key_file else ("HS256",)
+
+
+def setting_names() -> list[str]:
+    return [f"{PREFIX}{f.name.upper()}" for f in fields(Settings)]
+
+
+def _convert(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "bool":
+            return _parse_bool(name, raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
+    if kind.startswith("tuple"):
+        return _parse_list(raw)
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read settings: the process environment wins over the `.env` file."""
+    values: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    kwargs: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = values.get(f"{PREFIX}{f.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        kwargs[f.name] = _convert(f.name.upper(), f.type, raw)
+    settings = Settings(**kwargs)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
+    positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")
+    if settings.page_size_default > settings.page_size_max:
+        raise SettingsError(f"{PREFIX}PAGE_SIZE_DEFAULT must not exceed {PREFIX}PAGE_SIZE_MAX")
+    if settings.offline_delay_ms < 0:
+        raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")
