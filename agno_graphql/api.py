@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 import strawberry
+from strawberry.permission import BasePermission
 
 from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
 from agno_graphql.resolvers.mutations.create_session import create_session
@@ -18,7 +19,7 @@ from agno_graphql.schema.inputs import RunAgentInput
 from agno_graphql.schema.payloads import CreateSessionPayload, DeleteSessionPayload, RenameSessionPayload
 from agno_graphql.schema.types import Agent, Connection, Session, Viewer
 
-authenticated = [IsAuthenticated]
+authenticated: list[type[BasePermission]] = [IsAuthenticated]
 
 
 @strawberry.type
@@ -56,5 +57,6 @@ class Subscription:
     @strawberry.subscription(permission_classes=authenticated)
     def run_agent(self, info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
         return run_agent(info, input)
+
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -25,7 +25,9 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from agno_graphql import api
 from agno_graphql.agents.models import build_model
@@ -35,7 +37,8 @@ from agno_graphql.auth import TokenVerifier, ensure_secret
 from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.error_policy import ErrorPolicy
-from agno_graphql.errors import AppError
+from agno_graphql.errors import AppError, pre_execution_code
+from agno_graphql.graphiql import graphiql_page
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
 
@@ -84,6 +87,19 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.services = services
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql_page()
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        """Give errors raised before execution (parsing) their code too."""
+        response = process_result(result)
+        for error in response.get("errors") or []:
+            assert isinstance(error, dict)
+            extensions = error.setdefault("extensions", {})
+            extensions.setdefault("code", pre_execution_code(str(error.get("message", ""))))
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
         return Context(services=self.services, request=request, response=response)

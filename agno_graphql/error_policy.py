@@ -15,13 +15,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.extensions.mask_errors import MaskErrors
 
-from agno_graphql.errors import (
-    GRAPHQL_PARSE_FAILED,
-    GRAPHQL_VALIDATION_FAILED,
-    INTERNAL_SERVER_ERROR,
-    AppError,
-    DatabaseUnavailable,
-)
+from agno_graphql.errors import INTERNAL_SERVER_ERROR, AppError, DatabaseUnavailable, pre_execution_code
 
 log = logging.getLogger("agno_graphql.errors")
 
@@ -45,9 +39,7 @@ def coded_error(error: GraphQLError, request_id: str) -> GraphQLError:
         return _with(error, original.message, extensions)
     if original is None:
         extensions = dict(error.extensions or {})
-        if "code" not in extensions:
-            syntax = error.message.startswith("Syntax Error")
-            extensions["code"] = GRAPHQL_PARSE_FAILED if syntax else GRAPHQL_VALIDATION_FAILED
+        extensions.setdefault("code", pre_execution_code(error.message))
         return _with(error, error.message, extensions)
     if _is_unreachable_database(original):
         unavailable = DatabaseUnavailable()

@@ -46,3 +46,8 @@ class DatabaseUnavailable(AppError):
 
     def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
         super().__init__(message)
+
+
+def pre_execution_code(message: str) -> str:
+    """The code of an error found before execution: the document did not parse, or did not validate."""
+    return GRAPHQL_PARSE_FAILED if message.startswith("Syntax Error") else GRAPHQL_VALIDATION_FAILED

@@ -49,7 +49,12 @@ class Services:
         self.verifier = verifier
 
     def _page(
-        self, kind: str, key_types: Sequence[type], first: int | None, after: str | None, last: int | None,
+        self,
+        kind: str,
+        key_types: Sequence[type],
+        first: int | None,
+        after: str | None,
+        last: int | None,
         before: str | None,
     ) -> PageRequest:
         return page_request(
@@ -125,7 +130,9 @@ class Services:
     ) -> Page[MessageRecord]:
         """Messages of a session the caller already holds (ownership checked when it was read)."""
         request = self._page(history.MESSAGE_CURSOR, (int, int), first, after, last, before)
-        return await history.list_messages(self.db, session_id, request, history.DEFAULT_ROLES if roles is None else roles)
+        return await history.list_messages(
+            self.db, session_id, request, history.DEFAULT_ROLES if roles is None else roles
+        )
 
     async def session_runs(
         self,

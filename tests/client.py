@@ -74,7 +74,11 @@ subscription Run($input: RunAgentInput!) {
 
 
 async def run_agent(
-    server: RunningServer, token: str, agent_id: str, message: str, session_id: str | None = None,
+    server: RunningServer,
+    token: str,
+    agent_id: str,
+    message: str,
+    session_id: str | None = None,
     subprotocol: str = TRANSPORT_WS,
 ) -> list[dict[str, Any]]:
     """The events of one run, each the `runAgent` object."""

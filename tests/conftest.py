@@ -37,8 +37,11 @@ def _mysql_reachable() -> str | None:
     url = make_url(MYSQL_BASE_URL)
     try:
         conn = pymysql.connect(
-            host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-            password=url.password or "", connect_timeout=3,
+            host=url.host or "127.0.0.1",
+            port=url.port or 3306,
+            user=url.username or "root",
+            password=url.password or "",
+            connect_timeout=3,
         )
         conn.close()
     except Exception as exc:
@@ -62,7 +65,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if MYSQL_PROBLEM is not None:
-        terminalreporter.write_sep("!", "MySQL/MariaDB WAS NOT REACHED: the MySQL half of the suite was SKIPPED", red=True)
+        terminalreporter.write_sep(
+            "!", "MySQL/MariaDB WAS NOT REACHED: the MySQL half of the suite was SKIPPED", red=True
+        )
 
 
 class MySQLDatabases:
@@ -74,8 +79,11 @@ class MySQLDatabases:
 
     def _connect(self) -> pymysql.connections.Connection:
         return pymysql.connect(
-            host=self.url.host or "127.0.0.1", port=self.url.port or 3306, user=self.url.username or "root",
-            password=self.url.password or "", autocommit=True,
+            host=self.url.host or "127.0.0.1",
+            port=self.url.port or 3306,
+            user=self.url.username or "root",
+            password=self.url.password or "",
+            autocommit=True,
         )
 
     def create(self, label: str) -> str:

@@ -116,7 +116,9 @@ class EventTranslator:
     def _start_if_needed(self) -> list[Event]:
         if self._next_index > 0:
             return []
-        return [Started(**self._base(), agent_id=self.agent_id, model_provider=self.model_provider, model_id=self.model_id)]
+        return [
+            Started(**self._base(), agent_id=self.agent_id, model_provider=self.model_provider, model_id=self.model_id)
+        ]
 
     def translate(self, agno_event: Any) -> list[Event]:
         """Our events for one of Agno's (none, one, or a synthesized start plus one)."""

@@ -124,7 +124,9 @@ class OfflineModel(Model):
     def _whole(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> ModelResponse:
         plan = plan_reply(messages, tools)
         if plan.tool_call is not None:
-            return ModelResponse(role="assistant", tool_calls=[plan.tool_call], response_usage=self._usage(messages, ""))
+            return ModelResponse(
+                role="assistant", tool_calls=[plan.tool_call], response_usage=self._usage(messages, "")
+            )
         return ModelResponse(role="assistant", content=plan.text, response_usage=self._usage(messages, plan.text))
 
     def invoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]

@@ -133,7 +133,7 @@ class AgentRegistry:
                 model_provider=model_provider(agent.model),
                 model_id=agent.model.id,
                 instructions=_instructions(agent),
-                tools=_tool_specs(agent.tools or []),
+                tools=_tool_specs(agent.tools if isinstance(agent.tools, list) else []),
             )
 
     def get(self, agent_id: str) -> Agent | None:
@@ -144,6 +144,3 @@ class AgentRegistry:
 
     def specs(self) -> list[AgentSpec]:
         return list(self._specs.values())
-
-
-AgentFactory = Callable[[Model], list[Agent]]

@@ -52,7 +52,7 @@ class RunHandle:
         position = after_index + 1
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.events) > position)
+                await self._changed.wait_for(lambda start=position: len(self.events) > start)  # type: ignore[misc]
                 batch = self.events[position:]
             for event in batch:
                 yield event

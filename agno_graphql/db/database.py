@@ -87,6 +87,10 @@ def session_index_name(table_name: str, columns: tuple[str, ...]) -> str:
     return f"ix_{table_name}_agql_{short}"
 
 
+def _create_index(sync_conn: Any, index: Index) -> None:
+    index.create(sync_conn, checkfirst=True)
+
+
 class Database:
     """The Agno database plus readiness: set up lazily, retried until it works."""
 
@@ -157,7 +161,7 @@ class Database:
                 if name in existing:
                     continue
                 index = Index(name, *(sessions.c[c] for c in columns))
-                await conn.run_sync(lambda sync_conn, ix=index: ix.create(sync_conn, checkfirst=True))
+                await conn.run_sync(_create_index, index)
 
     async def ping(self) -> bool:
         try:

@@ -99,7 +99,8 @@ def tool_calls_of(message: dict[str, Any]) -> list[ToolCallRecord]:
     for call in message.get("tool_calls") or []:
         if not isinstance(call, dict):
             continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        raw_function = call.get("function")
+        function: dict[str, Any] = raw_function if isinstance(raw_function, dict) else {}
         calls.append(
             ToolCallRecord(
                 id=str(call.get("id") or ""),
@@ -254,10 +255,7 @@ async def list_messages(
             filters.append(r.c.run_index < run_bound if backward else r.c.run_index > run_bound)
         order = r.c.run_index.desc() if backward else r.c.run_index.asc()
         query = (
-            select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at)
-            .where(*filters)
-            .order_by(order)
-            .limit(batch)
+            select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at).where(*filters).order_by(order).limit(batch)
         )
         async with db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()

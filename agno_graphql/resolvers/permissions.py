@@ -12,7 +12,7 @@ from agno_graphql.errors import UNAUTHENTICATED, AppError
 
 class IsAuthenticated(BasePermission):
     message = "Authentication required: send Authorization: Bearer <token>."
-    error_extensions = {"code": UNAUTHENTICATED}
+    error_extensions = {"code": UNAUTHENTICATED}  # noqa: RUF012 - the base class declares it so
 
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         try:

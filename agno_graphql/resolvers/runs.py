@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import strawberry
 
@@ -13,7 +14,7 @@ from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall, timestamp
 
 
 def to_run_event(event: domain.Event) -> events.RunEvent:
-    base = {
+    base: dict[str, Any] = {
         "run_id": strawberry.ID(event.run_id),
         "session_id": strawberry.ID(event.session_id),
         "index": event.index,

@@ -9,8 +9,10 @@ import strawberry
 from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall
 
 
-@strawberry.interface(description="Something that happened in a run. The first event is RunStarted; the last is "
-                      "RunCompleted, RunFailed or RunCancelled.")
+@strawberry.interface(
+    description="Something that happened in a run. The first event is RunStarted; the last is "
+    "RunCompleted, RunFailed or RunCancelled."
+)
 class RunEvent:
     run_id: strawberry.ID
     session_id: strawberry.ID

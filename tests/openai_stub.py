@@ -1,0 +1,205 @@
+"""A tiny OpenAI-compatible chat-completions server for the tests, on a loopback port.
+
+It speaks just enough of the API for Agno's `OpenAILike` model: `POST /v1/chat/completions`, streamed as
+server-sent events (`data: {...}` chunks, then `data: [DONE]`) or answered whole. Its answers are scripted:
+
+- tools offered and the last message is the user's and contains "12 * 7": a `multiply` tool call with
+  `{"a": 12, "b": 7}`, streamed in pieces (id and name first, then the arguments), finish reason `tool_calls`;
+- the last message is a tool result: "The answer is <result>.", word by word;
+- otherwise: "Echo: <the user's text>", word by word.
+
+Every request body is recorded, so tests can check what the agent sent. Setting `fail_status` makes every
+request fail with that HTTP status until it is set back to None.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.conftest import free_port
+
+TOOL_QUESTION = "12 * 7"
+TOOL_ARGUMENT_PIECES = ['{"a"', ": 12", ', "b"', ": 7}"]
+PROMPT_TOKENS = 11
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def words(text: str) -> list[str]:
+    """The text in pieces that join back to it exactly: each word with the space before it."""
+    pieces = text.split(" ")
+    return [pieces[0]] + [f" {piece}" for piece in pieces[1:]]
+
+
+class OpenAIStub:
+    """The stub's state: what it received and whether it is failing. Serve it with `serve_stub`."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_status: int | None = None
+        self.port = 0
+        self._lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def received(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.requests)
+
+    def requests_mentioning(self, text: str) -> list[dict[str, Any]]:
+        """The recorded request bodies with a message containing `text`, in the order they came."""
+        return [body for body in self.received() if any(text in message_text(m) for m in body.get("messages", []))]
+
+    async def _completions(self, request: Request) -> Response:
+        body = await request.json()
+        with self._lock:
+            self.requests.append(body)
+        if self.fail_status is not None:
+            # retry-after-ms lets the OpenAI client retry at once instead of backing off for seconds.
+            return JSONResponse(
+                {"error": {"message": "The stub provider is failing on purpose.", "type": "server_error"}},
+                status_code=self.fail_status,
+                headers={"retry-after-ms": "1"},
+            )
+        model = str(body.get("model", "stub-model"))
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        script = self._script(body)
+        if not body.get("stream"):
+            return JSONResponse(self._whole_completion(completion_id, model, script))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(
+            self._sse(completion_id, model, script, include_usage), media_type="text/event-stream"
+        )
+
+    @staticmethod
+    def _script(body: dict[str, Any]) -> dict[str, Any]:
+        """What to answer: `{"tool_call": {...}}` or `{"text": "..."}`."""
+        messages = body.get("messages") or []
+        last = messages[-1] if messages else {}
+        if body.get("tools") and last.get("role") == "user" and TOOL_QUESTION in message_text(last):
+            call_id = f"call_{uuid.uuid4().hex[:12]}"
+            return {"tool_call": {"id": call_id, "name": "multiply", "arguments": "".join(TOOL_ARGUMENT_PIECES)}}
+        if last.get("role") == "tool":
+            return {"text": f"The answer is {message_text(last)}."}
+        user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+        return {"text": f"Echo: {user_text}"}
+
+    @staticmethod
+    def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        chunk = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    async def _sse(
+        self, completion_id: str, model: str, script: dict[str, Any], include_usage: bool
+    ) -> AsyncIterator[str]:
+        pieces = 0
+        if "tool_call" in script:
+            call = script["tool_call"]
+            first = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["name"]}}
+            first["function"]["arguments"] = ""
+            yield self._chunk(completion_id, model, {"role": "assistant", "content": None, "tool_calls": [first]})
+            for piece in TOOL_ARGUMENT_PIECES:
+                pieces += 1
+                delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                yield self._chunk(completion_id, model, delta)
+            yield self._chunk(completion_id, model, {}, finish_reason="tool_calls")
+        else:
+            yield self._chunk(completion_id, model, {"role": "assistant", "content": ""})
+            for piece in words(script["text"]):
+                pieces += 1
+                yield self._chunk(completion_id, model, {"content": piece})
+            yield self._chunk(completion_id, model, {}, finish_reason="stop")
+        if include_usage:
+            usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": pieces, "total_tokens": PROMPT_TOKENS + pieces}
+            final = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
+            yield f"data: {json.dumps(final)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    @staticmethod
+    def _whole_completion(completion_id: str, model: str, script: dict[str, Any]) -> dict[str, Any]:
+        if "tool_call" in script:
+            call = script["tool_call"]
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": call["arguments"]},
+                    }
+                ],
+            }
+            finish_reason, completion_tokens = "tool_calls", len(TOOL_ARGUMENT_PIECES)
+        else:
+            message = {"role": "assistant", "content": script["text"]}
+            finish_reason, completion_tokens = "stop", len(words(script["text"]))
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+            "usage": {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": completion_tokens,
+                "total_tokens": PROMPT_TOKENS + completion_tokens,
+            },
+        }
+
+
+@contextmanager
+def serve_stub() -> Iterator[OpenAIStub]:
+    """Serve a fresh stub with uvicorn in a thread on a free loopback port, for the duration of the block."""
+    stub = OpenAIStub()
+    stub.port = free_port()
+    config = uvicorn.Config(stub.app, host="127.0.0.1", port=stub.port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"openai-stub-{stub.port}")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the OpenAI stub did not start")
+        time.sleep(0.02)
+    try:
+        yield stub
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,218 @@
+"""The real-provider path: agents on Agno's OpenAILike model, streaming from an OpenAI-compatible server.
+
+The server is `tests/openai_stub.py` on a loopback port, set up the way a user points agno-graphql at
+Ollama, vLLM or llama.cpp: AGNO_GRAPHQL_MODEL=<model id> with AGNO_GRAPHQL_MODEL_BASE_URL and
+AGNO_GRAPHQL_MODEL_API_KEY.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from gql import Client, gql
+
+from tests.client import RUN_AGENT, execute, run_agent, ws_transport
+from tests.conftest import RunningServer, make_token, start_server, test_settings
+from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
+
+STUB_MODEL = "stub-model"
+STUB_API_KEY = "stub-key"
+
+AGENTS = "query { agents { id model { provider id } } }"
+HISTORY = """
+query History($id: ID!) {
+  session(id: $id) {
+    messages(last: 20) { nodes { role content toolCalls { id name arguments } toolCallId toolName } }
+  }
+}
+"""
+RUNS = "query Runs($id: ID!) { session(id: $id) { runs(last: 10) { nodes { status content } } } }"
+
+
+def provider_server(stub: OpenAIStub, database_url: str, state_dir: Any) -> RunningServer:
+    settings = test_settings(
+        database_url, state_dir, model=STUB_MODEL, model_base_url=stub.base_url, model_api_key=STUB_API_KEY
+    )
+    return start_server(settings)
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[OpenAIStub]:
+    with serve_stub() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server_on_stub(
+    stub: OpenAIStub, new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    running = provider_server(stub, new_database_url("prov"), tmp_path_factory.mktemp("prov-state"))
+    yield running
+    running.stop()
+
+
+def marked(text: str) -> str:
+    """The text with a unique tag, to find this test's requests among those the shared stub received."""
+    return f"{text} [ref {uuid.uuid4().hex[:10]}]"
+
+
+def of_type(events: list[dict[str, Any]], typename: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["__typename"] == typename]
+
+
+async def test_reply_streams_from_the_provider_as_deltas(server_on_stub: RunningServer, user_id: str) -> None:
+    events = await run_agent(server_on_stub, make_token(user_id), "assistant", "hello")
+
+    assert events[0]["__typename"] == "RunStarted" and events[-1]["__typename"] == "RunCompleted"
+    assert [event["index"] for event in events] == list(range(len(events)))
+    deltas = [event["delta"] for event in of_type(events, "RunContentDelta")]
+    assert deltas == words("Echo: hello")
+    assert "".join(deltas) == events[-1]["content"] == "Echo: hello"
+
+
+async def test_run_and_agents_report_the_configured_model(server_on_stub: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    listed = await execute(server_on_stub, token, AGENTS)
+    events = await run_agent(server_on_stub, token, "assistant", "which model?")
+
+    expected = {"provider": "openai", "id": STUB_MODEL}
+    assert {agent["id"]: agent["model"] for agent in listed["agents"]} == {
+        "assistant": expected,
+        "calculator": expected,
+    }
+    assert events[0]["model"] == expected
+
+
+async def test_provider_usage_becomes_the_run_metrics(server_on_stub: RunningServer, user_id: str) -> None:
+    events = await run_agent(server_on_stub, make_token(user_id), "assistant", "count my tokens")
+
+    output_tokens = len(words("Echo: count my tokens"))
+    metrics = events[-1]["metrics"]
+    assert metrics["inputTokens"] == PROMPT_TOKENS
+    assert metrics["outputTokens"] == output_tokens
+    assert metrics["totalTokens"] == PROMPT_TOKENS + output_tokens
+
+
+async def test_provider_tool_call_runs_the_tool_and_answers(server_on_stub: RunningServer, user_id: str) -> None:
+    events = await run_agent(server_on_stub, make_token(user_id), "calculator", "What is 12 * 7?")
+
+    kinds = [event["__typename"] for event in events]
+    assert kinds[0] == "RunStarted" and kinds[-1] == "RunCompleted"
+    assert kinds.index("ToolCallStarted") < kinds.index("ToolCallCompleted") < kinds.index("RunContentDelta")
+    (started,) = of_type(events, "ToolCallStarted")
+    (completed,) = of_type(events, "ToolCallCompleted")
+    assert started["toolCall"]["name"] == "multiply"
+    assert started["toolCall"]["arguments"] == {"a": 12, "b": 7}
+    assert completed["toolCall"] == started["toolCall"]
+    assert completed["result"] == "84" and completed["failed"] is False
+    deltas = "".join(event["delta"] for event in of_type(events, "RunContentDelta"))
+    assert deltas == events[-1]["content"] == "The answer is 84."
+
+
+async def test_provider_tool_exchange_is_stored_in_the_history(server_on_stub: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    events = await run_agent(server_on_stub, token, "calculator", "What is 12 * 7?")
+    call_id = of_type(events, "ToolCallStarted")[0]["toolCall"]["id"]
+
+    history = await execute(server_on_stub, token, HISTORY, {"id": events[0]["sessionId"]})
+    messages = history["session"]["messages"]["nodes"]
+    assert [message["role"] for message in messages] == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
+    assert messages[0]["content"] == "What is 12 * 7?"
+    assert messages[1]["toolCalls"] == [{"id": call_id, "name": "multiply", "arguments": {"a": 12, "b": 7}}]
+    assert messages[2]["content"] == "84"
+    assert (messages[2]["toolCallId"], messages[2]["toolName"]) == (call_id, "multiply")
+    assert messages[3]["content"] == "The answer is 84."
+
+
+async def test_provider_receives_the_tools_json_schemas(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    question = marked("What is 12 * 7?")
+    await run_agent(server_on_stub, make_token(user_id), "calculator", question)
+
+    first = stub.requests_mentioning(question)[0]
+    assert first["model"] == STUB_MODEL and first["stream"] is True
+    tools = {tool["function"]["name"]: tool for tool in first["tools"]}
+    assert set(tools) == {"add", "subtract", "multiply", "divide"}
+    multiply = tools["multiply"]
+    assert multiply["type"] == "function"
+    assert multiply["function"]["description"].startswith("Multiply two numbers")
+    parameters = multiply["function"]["parameters"]
+    assert parameters["type"] == "object"
+    assert set(parameters["properties"]) == {"a", "b"}
+    assert all(parameters["properties"][name]["type"] == "number" for name in ("a", "b"))
+    assert sorted(parameters["required"]) == ["a", "b"]
+
+
+async def test_provider_receives_the_tool_result(server_on_stub: RunningServer, stub: OpenAIStub, user_id: str) -> None:
+    question = marked("What is 12 * 7?")
+    events = await run_agent(server_on_stub, make_token(user_id), "calculator", question)
+    call_id = of_type(events, "ToolCallStarted")[0]["toolCall"]["id"]
+
+    requests = stub.requests_mentioning(question)
+    assert len(requests) == 2
+    follow_up = requests[1]["messages"]
+    assert [message["role"] for message in follow_up][-3:] == ["user", "assistant", "tool"]
+    assert follow_up[-2]["tool_calls"][0]["id"] == call_id
+    assert follow_up[-2]["tool_calls"][0]["function"]["name"] == "multiply"
+    assert follow_up[-1]["tool_call_id"] == call_id
+    assert message_text(follow_up[-1]) == "84"
+
+
+async def test_provider_receives_the_earlier_turns_of_the_session(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    first_message = marked("my name is Ada")
+    first = await run_agent(server_on_stub, token, "assistant", first_message)
+    second_message = marked("what is my name?")
+    await run_agent(server_on_stub, token, "assistant", second_message, session_id=first[0]["sessionId"])
+
+    (request,) = stub.requests_mentioning(second_message)
+    turns = [(m["role"], message_text(m)) for m in request["messages"] if m["role"] != "system"]
+    assert turns == [("user", first_message), ("assistant", f"Echo: {first_message}"), ("user", second_message)]
+
+
+async def test_provider_error_fails_the_run_and_the_socket_keeps_working(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, user_id: str
+) -> None:
+    token = make_token(user_id)
+    variables = {"input": {"agentId": "assistant", "message": "are you there?"}}
+    with serve_stub() as failing_stub:
+        running = provider_server(failing_stub, new_database_url("prov-fail"), tmp_path_factory.mktemp("fail-state"))
+        try:
+            client = Client(transport=ws_transport(running, token), fetch_schema_from_transport=False)
+            async with client as session:
+                failing_stub.fail_status = 500
+                failed = [r["runAgent"] async for r in session.subscribe(gql(RUN_AGENT), variable_values=variables)]
+                failing_stub.fail_status = None
+                recovered = [r["runAgent"] async for r in session.subscribe(gql(RUN_AGENT), variable_values=variables)]
+        finally:
+            running.stop()
+
+    assert failed[0]["__typename"] == "RunStarted"
+    assert failed[-1]["__typename"] == "RunFailed"
+    assert failed[-1]["code"] == "MODEL_ERROR" and failed[-1]["message"].strip()
+    assert [event["__typename"] for event in failed].count("RunFailed") == 1
+    assert recovered[-1]["__typename"] == "RunCompleted"
+    assert recovered[-1]["content"] == "Echo: are you there?"
+
+
+async def test_provider_error_is_stored_as_a_failed_run(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, user_id: str
+) -> None:
+    token = make_token(user_id)
+    with serve_stub() as failing_stub:
+        failing_stub.fail_status = 500
+        running = provider_server(failing_stub, new_database_url("prov-err"), tmp_path_factory.mktemp("err-state"))
+        try:
+            events = await run_agent(running, token, "assistant", "anyone?")
+            runs = await execute(running, token, RUNS, {"id": events[0]["sessionId"]})
+        finally:
+            running.stop()
+
+    assert events[-1]["__typename"] == "RunFailed"
+    assert [run["status"] for run in runs["session"]["runs"]["nodes"]] == ["ERROR"]
