@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
         return _serve(settings, args.host, args.port, args.workers)
+    except DatabaseUrlError as exc:
+        return _fail(f"AGNO_GRAPHQL_DATABASE_URL: {exc}")
     except STARTUP_ERRORS as exc:
         return _fail(str(exc))
 

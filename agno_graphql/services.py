@@ -90,7 +90,7 @@ class Services:
         agent_id: str | None = None,
         ordering: tuple[str, bool] = ("updated_at", True),
     ) -> Page[SessionRecord]:
-        request = self._page(sessions.SESSION_CURSOR, (int, str), first, after, last, before)
+        request = self._page(sessions.session_cursor_kind(ordering[0]), (int, str), first, after, last, before)
         order = SessionOrdering(field=ordering[0], descending=ordering[1])
         return await sessions.list_sessions(self.db, user_id, request, agent_id=agent_id, ordering=order)
 

@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +82,10 @@ def _public_pem(private_key: Any) -> bytes:
     )
 
 
-def viewer_request(server: RunningServer, headers: dict[str, str], document: str = VIEWER) -> httpx.Response:
+async def viewer_request(server: RunningServer, headers: dict[str, str], document: str = VIEWER) -> httpx.Response:
     """A raw POST with exactly the given headers."""
-    with httpx.Client(timeout=30) as client:
-        return client.post(server.http_url, json={"query": document}, headers=headers)
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(server.http_url, json={"query": document}, headers=headers)
 
 
 def error_codes(body: dict[str, Any]) -> list[str]:
@@ -92,7 +93,7 @@ def error_codes(body: dict[str, Any]) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def graphql_ws(server: RunningServer):  # type: ignore[no-untyped-def]
+async def graphql_ws(server: RunningServer) -> AsyncIterator[ClientConnection]:
     """A raw graphql-transport-ws connection (no handshake sent yet)."""
     async with connect(server.ws_url, subprotocols=[TRANSPORT_WS], open_timeout=WS_TIMEOUT_SECONDS) as socket:
         yield socket
@@ -112,7 +113,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=f"proxy-{listen_port}")
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
     def start(self) -> None:
@@ -120,13 +121,13 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port)
@@ -143,7 +144,7 @@ class TcpProxy:
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         writers = [client_writer]
         self._writers.add(client_writer)
         try:
@@ -153,11 +154,11 @@ class TcpProxy:
                 return
             writers.append(upstream_writer)
             self._writers.add(upstream_writer)
-            await asyncio.gather(
-                self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
-            )
+            await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+        except asyncio.CancelledError:
+            pass  # stop(): the connection is being torn down on purpose
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             for writer in writers:
                 self._writers.discard(writer)
                 writer.close()

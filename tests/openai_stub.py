@@ -90,9 +90,7 @@ class OpenAIStub:
         if not body.get("stream"):
             return JSONResponse(self._whole_completion(completion_id, model, script))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(
-            self._sse(completion_id, model, script, include_usage), media_type="text/event-stream"
-        )
+        return StreamingResponse(self._sse(completion_id, model, script, include_usage), media_type="text/event-stream")
 
     @staticmethod
     def _script(body: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +137,11 @@ class OpenAIStub:
                 yield self._chunk(completion_id, model, {"content": piece})
             yield self._chunk(completion_id, model, {}, finish_reason="stop")
         if include_usage:
-            usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": pieces, "total_tokens": PROMPT_TOKENS + pieces}
+            usage = {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": pieces,
+                "total_tokens": PROMPT_TOKENS + pieces,
+            }
             final = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",

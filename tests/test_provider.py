@@ -15,7 +15,8 @@ import pytest
 from gql import Client, gql
 
 from tests.client import RUN_AGENT, execute, run_agent, ws_transport
-from tests.conftest import RunningServer, make_token, start_server, test_settings
+from tests.conftest import RunningServer, make_token, start_server
+from tests.conftest import test_settings as settings_for
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
 
 STUB_MODEL = "stub-model"
@@ -33,7 +34,7 @@ RUNS = "query Runs($id: ID!) { session(id: $id) { runs(last: 10) { nodes { statu
 
 
 def provider_server(stub: OpenAIStub, database_url: str, state_dir: Any) -> RunningServer:
-    settings = test_settings(
+    settings = settings_for(
         database_url, state_dir, model=STUB_MODEL, model_base_url=stub.base_url, model_api_key=STUB_API_KEY
     )
     return start_server(settings)
@@ -174,6 +175,29 @@ async def test_provider_receives_the_earlier_turns_of_the_session(
     (request,) = stub.requests_mentioning(second_message)
     turns = [(m["role"], message_text(m)) for m in request["messages"] if m["role"] != "system"]
     assert turns == [("user", first_message), ("assistant", f"Echo: {first_message}"), ("user", second_message)]
+
+
+async def test_history_lists_each_turn_once_when_earlier_turns_are_replayed(
+    server_on_stub: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    first = await run_agent(server_on_stub, token, "calculator", "What is 12 * 7?")
+    session_id = first[0]["sessionId"]
+    await run_agent(server_on_stub, token, "calculator", "thanks", session_id=session_id)
+    await run_agent(server_on_stub, token, "calculator", "bye", session_id=session_id)
+
+    history = await execute(server_on_stub, token, HISTORY, {"id": session_id})
+    messages = [(m["role"], m["content"]) for m in history["session"]["messages"]["nodes"]]
+    assert messages == [
+        ("USER", "What is 12 * 7?"),
+        ("ASSISTANT", None),
+        ("TOOL", "84"),
+        ("ASSISTANT", "The answer is 84."),
+        ("USER", "thanks"),
+        ("ASSISTANT", "Echo: thanks"),
+        ("USER", "bye"),
+        ("ASSISTANT", "Echo: bye"),
+    ]
 
 
 async def test_provider_error_fails_the_run_and_the_socket_keeps_working(

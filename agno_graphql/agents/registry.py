@@ -50,6 +50,7 @@ def builtin_agents(model: Model) -> list[Agent]:
             description="A general chat assistant.",
             instructions=["You are a helpful, concise assistant."],
             model=model,
+            add_history_to_context=True,
         ),
         Agent(
             id="calculator",
@@ -58,6 +59,7 @@ def builtin_agents(model: Model) -> list[Agent]:
             instructions=["Use your tools for every calculation, then state the result."],
             model=model,
             tools=list(CALCULATOR_TOOLS),
+            add_history_to_context=True,
         ),
     ]
 
@@ -115,7 +117,9 @@ class AgentRegistry:
     def __init__(self, agents: list[Agent], db: AsyncBaseDb, default_model: Model) -> None:
         self._agents: dict[str, Agent] = {}
         self._specs: dict[str, AgentSpec] = {}
-        for agent in agents:
+        for original in agents:
+            # A copy: the caller's Agent objects (a module-level list) may serve other registries too.
+            agent = original.deep_copy()
             agent.id = agent.id or _slug(agent.name or "agent")
             if agent.id in self._agents:
                 raise AgentsModuleError(f"two agents share the id {agent.id!r}")

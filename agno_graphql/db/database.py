@@ -65,7 +65,13 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
     async def _resolve_table(  # type: ignore[override]
         self, table_name: str, table_type: str, create_table_if_not_found: bool | None = False
     ) -> Table | None:
-        table = await super()._resolve_table(table_name, table_type, create_table_if_not_found)
+        try:
+            table = await super()._resolve_table(table_name, table_type, create_table_if_not_found)
+        except Exception:
+            # A failed attempt (database down) leaves the Table registered in Agno's MetaData, and every
+            # retry then fails with "already defined for this MetaData instance": forget it so a retry works.
+            self._invalidate_table_cache(table_name)
+            raise
         if table is not None and table_type in {"sessions", "runs", "memories"}:
             for column in _json_columns(table_type, self.session_table_name):
                 if column in table.c and not isinstance(table.c[column].type, JSON):

@@ -53,6 +53,8 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[Any, .
     for value, expected in zip(key, types, strict=True):
         if not isinstance(value, expected) or isinstance(value, bool):
             raise BadUserInput("Invalid cursor.", argument="cursor")
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise BadUserInput("Invalid cursor.", argument="cursor")
     return key
 
 

@@ -39,6 +39,11 @@ class SessionOrdering:
     descending: bool = True
 
 
+def session_cursor_kind(field: str) -> str:
+    """Cursors of lists ordered by different times are positions in different lists: keep them apart."""
+    return f"{SESSION_CURSOR}:{field}"
+
+
 def short_name(text: str | None, limit: int = NAME_MAX_CHARS) -> str | None:
     """A one-line title from a message: whitespace folded, cut at a word near `limit`."""
     if not text:
@@ -109,7 +114,7 @@ async def list_sessions(
 
     def cursor_of(record: SessionRecord) -> str:
         key = record.updated_at if ordering.field == "updated_at" else record.created_at
-        return encode_cursor(SESSION_CURSOR, [key, record.id])
+        return encode_cursor(session_cursor_kind(ordering.field), [key, record.id])
 
     return finish_page(rows, request, cursor_of, count_total)
 

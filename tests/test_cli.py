@@ -1,0 +1,193 @@
+"""The `agno-graphql` command, run as a user runs it: a real process, real settings from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.auth_support import VIEWER
+from tests.client import bearer, execute
+from tests.conftest import TEST_SECRET, RunningServer, free_port
+
+CLI = Path(sys.executable).with_name("agno-graphql")
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
+JWT_PATTERN = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")
+COMMAND_TIMEOUT_SECONDS = 60
+SERVE_START_ATTEMPTS = 300  # x 0.1 s
+
+
+def cli_env(state_dir: Path, database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a user's shell: no AGNO_GRAPHQL_* but the ones given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AGNO_GRAPHQL_")}
+    env["AGNO_GRAPHQL_STATE_DIR"] = str(state_dir)
+    env["AGNO_GRAPHQL_DATABASE_URL"] = database_url
+    env["AGNO_GRAPHQL_LOG_LEVEL"] = "warning"
+    env.update({f"AGNO_GRAPHQL_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def unused_database_url(folder: Path) -> str:
+    """For commands that never open the database (token, export-schema, startup errors)."""
+    return f"sqlite:///{folder / 'never-opened.db'}"
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the command to its end (killed if it outlives the timeout); cwd has no .env file."""
+    return subprocess.run(
+        [str(CLI), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS
+    )
+
+
+async def test_token_prints_one_token_that_a_server_with_the_same_secret_accepts(
+    tmp_path: Path, server: RunningServer, user_id: str
+) -> None:
+    env = cli_env(tmp_path / "state", unused_database_url(tmp_path), jwt_secret=TEST_SECRET)
+    before = int(time.time())
+    result = run_cli(["token", user_id, "--ttl", "60"], env, tmp_path)
+    after = int(time.time())
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    claims = jwt.decode(lines[0], TEST_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == user_id
+    assert before + 60 <= claims["exp"] <= after + 60
+    assert await execute(server, lines[0], VIEWER) == {"viewer": {"userId": user_id}}
+
+
+def test_token_without_secret_keeps_one_in_the_state_dir(tmp_path: Path, user_id: str) -> None:
+    state_dir = tmp_path / "state"
+    env = cli_env(state_dir, unused_database_url(tmp_path))
+    first = run_cli(["token", user_id], env, tmp_path)
+    second = run_cli(["token", user_id], env, tmp_path)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    secret_file = state_dir / "jwt-secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_text().strip()
+    for result in (first, second):
+        assert jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"])["sub"] == user_id
+
+
+def test_export_schema_prints_the_committed_schema(tmp_path: Path) -> None:
+    result = run_cli(["export-schema"], cli_env(tmp_path / "state", unused_database_url(tmp_path)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == SCHEMA_FILE.read_text()
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, stderr_file: Path) -> None:
+    for _ in range(SERVE_START_ATTEMPTS):
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}: {stderr_file.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("serve did not answer /healthz")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
+    tmp_path: Path, new_database_url: Callable[[str], str], user_id: str
+) -> None:
+    state_dir = tmp_path / "state"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    env = cli_env(state_dir, new_database_url("serve"))
+    with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        _wait_until_healthy(process, base_url, stderr_file)
+        printed = stdout_file.read_text()
+        secret_file = state_dir / "jwt-secret"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert f"{base_url}/graphql" in printed
+        tokens = JWT_PATTERN.findall(printed)
+        assert tokens, printed
+        own_token = jwt.encode({"sub": user_id}, secret_file.read_text().strip(), algorithm="HS256")
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            printed_viewer = client.post("/graphql", json={"query": VIEWER}, headers=bearer(tokens[0])).json()
+            own_viewer = client.post("/graphql", json={"query": VIEWER}, headers=bearer(own_token)).json()
+        assert "errors" not in printed_viewer and printed_viewer["data"]["viewer"]["userId"]
+        assert own_viewer == {"data": {"viewer": {"userId": user_id}}}
+    finally:
+        _stop(process)
+
+
+def _broken_agents_module(folder: Path) -> dict[str, str]:
+    (folder / "broken_agents_module.py").write_text('raise RuntimeError("this module fails on import")\n')
+    return {"PYTHONPATH": str(folder)}
+
+
+# case: (extra settings, extra environment, extra serve arguments, text the message must contain)
+StartupCase = Callable[[Path], tuple[dict[str, str], dict[str, str], list[str], str]]
+STARTUP_ERRORS: dict[str, StartupCase] = {
+    "key file missing": lambda tmp: (
+        {"jwt_public_key_file": str(tmp / "missing.pem")},
+        {},
+        [],
+        "AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE",
+    ),
+    "key file unreadable": lambda tmp: ({"jwt_public_key_file": str(tmp)}, {}, [], "AGNO_GRAPHQL_JWT_PUBLIC_KEY_FILE"),
+    "agents module missing": lambda tmp: (
+        {"agents": "no_such_package_for_agno_graphql.agents:AGENTS"},
+        {},
+        [],
+        "AGNO_GRAPHQL_AGENTS",
+    ),
+    "agents module failing on import": lambda tmp: (
+        {"agents": "broken_agents_module:AGENTS"},
+        _broken_agents_module(tmp),
+        [],
+        "AGNO_GRAPHQL_AGENTS",
+    ),
+    "more than one worker": lambda tmp: ({}, {}, ["--workers", "2"], "--workers"),
+}
+
+
+def _assert_clear_startup_error(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("agno-graphql: "), result.stderr
+    assert expected in result.stderr
+
+
+@pytest.mark.parametrize("case", list(STARTUP_ERRORS))
+def test_bad_setting_is_a_clear_startup_error(tmp_path: Path, case: str) -> None:
+    settings, extra_env, args, expected = STARTUP_ERRORS[case](tmp_path)
+    env = {**cli_env(tmp_path / "state", unused_database_url(tmp_path), **settings), **extra_env}
+    result = run_cli(["serve", "--port", str(free_port()), *args], env, tmp_path)
+    _assert_clear_startup_error(result, expected)
+
+
+def test_malformed_database_url_is_a_clear_startup_error(tmp_path: Path) -> None:
+    result = run_cli(["serve", "--port", str(free_port())], cli_env(tmp_path / "state", "notaurl"), tmp_path)
+    _assert_clear_startup_error(result, "notaurl")

@@ -1,0 +1,275 @@
+"""No database call blocks the server's event loop: a run keeps streaming while other requests wait on the database.
+
+An outside connection takes a lock, so requests that need the locked data wait inside the
+database. Only once they are seen waiting does a run start; every one of its content deltas
+must then reach the client while those requests are still pending. A database call that
+blocked the event loop would stop the stream until the lock is released, which happens only
+after the last delta arrived, so the test could not pass. No timing is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+import pytest
+from gql import Client, gql
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.client import RUN_AGENT, execute, post, run_agent, ws_transport
+from tests.conftest import RunningServer, make_token, start_server
+from tests.conftest import test_settings as settings_for
+
+WORDS = [f"word{i:02d}" for i in range(1, 41)]
+LONG_MESSAGE = " ".join(WORDS)
+LONG_REPLY = f"You said: {LONG_MESSAGE}"
+BLOCKED_REQUESTS = 4
+WAIT_SECONDS = 20.0
+
+HISTORY = """
+query History($id: ID!) {
+  session(id: $id) { messages(last: 50) { nodes { role content } } }
+}
+"""
+RENAME = """
+mutation Rename($input: RenameSessionInput!) {
+  renameSession(input: $input) { session { id name } }
+}
+"""
+CREATE = """
+mutation Create($input: CreateSessionInput!) {
+  createSession(input: $input) { session { id } }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def streaming_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server of its own (so only this module's statements run on it), streaming a delta every 20 ms."""
+    running = start_server(
+        settings_for(new_database_url("loop"), tmp_path_factory.mktemp("state"), offline_delay_ms=20)
+    )
+    yield running
+    running.stop()
+
+
+class InFlightStatements:
+    """Statements the server has sent to the database and not yet got an answer for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.sync_engine
+        self._lock = threading.Lock()
+        self._statements: dict[int, str] = {}
+        event.listen(self._engine, "before_cursor_execute", self._before)
+        event.listen(self._engine, "after_cursor_execute", self._after)
+        event.listen(self._engine, "handle_error", self._error)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        with self._lock:
+            self._statements[id(context)] = statement
+
+    def _after(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        with self._lock:
+            self._statements.pop(id(context), None)
+
+    def _error(self, context: Any) -> None:
+        with self._lock:
+            self._statements.pop(id(context.execution_context), None)
+
+    def on(self, table: str) -> int:
+        with self._lock:
+            return sum(1 for statement in self._statements.values() if table in statement)
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._before)
+        event.remove(self._engine, "after_cursor_execute", self._after)
+        event.remove(self._engine, "handle_error", self._error)
+
+
+class OutsideLock:
+    """A lock held by a connection of the test's own, released once."""
+
+    def __init__(self, database_url: str, mysql_statement: str) -> None:
+        url = make_url(database_url)
+        self._release: Callable[[], None]
+        if url.get_backend_name() == "sqlite":
+            # Agno runs SQLite in WAL mode: a write transaction makes writers wait, never readers.
+            conn = sqlite3.connect(url.database or "", timeout=10, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+
+            def release_sqlite() -> None:
+                conn.execute("ROLLBACK")
+                conn.close()
+
+            self._release = release_sqlite
+        else:
+            mysql = pymysql.connect(
+                host=url.host or "127.0.0.1",
+                port=url.port or 3306,
+                user=url.username or "root",
+                password=url.password or "",
+                database=url.database,
+                autocommit=True,
+            )
+            with mysql.cursor() as cursor:
+                cursor.execute("SET SESSION lock_wait_timeout = 10")
+                cursor.execute(mysql_statement)
+
+            def release_mysql() -> None:
+                with mysql.cursor() as cursor:
+                    cursor.execute("UNLOCK TABLES")
+                mysql.close()
+
+            self._release = release_mysql
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._release()
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Outcome:
+    """What the client saw of the run, and what the waiting requests returned."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deltas: list[str] = field(default_factory=list)
+    pending_at_delta: list[bool] = field(default_factory=list)
+    waiting_at_delta: list[int] = field(default_factory=list)
+    blocked_results: list[Any] = field(default_factory=list)
+
+
+async def run_while_requests_wait(
+    server: RunningServer,
+    token: str,
+    lock: OutsideLock,
+    locked_table: str,
+    blocked: list[Coroutine[Any, Any, Any]],
+) -> Outcome:
+    """Send the blocked requests, see them wait in the database, then stream a run to its last delta."""
+    watch = InFlightStatements(server.services.db.engine)
+    tasks = [asyncio.create_task(request) for request in blocked]
+    outcome = Outcome()
+    try:
+        await wait_until(
+            lambda: watch.on(locked_table) >= len(tasks) or any(t.done() for t in tasks),
+            "every blocked request waits in the database",
+        )
+        assert not any(t.done() for t in tasks), [t.result() for t in tasks if t.done()]
+        variables = {"input": {"agentId": "assistant", "message": LONG_MESSAGE}}
+        async with (
+            asyncio.timeout(WAIT_SECONDS * 2),
+            Client(transport=ws_transport(server, token), fetch_schema_from_transport=False) as session,
+        ):
+            async for result in session.subscribe(gql(RUN_AGENT), variable_values=variables):
+                run_event = result["runAgent"]
+                outcome.events.append(run_event)
+                if run_event["__typename"] != "RunContentDelta" or not lock.held:
+                    continue
+                outcome.deltas.append(run_event["delta"])
+                outcome.pending_at_delta.append(not any(t.done() for t in tasks))
+                outcome.waiting_at_delta.append(watch.on(locked_table))
+                if "".join(outcome.deltas) == LONG_REPLY:
+                    lock.release()
+                    outcome.blocked_results = list(await asyncio.gather(*tasks))
+        return outcome
+    finally:
+        lock.release()
+        for task in tasks:
+            task.cancel()
+        watch.close()
+
+
+async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
+    backend: str, streaming_server: RunningServer, user_id: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip(
+            "SQLite cannot hold a history read: Agno runs it in WAL mode, where readers never wait for a writer, "
+            "and no outside connection can lock readers out while the server's pooled connections keep the file "
+            "open. test_run_streams_while_writes_wait_on_a_database_lock covers SQLite with waiting writes."
+        )
+    token = make_token(user_id)
+    seeded = await run_agent(streaming_server, token, "assistant", "history before the lock")
+    session_id = seeded[0]["sessionId"]
+
+    lock = OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_runs WRITE")
+    blocked = [post(streaming_server, token, HISTORY, {"id": session_id}) for _ in range(BLOCKED_REQUESTS)]
+    outcome = await run_while_requests_wait(streaming_server, token, lock, "agno_runs", blocked)
+
+    assert "".join(outcome.deltas) == LONG_REPLY and len(outcome.deltas) == len(WORDS) + 2
+    assert all(outcome.pending_at_delta), outcome.pending_at_delta
+    assert min(outcome.waiting_at_delta) >= BLOCKED_REQUESTS
+    for response in outcome.blocked_results:
+        assert response == {
+            "data": {
+                "session": {
+                    "messages": {
+                        "nodes": [
+                            {"role": "USER", "content": "history before the lock"},
+                            {"role": "ASSISTANT", "content": "You said: history before the lock"},
+                        ]
+                    }
+                }
+            }
+        }
+    assert outcome.events[-1]["__typename"] == "RunCompleted"
+    assert outcome.events[-1]["content"] == LONG_REPLY
+    stored = await execute(
+        streaming_server,
+        token,
+        "query($id: ID!) { session(id: $id) { runCount } }",
+        {"id": outcome.events[0]["sessionId"]},
+    )
+    assert stored == {"session": {"runCount": 1}}
+
+
+async def test_run_streams_while_writes_wait_on_a_database_lock(streaming_server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_ids = []
+    for _ in range(BLOCKED_REQUESTS):
+        created = await execute(streaming_server, token, CREATE, {"input": {"agentId": "assistant"}})
+        session_ids.append(created["createSession"]["session"]["id"])
+
+    lock = OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_sessions READ")
+    blocked = [
+        post(streaming_server, token, RENAME, {"input": {"sessionId": sid, "name": f"renamed {n}"}})
+        for n, sid in enumerate(session_ids)
+    ]
+    outcome = await run_while_requests_wait(streaming_server, token, lock, "agno_sessions", blocked)
+
+    assert "".join(outcome.deltas) == LONG_REPLY and len(outcome.deltas) == len(WORDS) + 2
+    assert all(outcome.pending_at_delta), outcome.pending_at_delta
+    assert min(outcome.waiting_at_delta) >= BLOCKED_REQUESTS
+    assert outcome.blocked_results == [
+        {"data": {"renameSession": {"session": {"id": sid, "name": f"renamed {n}"}}}}
+        for n, sid in enumerate(session_ids)
+    ]
+    assert outcome.events[-1]["__typename"] == "RunCompleted"
+    assert outcome.events[-1]["content"] == LONG_REPLY
+    stored = await execute(
+        streaming_server,
+        token,
+        "query($id: ID!) { session(id: $id) { runCount } }",
+        {"id": outcome.events[0]["sessionId"]},
+    )
+    assert stored == {"session": {"runCount": 1}}
