@@ -142,7 +142,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_settings(database_url: str, state_dir: Path, **overrides: Any) -> Settings:
+def server_settings(database_url: str, state_dir: Path, **overrides: Any) -> Settings:
     base = Settings(
         database_url=database_url,
         state_dir=str(state_dir),
@@ -199,7 +199,7 @@ def start_server(settings: Settings) -> RunningServer:
 @pytest.fixture(scope="session")
 def server(new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The suite's shared server (one per backend)."""
-    running = start_server(test_settings(new_database_url("main"), tmp_path_factory.mktemp("state")))
+    running = start_server(server_settings(new_database_url("main"), tmp_path_factory.mktemp("state")))
     yield running
     running.stop()
 

@@ -31,7 +31,7 @@ from tests.auth_support import (
 )
 from tests.client import RUN_AGENT, bearer, execute
 from tests.conftest import TEST_SECRET, RunningServer, make_token, start_server
-from tests.conftest import test_settings as server_settings
+from tests.conftest import server_settings
 
 CREATE = "mutation Create($agentId: ID!) { createSession(input: {agentId: $agentId}) { session { id } } }"
 AUDIENCE = "agno-graphql-tests"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_for
+from tests.conftest import server_settings as settings_for
 from tests.example_agents import ECHO_INSTRUCTIONS
 from tests.openai_stub import serve_stub
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.client import RUN_AGENT, execute, post, run_agent, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_for
+from tests.conftest import server_settings as settings_for
 
 WORDS = [f"word{i:02d}" for i in range(1, 41)]
 LONG_MESSAGE = " ".join(WORDS)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.client import bearer, execute, post
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_with
+from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
     CREATE_SESSION,
     SESSION,

@@ -16,7 +16,7 @@ from gql import Client, gql
 
 from tests.client import RUN_AGENT, execute, run_agent, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_for
+from tests.conftest import server_settings as settings_for
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
 
 STUB_MODEL = "stub-model"

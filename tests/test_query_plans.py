@@ -26,7 +26,7 @@ from sqlalchemy import event, inspect, select
 from agno_graphql.db.database import Database, session_index_name
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_for
+from tests.conftest import server_settings as settings_for
 
 PLANNER_USERS = 4
 SESSIONS_PER_PLANNER = 100

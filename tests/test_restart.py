@@ -19,7 +19,7 @@ from sqlalchemy import JSON, create_engine, text
 from agno_graphql.db.database import Database
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_for
+from tests.conftest import server_settings as settings_for
 
 CREATE = """
 mutation Create($input: CreateSessionInput!) {

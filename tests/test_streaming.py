@@ -11,7 +11,7 @@ from gql import Client, gql
 
 from tests.client import LEGACY_WS, RUN_AGENT, TRANSPORT_WS, execute, run_agent, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import test_settings as settings_with
+from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
     RUNS,
     assert_event_invariants,
