@@ -108,14 +108,9 @@ class Services:
         return await sessions.create_session(self.db, user_id, agent_id, new_id, clean_name)
 
     async def rename_session(self, user_id: str, session_id: str, name: str) -> SessionRecord:
-        clean_name = _check_name(name)
-        if await self.session(user_id, session_id) is None:
-            raise NotFound("Session not found.", sessionId=session_id)
-        return await sessions.rename_session(self.db, user_id, session_id, clean_name)
+        return await sessions.rename_session(self.db, user_id, session_id, _check_name(name))
 
     async def delete_session(self, user_id: str, session_id: str) -> str:
-        if await self.session(user_id, session_id) is None:
-            raise NotFound("Session not found.", sessionId=session_id)
         await sessions.delete_session(self.db, user_id, session_id)
         return session_id
 
