@@ -30,8 +30,7 @@ from tests.auth_support import (
     viewer_request,
 )
 from tests.client import RUN_AGENT, bearer, execute
-from tests.conftest import TEST_SECRET, RunningServer, make_token, start_server
-from tests.conftest import server_settings
+from tests.conftest import TEST_SECRET, RunningServer, make_token, server_settings, start_server
 
 CREATE = "mutation Create($agentId: ID!) { createSession(input: {agentId: $agentId}) { session { id } } }"
 AUDIENCE = "agno-graphql-tests"

@@ -14,8 +14,7 @@ from sqlalchemy.engine import make_url
 
 from tests.auth_support import VIEWER, TcpProxy, error_codes
 from tests.client import execute, post, run_agent
-from tests.conftest import RunningServer, free_port, make_token, start_server
-from tests.conftest import server_settings
+from tests.conftest import RunningServer, free_port, make_token, server_settings, start_server
 
 SESSIONS = "query Mine { sessions(first: 5) { totalCount nodes { id } } }"
 CREATE = "mutation Create($agentId: ID!) { createSession(input: {agentId: $agentId}) { session { id } } }"
