@@ -97,7 +97,11 @@ async def fuzz_token(server: RunningServer) -> str:
     mine = await execute(server, token, "{ sessions(first: 100) { nodes { id } } }")
     for node in mine["sessions"]["nodes"]:
         await execute(server, token, delete, {"id": node["id"]})
-    for session_id, agent_id in ((EMPTY_SESSION, "assistant"), (CHAT_SESSION, "assistant"), (TOOL_SESSION, "calculator")):
+    for session_id, agent_id in (
+        (EMPTY_SESSION, "assistant"),
+        (CHAT_SESSION, "assistant"),
+        (TOOL_SESSION, "calculator"),
+    ):
         await execute(server, token, create, {"input": {"agentId": agent_id, "sessionId": session_id}})
     await run_agent(server, token, "assistant", "hello there", CHAT_SESSION)
     await run_agent(server, token, "assistant", "and once more", CHAT_SESSION)

@@ -76,9 +76,7 @@ def introspected_types() -> dict[str, dict[str, Any]]:
 
 def root_type_names() -> dict[str, str | None]:
     schema = introspection_from_schema(sdl_schema())["__schema"]
-    return {
-        kind: (schema[f"{kind}Type"] or {}).get("name") for kind in ("query", "mutation", "subscription")
-    }
+    return {kind: (schema[f"{kind}Type"] or {}).get("name") for kind in ("query", "mutation", "subscription")}
 
 
 def type_ref(ref: dict[str, Any]) -> str:
