@@ -26,7 +26,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 schema: $(STAMP)
-	$(BIN)/agno-graphql export-schema > schema.graphql
+	$(BIN)/strawberry export-schema agno_graphql.api:schema --output schema.graphql
 
 fuzz: $(STAMP)
 	AGNO_GRAPHQL_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_fuzz.py -q
