@@ -179,20 +179,27 @@ class RunningServer:
         self.thread.join(timeout=30)
 
 
-def start_server(settings: Settings) -> RunningServer:
-    """A real uvicorn server on a free loopback port, in a thread with its own event loop."""
-    services = build_services(settings)
-    app = create_app(settings, services)
+def serve_in_thread(app: Any, name: str, lifespan: str = "on") -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Serve an ASGI app with uvicorn on a free loopback port, in a thread with its own event loop."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_max_size=1_048_576)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws_max_size=1_048_576
+    )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
+    thread = threading.Thread(target=server.run, daemon=True, name=f"{name}-{port}")
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
+            raise RuntimeError(f"{name} did not start")
         time.sleep(0.02)
+    return server, thread, port
+
+
+def start_server(settings: Settings) -> RunningServer:
+    """A real agno-graphql server on a free loopback port."""
+    services = build_services(settings)
+    server, thread, port = serve_in_thread(create_app(settings, services), "agno-graphql")
     return RunningServer(settings=settings, services=services, port=port, server=server, thread=thread)
 
 

@@ -22,13 +22,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.conftest import serve_in_thread
 
 TOOL_QUESTION = "12 * 7"
 TOOL_ARGUMENT_PIECES = ['{"a"', ": 12", ', "b"', ": 7}"]
@@ -190,16 +189,7 @@ class OpenAIStub:
 def serve_stub() -> Iterator[OpenAIStub]:
     """Serve a fresh stub with uvicorn in a thread on a free loopback port, for the duration of the block."""
     stub = OpenAIStub()
-    stub.port = free_port()
-    config = uvicorn.Config(stub.app, host="127.0.0.1", port=stub.port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name=f"openai-stub-{stub.port}")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the OpenAI stub did not start")
-        time.sleep(0.02)
+    server, thread, stub.port = serve_in_thread(stub.app, "openai-stub", lifespan="off")
     try:
         yield stub
     finally:

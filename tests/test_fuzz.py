@@ -1,10 +1,11 @@
 """Property-based: valid operations generated from schema.graphql never break the server.
 
 hypothesis-graphql writes queries and mutations that are valid for the schema; each is sent
-over HTTP with a valid token to the real server. The server must answer 200 (413 or 400 only
-for its request limits), stay alive, and give every error a code that is not
-INTERNAL_SERVER_ERROR. The examples are derandomized, so a run is reproducible; their number
-is AGNO_GRAPHQL_FUZZ_EXAMPLES (default 60 per backend; `make fuzz` runs 2000).
+over HTTP with a valid token to the real server, whose database holds sessions with runs and
+tool calls for the generated ids to find. The server must answer 200 (413 or 400 only for its
+request limits), stay alive, and give every error a code that is not INTERNAL_SERVER_ERROR.
+The examples are derandomized, so a run is reproducible; their number per test and backend is
+AGNO_GRAPHQL_FUZZ_EXAMPLES (default 60; `make fuzz` runs 2000).
 """
 
 from __future__ import annotations
@@ -22,21 +23,23 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_graphql import from_schema
+from hypothesis_graphql import mutations, queries
 
-from tests.client import bearer, execute, run_agent
+from tests.client import bearer, execute, post, run_agent
 from tests.conftest import RunningServer, make_token
 
 SCHEMA_SDL = (Path(__file__).resolve().parent.parent / "schema.graphql").read_text()
 EXAMPLES = int(os.environ.get("AGNO_GRAPHQL_FUZZ_EXAMPLES", "60"))
 
-FUZZ_USER = "fuzz-user"
-EMPTY_SESSION, CHAT_SESSION, TOOL_SESSION = "fuzz-empty", "fuzz-chat", "fuzz-tools"
-KNOWN_IDS = ("assistant", "calculator", EMPTY_SESSION, CHAT_SESSION, TOOL_SESSION, FUZZ_USER)
+AGENT_IDS = ("assistant", "calculator")
+READER, WRITER = "fuzz-reader", "fuzz-writer"
+EMPTY, CHAT, TOOLS = "empty", "chat", "tools"
 
 # Codes a valid operation may meet: bad arguments (ids, cursors, sizes), missing things, and the request limits.
 EXPECTED_CODES = {"BAD_USER_INPUT", "NOT_FOUND", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"}
+# Statuses and codes only the request limits (depth, aliases, tokens, body size) may give.
 LIMIT_STATUSES = {400, 413}
+LIMIT_CODES = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PAYLOAD_TOO_LARGE"}
 
 
 def cursor(*values: Any) -> str:
@@ -46,7 +49,7 @@ def cursor(*values: Any) -> str:
 
 
 CURSORS = (
-    cursor("session", 0, CHAT_SESSION),
+    cursor("session", 0, f"{READER}-{CHAT}"),
     cursor("session", 2**31, ""),
     cursor("session", 10**20, "x"),
     cursor("session", -(10**20), "x"),
@@ -83,11 +86,19 @@ def mostly(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.S
     return st.integers(min_value=0, max_value=3).flatmap(lambda n: other if n == 0 else usual)
 
 
-# IDs that exist (agents, the seeded sessions), or else anything.
-ID_VALUES: st.SearchStrategy[graphql.ValueNode] = mostly(
-    st.sampled_from(KNOWN_IDS).map(_string),
-    st.one_of(st.text().map(_string), st.integers(min_value=-(2**31), max_value=2**31 - 1).map(_int)),
-)
+def session_id(user: str, kind: str) -> str:
+    return f"{user}-{kind}"
+
+
+def ids(user: str) -> st.SearchStrategy[graphql.ValueNode]:
+    """IDs that exist (the agents, the user's seeded sessions, the user), or else anything."""
+    known = (*AGENT_IDS, *(session_id(user, kind) for kind in (EMPTY, CHAT, TOOLS)), user)
+    return mostly(
+        st.sampled_from(known).map(_string),
+        st.one_of(st.text().map(_string), st.integers(min_value=-(2**31), max_value=2**31 - 1).map(_int)),
+    )
+
+
 # Page sizes within the limits, or else any 32-bit Int.
 INT_VALUES: st.SearchStrategy[graphql.ValueNode] = mostly(
     st.integers(min_value=0, max_value=5).map(_int),
@@ -98,28 +109,33 @@ STRING_VALUES: st.SearchStrategy[graphql.ValueNode] = mostly(
     st.sampled_from(CURSORS).map(_string),
     st.text().map(_string),
 )
-OPERATIONS = from_schema(SCHEMA_SDL, custom_scalars={"ID": ID_VALUES, "Int": INT_VALUES, "String": STRING_VALUES})
+# Queries and mutations run as different users, so mutations never delete what the queries read.
+QUERIES = queries(SCHEMA_SDL, custom_scalars={"ID": ids(READER), "Int": INT_VALUES, "String": STRING_VALUES})
+MUTATIONS = mutations(SCHEMA_SDL, custom_scalars={"ID": ids(WRITER), "Int": INT_VALUES, "String": STRING_VALUES})
+
+
+async def seed(server: RunningServer, user: str) -> str:
+    """The user's token, with sessions of known ids: an empty one, a chat, and one with a tool run."""
+    token = make_token(user)
+    delete = "mutation($id: ID!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }"
+    create = "mutation($input: CreateSessionInput!) { createSession(input: $input) { session { id } } }"
+    for kind, agent_id in ((EMPTY, "assistant"), (CHAT, "assistant"), (TOOLS, "calculator")):
+        await post(server, token, delete, {"id": session_id(user, kind)})  # left by an earlier run, if any
+        await execute(server, token, create, {"input": {"agentId": agent_id, "sessionId": session_id(user, kind)}})
+    await run_agent(server, token, "assistant", "hello there", session_id(user, CHAT))
+    await run_agent(server, token, "assistant", "and once more", session_id(user, CHAT))
+    await run_agent(server, token, "calculator", "What is 12 * 7?", session_id(user, TOOLS))
+    return token
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def fuzz_token(server: RunningServer) -> str:
-    """The fuzz user's token, with sessions of known ids: empty, a chat, and a tool run."""
-    token = make_token(FUZZ_USER)
-    delete = "mutation($id: ID!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }"
-    create = "mutation($input: CreateSessionInput!) { createSession(input: $input) { session { id } } }"
-    mine = await execute(server, token, "{ sessions(first: 100) { nodes { id } } }")
-    for node in mine["sessions"]["nodes"]:
-        await execute(server, token, delete, {"id": node["id"]})
-    for session_id, agent_id in (
-        (EMPTY_SESSION, "assistant"),
-        (CHAT_SESSION, "assistant"),
-        (TOOL_SESSION, "calculator"),
-    ):
-        await execute(server, token, create, {"input": {"agentId": agent_id, "sessionId": session_id}})
-    await run_agent(server, token, "assistant", "hello there", CHAT_SESSION)
-    await run_agent(server, token, "assistant", "and once more", CHAT_SESSION)
-    await run_agent(server, token, "calculator", "What is 12 * 7?", TOOL_SESSION)
-    return token
+async def reader_token(server: RunningServer) -> str:
+    return await seed(server, READER)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def writer_token(server: RunningServer) -> str:
+    return await seed(server, WRITER)
 
 
 @pytest.fixture(scope="module")
@@ -128,18 +144,18 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-@settings(
+FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-@given(document=OPERATIONS)
-def test_generated_operations_never_fail_internally(
-    server: RunningServer, fuzz_token: str, http: httpx.Client, document: str
-) -> None:
-    response = http.post(server.http_url, json={"query": document}, headers=bearer(fuzz_token))
+
+
+def check_response(server: RunningServer, http: httpx.Client, token: str, document: str) -> None:
+    """Send one operation; the server answers it properly, with a code on every error, and stays up."""
+    response = http.post(server.http_url, json={"query": document}, headers=bearer(token))
     alive = http.get(f"{server.base_url}/healthz")
     assert alive.status_code == 200, "the server stopped answering after this operation"
     body = response.json()
@@ -147,7 +163,7 @@ def test_generated_operations_never_fail_internally(
     codes = [(error.get("extensions") or {}).get("code") for error in errors]
     if response.status_code in LIMIT_STATUSES:
         assert errors, f"HTTP {response.status_code} without errors: {body}"
-        assert set(codes) <= {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PAYLOAD_TOO_LARGE"}, body
+        assert set(codes) <= LIMIT_CODES, body
         return
     assert response.status_code == 200, body
     assert "INTERNAL_SERVER_ERROR" not in codes, body
@@ -155,3 +171,19 @@ def test_generated_operations_never_fail_internally(
     assert set(codes) <= EXPECTED_CODES, body
     if not errors:
         assert body.get("data") is not None, body
+
+
+@FUZZ_SETTINGS
+@given(document=QUERIES)
+def test_generated_queries_never_fail_internally(
+    server: RunningServer, reader_token: str, http: httpx.Client, document: str
+) -> None:
+    check_response(server, http, reader_token, document)
+
+
+@FUZZ_SETTINGS
+@given(document=MUTATIONS)
+def test_generated_mutations_never_fail_internally(
+    server: RunningServer, writer_token: str, http: httpx.Client, document: str
+) -> None:
+    check_response(server, http, writer_token, document)
