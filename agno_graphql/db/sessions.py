@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, String, and_, cast, delete, func, literal, select, update
+from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError
 
 from agno_graphql.db.database import Database
@@ -79,9 +80,17 @@ def _record(row: Sequence[Any]) -> SessionRecord:
     )
 
 
+def _exactly(db: Database, column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+    """`column = value`, byte for byte: MySQL's default collations ignore case and trailing spaces,
+    which would let user "ALICE" read the sessions of "alice". The plain comparison keeps the index."""
+    if db.dialect == "sqlite":
+        return column == value
+    return and_(column == value, cast(column, BINARY()) == cast(literal(value, String()), BINARY()))
+
+
 def _owned(db: Database, user_id: str) -> list[ColumnElement[bool]]:
     t = db.sessions
-    return [t.c.user_id == user_id, t.c.session_type == SESSION_TYPE]
+    return [_exactly(db, t.c.user_id, user_id), t.c.session_type == SESSION_TYPE]
 
 
 async def list_sessions(
@@ -121,7 +130,7 @@ async def list_sessions(
 
 async def get_session(db: Database, user_id: str, session_id: str) -> SessionRecord | None:
     await db.ensure_ready()
-    query = _select_sessions(db).where(db.sessions.c.session_id == session_id, *_owned(db, user_id))
+    query = _select_sessions(db).where(_exactly(db, db.sessions.c.session_id, session_id), *_owned(db, user_id))
     async with db.engine.connect() as conn:
         row = (await conn.execute(query)).first()
     return _record(row) if row is not None else None
@@ -161,7 +170,9 @@ async def rename_session(db: Database, user_id: str, session_id: str, name: str)
     async with db.engine.begin() as conn:
         row = (
             await conn.execute(
-                select(t.c.session_data).where(t.c.session_id == session_id, *_owned(db, user_id)).with_for_update()
+                select(t.c.session_data)
+                .where(_exactly(db, t.c.session_id, session_id), *_owned(db, user_id))
+                .with_for_update()
             )
         ).first()
         if row is None:
@@ -181,7 +192,9 @@ async def delete_session(db: Database, user_id: str, session_id: str) -> None:
     async with db.engine.begin() as conn:
         owned = (
             await conn.execute(
-                select(t.c.session_id).where(t.c.session_id == session_id, *_owned(db, user_id)).with_for_update()
+                select(t.c.session_id)
+                .where(_exactly(db, t.c.session_id, session_id), *_owned(db, user_id))
+                .with_for_update()
             )
         ).first()
         if owned is None:
