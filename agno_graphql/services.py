@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from agno_graphql.agents.events import Event
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import RunManager
+from agno_graphql.agents.runner import SESSION_DELETED, RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db import history, sessions
 from agno_graphql.db.database import Database
@@ -108,9 +108,21 @@ class Services:
         return await sessions.create_session(self.db, user_id, agent_id, new_id, clean_name)
 
     async def rename_session(self, user_id: str, session_id: str, name: str) -> SessionRecord:
-        return await sessions.rename_session(self.db, user_id, session_id, _check_name(name))
+        clean_name = _check_name(name)
+        record = await sessions.rename_session(self.db, user_id, session_id, clean_name)
+        running = self.runs.active_in_session(session_id)
+        if running is not None:
+            # Agno writes the session row as it read it when the run started: name it again afterwards.
+            running.after_run.append(lambda: sessions.rename_session(self.db, user_id, session_id, clean_name))
+        return record
 
     async def delete_session(self, user_id: str, session_id: str) -> str:
+        """Delete the session and its runs; a run still going is stopped first, or it would write the session back."""
+        if await self.session(user_id, session_id) is None:
+            raise NotFound("Session not found.", sessionId=session_id)
+        running = self.runs.active_in_session(session_id)
+        if running is not None:
+            await self.runs.stop(running, SESSION_DELETED)
         await sessions.delete_session(self.db, user_id, session_id)
         return session_id
 

@@ -103,6 +103,7 @@ class EventTranslator:
     _content: list[str] = field(default_factory=list)
     _completed_tools: set[str] = field(default_factory=set)
     finished: Event | None = None
+    cancel_reason: str | None = None
 
     @property
     def content_so_far(self) -> str:
@@ -150,7 +151,7 @@ class EventTranslator:
             message = _text(getattr(agno_event, "content", None)) or "The model failed."
             out.append(self._finish(Failed(**self._base(), message=message, code=MODEL_ERROR)))
         elif kind == AgnoEvent.run_cancelled.value:
-            reason = _text(getattr(agno_event, "reason", None)) or "Cancelled."
+            reason = self.cancel_reason or _text(getattr(agno_event, "reason", None)) or "Cancelled."
             content = self.content_so_far or None
             out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))
         return out

@@ -1,0 +1,83 @@
+"""Renaming or deleting a session while one of its runs streams: the user's action wins."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.client import execute
+from tests.conftest import RunningServer, make_token, server_settings, start_server
+from tests.matrix_support import create_session, receive, subscribe_run, transport_ws
+
+LONG_MESSAGE = " ".join(f"word{i}" for i in range(60))
+RENAME = (
+    "mutation R($id: ID!, $name: String!) { renameSession(input: {sessionId: $id, name: $name}) { session { name } } }"
+)
+DELETE = "mutation D($id: ID!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }"
+READ = "query S($id: ID!) { session(id: $id) { name runCount } sessions(first: 50) { nodes { id } } }"
+TERMINAL = {"RunCompleted", "RunFailed", "RunCancelled"}
+
+
+@pytest.fixture(scope="module")
+def slow_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A demo model that waits 30 ms per word, so a run is still going while the user acts."""
+    running = start_server(
+        server_settings(new_database_url("during"), tmp_path_factory.mktemp("during"), offline_delay_ms=30)
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def _events_until_terminal(ws: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        message = await receive(ws)
+        if message["type"] == "complete":
+            return events
+        assert message["type"] == "next", message
+        events.append(message["payload"]["data"]["runAgent"])
+
+
+async def test_a_rename_during_a_run_is_kept_after_the_run(slow_server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session = await create_session(slow_server, token, name="before")
+    async with transport_ws(slow_server, token) as ws:
+        await subscribe_run(
+            ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
+        )
+        for _ in range(4):
+            assert (await receive(ws))["type"] == "next"
+        renamed = await execute(slow_server, token, RENAME, {"id": session["id"], "name": "after"})
+        assert renamed["renameSession"]["session"]["name"] == "after"
+        events = await _events_until_terminal(ws)
+    assert events[-1]["__typename"] == "RunCompleted"
+    stored = await execute(slow_server, token, READ, {"id": session["id"]})
+    assert stored["session"] == {"name": "after", "runCount": 1}
+
+
+async def test_deleting_a_session_during_a_run_stops_the_run_and_it_stays_deleted(
+    slow_server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session = await create_session(slow_server, token)
+    async with transport_ws(slow_server, token) as ws:
+        await subscribe_run(
+            ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
+        )
+        for _ in range(4):
+            assert (await receive(ws))["type"] == "next"
+        deleted = await execute(slow_server, token, DELETE, {"id": session["id"]})
+        assert deleted["deleteSession"]["deletedSessionId"] == session["id"]
+        events = await _events_until_terminal(ws)
+    assert events[-1]["__typename"] == "RunCancelled"
+    await asyncio.sleep(0.5)  # what a late write of the run would need to show up
+    stored = await execute(slow_server, token, READ, {"id": session["id"]})
+    assert stored["session"] is None
+    assert session["id"] not in [node["id"] for node in stored["sessions"]["nodes"]]
