@@ -146,3 +146,34 @@ async def test_intruders_failed_attempts_store_nothing_for_them(server: RunningS
     listed = await execute(server, owned.intruder_token, SESSIONS, {"first": 100})
     assert listed["sessions"]["edges"] == [] and listed["sessions"]["totalCount"] == 0
     await assert_owner_sees_it_unchanged(server, owned)
+
+
+@pytest.mark.parametrize("variant", [str.upper, lambda text: text + " "], ids=["upper-case", "trailing-space"])
+async def test_a_user_id_that_differs_only_in_case_or_spaces_is_another_user(
+    server: RunningServer, owned: OwnedSession, user_id: str, variant: Any
+) -> None:
+    """MariaDB's default collation ignores case and trailing spaces; ownership must not."""
+    lookalike = make_token(variant(user_id))
+    assert await execute(server, lookalike, SESSION, {"id": owned.session_id}) == {"session": None}
+    listed = (await execute(server, lookalike, SESSIONS, {"first": 100}))["sessions"]
+    assert listed["edges"] == [] and listed["totalCount"] == 0
+    renamed = await errors_of(
+        execute(server, lookalike, RENAME_SESSION, {"input": {"sessionId": owned.session_id, "name": "x"}})
+    )
+    deleted = await errors_of(execute(server, lookalike, DELETE_SESSION, {"input": {"sessionId": owned.session_id}}))
+    assert codes(renamed) == codes(deleted) == ["NOT_FOUND"]
+    await assert_owner_sees_it_unchanged(server, owned)
+
+
+@pytest.mark.parametrize("variant", [str.upper, lambda text: text + " "], ids=["upper-case", "trailing-space"])
+async def test_a_session_id_that_differs_only_in_case_or_spaces_is_another_session(
+    server: RunningServer, owned: OwnedSession, variant: Any
+) -> None:
+    lookalike = variant(owned.session_id)
+    assert await execute(server, owned.owner_token, SESSION, {"id": lookalike}) == {"session": None}
+    await assert_owner_sees_it_unchanged(server, owned)
+
+
+async def test_an_agent_id_that_differs_only_in_case_lists_nothing(server: RunningServer, owned: OwnedSession) -> None:
+    listed = await execute(server, owned.owner_token, SESSIONS, {"first": 100, "agentId": "CALCULATOR"})
+    assert listed["sessions"]["edges"] == [] and listed["sessions"]["totalCount"] == 0

@@ -102,9 +102,10 @@ async def list_sessions(
 ) -> Page[SessionRecord]:
     await db.ensure_ready()
     t = db.sessions
-    filters = _owned(db, user_id)
+    listed = _owned(db, user_id)
     if agent_id is not None:
-        filters.append(t.c.agent_id == agent_id)
+        listed.append(_exactly(db, t.c.agent_id, agent_id))
+    filters = list(listed)
     key_columns = [t.c[ordering.field], t.c.session_id]
     if request.after is not None:
         filters.append(beyond(key_columns, request.after, ordering.descending))
@@ -117,9 +118,8 @@ async def list_sessions(
         rows = [_record(row) for row in (await conn.execute(query)).all()]
 
     async def count_total() -> int:
-        count_filters = _owned(db, user_id) + ([t.c.agent_id == agent_id] if agent_id is not None else [])
         async with db.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(t).where(*count_filters))).scalar_one())
+            return int((await conn.execute(select(func.count()).select_from(t).where(*listed))).scalar_one())
 
     def cursor_of(record: SessionRecord) -> str:
         key = record.updated_at if ordering.field == "updated_at" else record.created_at
