@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from agno_graphql.agents.events import Event
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import SESSION_DELETED, RunManager
+from agno_graphql.agents.runner import SESSION_DELETED, RunHandle, RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db import history, sessions
 from agno_graphql.db.database import Database
@@ -185,7 +185,7 @@ class Services:
         handle = self.runs.start(agent, spec, user_id, session_id, message)
         return self._follow(handle)
 
-    async def _follow(self, handle) -> AsyncIterator[Event]:  # type: ignore[no-untyped-def]
+    async def _follow(self, handle: RunHandle) -> AsyncIterator[Event]:
         try:
             async for event in handle.follow():
                 yield event

@@ -79,10 +79,6 @@ class Settings:
         return ("RS256", "ES256") if self.jwt_public_key_file else ("HS256",)
 
 
-def setting_names() -> list[str]:
-    return [f"{PREFIX}{f.name.upper()}" for f in fields(Settings)]
-
-
 def _convert(name: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
     try:

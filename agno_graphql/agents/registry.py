@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,7 @@ def _tool_specs(tools: Iterable[Any]) -> list[ToolSpec]:
             functions.extend(tool.functions.values())
         elif isinstance(tool, Function):
             functions.append(tool)
-        elif isinstance(tool, Callable):  # type: ignore[arg-type]
+        elif callable(tool):
             functions.append(Function.from_callable(tool))
     return [
         ToolSpec(name=f.name, description=f.description, parameters=dict(f.parameters or {"type": "object"}))

@@ -180,6 +180,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-    def describe(self) -> dict[str, Any]:
-        return {"dialect": self.dialect, "database": self.url.database}

@@ -208,14 +208,6 @@ async def list_runs(db: Database, session_id: str, request: PageRequest) -> Page
     return finish_page(rows, request, lambda run: encode_cursor(RUN_CURSOR, [run.run_index]), count_total)
 
 
-async def get_run(db: Database, run_id: str) -> RunRecord | None:
-    await db.ensure_ready()
-    query = select(*_run_columns(db)).where(db.runs.c.run_id == run_id)
-    async with db.engine.connect() as conn:
-        row = (await conn.execute(query)).first()
-    return run_record(row) if row is not None else None
-
-
 async def run_counts(db: Database, session_ids: Sequence[str]) -> dict[str, int]:
     await db.ensure_ready()
     r = db.runs

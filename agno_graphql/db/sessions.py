@@ -201,11 +201,3 @@ async def delete_session(db: Database, user_id: str, session_id: str) -> None:
             raise NotFound("Session not found.", sessionId=session_id)
         await conn.execute(delete(runs).where(runs.c.session_id == session_id))
         await conn.execute(delete(t).where(t.c.session_id == session_id))
-
-
-async def session_exists(db: Database, session_id: str) -> bool:
-    """Whether anyone holds this id (for refusing a client-chosen id that is taken)."""
-    await db.ensure_ready()
-    async with db.engine.connect() as conn:
-        query = select(db.sessions.c.session_id).where(db.sessions.c.session_id == session_id)
-        return (await conn.execute(query)).first() is not None

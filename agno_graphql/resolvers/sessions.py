@@ -21,9 +21,6 @@ async def resolve_sessions(
     before: str | None = None,
     order_by: SessionOrder | None = None,
 ) -> Connection[Session]:
-    ordering = ("updated_at", True)
-    if order_by is not None:
-        ordering = (order_by.field.value, order_by.direction.value == "desc")
     page = await info.context.services.list_sessions(
         info.context.user_id,
         first,
@@ -31,7 +28,7 @@ async def resolve_sessions(
         last,
         before,
         agent_id=str(agent_id) if agent_id is not None else None,
-        ordering=ordering,
+        ordering=SessionOrder.as_ordering(order_by),
     )
     return connection(page, Session.from_record)
 

@@ -12,6 +12,13 @@ class SessionOrder:
     field: SessionOrderField = SessionOrderField.UPDATED_AT
     direction: OrderDirection = OrderDirection.DESC
 
+    @staticmethod
+    def as_ordering(order_by: SessionOrder | None) -> tuple[str, bool]:
+        """(column, descending) for the services; newest activity first when not given."""
+        if order_by is None:
+            return SessionOrderField.UPDATED_AT.value, True
+        return order_by.field.value, order_by.direction == OrderDirection.DESC
+
 
 @strawberry.input
 class CreateSessionInput:

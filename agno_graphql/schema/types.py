@@ -23,13 +23,6 @@ def timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def _ordering(order_by: SessionOrder | None) -> tuple[str, bool]:
-    """(field, descending) for the services; newest activity first when not given."""
-    if order_by is None:
-        return "updated_at", True
-    return order_by.field.value, order_by.direction.value == "desc"
-
-
 @strawberry.type
 class PageInfo:
     has_next_page: bool
@@ -155,7 +148,7 @@ class Agent:
     ) -> Connection[Session]:
         services, user_id = info.context.services, info.context.user_id
         page = await services.list_sessions(
-            user_id, first, after, last, before, agent_id=str(self.id), ordering=_ordering(order_by)
+            user_id, first, after, last, before, agent_id=str(self.id), ordering=SessionOrder.as_ordering(order_by)
         )
         return connection(page, Session.from_record)
 
