@@ -14,7 +14,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 from agno_graphql.errors import Unauthenticated
-from agno_graphql.settings import Settings
+from agno_graphql.settings import Settings, SettingsError
 
 SECRET_FILE = "jwt-secret"
 MAX_TOKEN_CHARS = 8192
@@ -22,7 +22,7 @@ _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "P
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
 
 
-class KeyFileError(ValueError):
+class KeyFileError(SettingsError):
     """The public key file is missing, unreadable or not a key; the message says which."""
 
 

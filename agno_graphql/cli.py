@@ -7,13 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from agno_graphql.agents.models import ModelSettingError
-from agno_graphql.agents.registry import AgentsModuleError
-from agno_graphql.auth import KeyFileError, ensure_secret, mint_token
-from agno_graphql.db.database import DatabaseUrlError
+from agno_graphql.auth import ensure_secret, mint_token
 from agno_graphql.settings import Settings, SettingsError, load_settings
 
-STARTUP_ERRORS = (SettingsError, DatabaseUrlError, KeyFileError, AgentsModuleError, ModelSettingError)
 DEV_TOKEN_TTL = 7 * 24 * 3600
 
 
@@ -88,9 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
         return _serve(settings, args.host, args.port, args.workers)
-    except DatabaseUrlError as exc:
-        return _fail(f"AGNO_GRAPHQL_DATABASE_URL: {exc}")
-    except STARTUP_ERRORS as exc:
+    except SettingsError as exc:
         return _fail(str(exc))
 
 

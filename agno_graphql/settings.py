@@ -13,8 +13,8 @@ from dotenv import dotenv_values
 PREFIX = "AGNO_GRAPHQL_"
 
 
-class SettingsError(Exception):
-    """A setting is missing or malformed; the message says which and how to fix it."""
+class SettingsError(ValueError):
+    """A setting cannot be used; the message says which and how to fix it. The CLI prints it, no traceback."""
 
 
 def _parse_bool(name: str, raw: str) -> bool:

@@ -6,10 +6,10 @@ from agno.models.base import Model
 from agno.models.utils import get_model
 
 from agno_graphql.agents.offline import OFFLINE_PROVIDER, OfflineModel
-from agno_graphql.settings import Settings
+from agno_graphql.settings import Settings, SettingsError
 
 
-class ModelSettingError(ValueError):
+class ModelSettingError(SettingsError):
     """The MODEL setting names no usable model; the message says why."""
 
 

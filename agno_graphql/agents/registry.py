@@ -16,9 +16,10 @@ from agno.tools.toolkit import Toolkit
 
 from agno_graphql.agents.models import model_provider
 from agno_graphql.agents.tools import CALCULATOR_TOOLS
+from agno_graphql.settings import SettingsError
 
 
-class AgentsModuleError(ValueError):
+class AgentsModuleError(SettingsError):
     """AGNO_GRAPHQL_AGENTS does not name a usable list of agents; the message says why."""
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agno_graphql.errors import DatabaseUnavailable
+from agno_graphql.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,11 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mari
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(SettingsError):
     """The database URL cannot be used; the message says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"AGNO_GRAPHQL_DATABASE_URL: {problem}")
 
 
 def async_database_url(raw: str) -> URL:
