@@ -28,18 +28,20 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
             "--workers above 1 is not supported yet: a run streams from the worker that started it. "
             "Run one worker per instance."
         )
-    services = build_services(settings)
-    app = create_app(settings, services)
-    if not settings.jwt_public_key_file:
-        secret, created = ensure_secret(settings)
-        url = f"http://{host}:{port}/graphql"
-        token = mint_token(secret, "dev-user", DEV_TOKEN_TTL, settings)
+    # Before the services, so that a secret generated now is reported as such.
+    local_secret = None if settings.jwt_public_key_file or settings.jwt_secret else ensure_secret(settings)
+    app = create_app(settings, build_services(settings))
+    print(f"GraphQL and GraphiQL: http://{host}:{port}/graphql")
+    if local_secret is not None:
+        secret, created = local_secret
         if created:
             print(f"Generated a JWT secret in {settings.state_path / 'jwt-secret'} (mode 0600).")
-        print(f"GraphQL and GraphiQL: {url}")
+        token = mint_token(secret, "dev-user", DEV_TOKEN_TTL, settings)
         print("A development token for user 'dev-user' (valid 7 days); in GraphiQL's headers box paste:")
         print(f'  {{"Authorization": "Bearer {token}"}}')
-        sys.stdout.flush()
+    else:
+        print("Tokens come from your identity provider (or `agno-graphql token USER_ID` with the shared secret).")
+    sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level, ws_max_size=1_048_576)
     return 0
 
