@@ -10,6 +10,7 @@ from typing import Any
 
 import strawberry
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -206,4 +207,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     )
     app.state.services = services
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Frontends on another origin (a dev server) call over HTTP with a bearer token, never cookies, so
+    # allowing any origin does not expose ambient credentials; ALLOWED_ORIGINS narrows it.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins) or ["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        allow_credentials=False,
+        max_age=600,
+    )
     return app

@@ -283,3 +283,26 @@ async def test_subscriptions_per_connection_are_limited(restricted: RunningServe
                 break
         assert first_of_four is not None and first_of_four["type"] == "next"
         assert first_of_four["payload"]["data"]["runAgent"]["__typename"] == "RunStarted"
+
+
+async def test_a_frontend_on_another_origin_may_call_over_http(server: RunningServer, user_id: str) -> None:
+    origin = "http://localhost:5173"
+    async with httpx.AsyncClient(timeout=30) as client:
+        preflight = await client.options(
+            server.http_url,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        response = await client.post(
+            server.http_url,
+            json={"query": "{ viewer { userId } }"},
+            headers={"Origin": origin, "Authorization": f"Bearer {make_token(user_id)}"},
+        )
+    assert preflight.status_code == 200
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+    assert response.json() == {"data": {"viewer": {"userId": user_id}}}
