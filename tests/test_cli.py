@@ -8,7 +8,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -108,14 +109,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
 
 
-def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
-    tmp_path: Path, new_database_url: Callable[[str], str], user_id: str
-) -> None:
-    state_dir = tmp_path / "state"
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`agno-graphql serve` on a free port, healthy: (base URL, what it printed); stopped afterwards."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    env = cli_env(state_dir, new_database_url("serve"))
     with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
         process = subprocess.Popen(
             [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -126,7 +125,16 @@ def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
         )
     try:
         _wait_until_healthy(process, base_url, stderr_file)
-        printed = stdout_file.read_text()
+        yield base_url, stdout_file.read_text()
+    finally:
+        _stop(process)
+
+
+def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
+    tmp_path: Path, new_database_url: Callable[[str], str], user_id: str
+) -> None:
+    state_dir = tmp_path / "state"
+    with serving(tmp_path, cli_env(state_dir, new_database_url("serve"))) as (base_url, printed):
         secret_file = state_dir / "jwt-secret"
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         assert f"{base_url}/graphql" in printed
@@ -139,32 +147,15 @@ def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
             own_viewer = client.post("/graphql", json={"query": VIEWER}, headers=bearer(own_token)).json()
         assert "errors" not in printed_viewer and printed_viewer["data"]["viewer"]["userId"]
         assert own_viewer == {"data": {"viewer": {"userId": user_id}}}
-    finally:
-        _stop(process)
 
 
 def test_serve_with_a_configured_secret_prints_no_token(tmp_path: Path) -> None:
     """A real secret's tokens must not land in logs: only the generated development secret gets one printed."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     env = cli_env(tmp_path / "state", f"sqlite:///{tmp_path / 'serve.db'}", jwt_secret=TEST_SECRET)
-    with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    try:
-        _wait_until_healthy(process, base_url, stderr_file)
-        printed = stdout_file.read_text()
+    with serving(tmp_path, env) as (base_url, printed):
         assert f"{base_url}/graphql" in printed
         assert JWT_PATTERN.findall(printed) == []
         assert not (tmp_path / "state" / "jwt-secret").exists()
-    finally:
-        _stop(process)
 
 
 def _broken_agents_module(folder: Path) -> dict[str, str]:
