@@ -8,16 +8,22 @@ import strawberry
 from strawberry.permission import BasePermission
 
 from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
+from agno_graphql.resolvers.mutations.cancel_run import cancel_run
 from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
 from agno_graphql.resolvers.permissions import IsAuthenticated
-from agno_graphql.resolvers.runs import run_agent
-from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer
-from agno_graphql.schema.events import EVENT_TYPES, RunEvent
+from agno_graphql.resolvers.runs import resolve_run, run_agent, run_events
+from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer, session_events
+from agno_graphql.schema.events import EVENT_TYPES, RunEvent, SessionEvent
 from agno_graphql.schema.inputs import RunAgentInput
-from agno_graphql.schema.payloads import CreateSessionPayload, DeleteSessionPayload, RenameSessionPayload
-from agno_graphql.schema.types import Agent, Connection, Session, Viewer
+from agno_graphql.schema.payloads import (
+    CancelRunPayload,
+    CreateSessionPayload,
+    DeleteSessionPayload,
+    RenameSessionPayload,
+)
+from agno_graphql.schema.types import Agent, Connection, Run, Session, Viewer
 
 authenticated: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -37,6 +43,11 @@ class Query:
         permission_classes=authenticated,
         description="Null when the session does not exist or is not the viewer's.",
     )
+    run: Run | None = strawberry.field(
+        resolver=resolve_run,
+        permission_classes=authenticated,
+        description="A run of the viewer's: RUNNING while it goes, then as stored. Null when not found.",
+    )
 
 
 @strawberry.type
@@ -50,6 +61,12 @@ class Mutation:
     delete_session: DeleteSessionPayload = strawberry.mutation(
         resolver=delete_session, permission_classes=authenticated
     )
+    cancel_run: CancelRunPayload = strawberry.mutation(
+        resolver=cancel_run,
+        permission_classes=authenticated,
+        description="Cancel a run; followers get RunCancelled, and the run is stored CANCELLED with its "
+        "partial content. A finished run is returned as it is.",
+    )
 
 
 @strawberry.type
@@ -57,6 +74,23 @@ class Subscription:
     @strawberry.subscription(permission_classes=authenticated)
     def run_agent(self, info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
         return run_agent(info, input)
+
+    @strawberry.subscription(
+        permission_classes=authenticated,
+        description="Follow a run (started by any connection, on any instance): its events with index "
+        "greater than afterIndex, then live ones until the terminal event.",
+    )
+    def run_events(
+        self, info: strawberry.Info, run_id: strawberry.ID, after_index: int | None = None
+    ) -> AsyncGenerator[RunEvent, None]:
+        return run_events(info, run_id, after_index)
+
+    @strawberry.subscription(
+        permission_classes=authenticated,
+        description="The viewer's sessions as they are created, renamed, run and deleted, from now on.",
+    )
+    def session_events(self, info: strawberry.Info) -> AsyncGenerator[SessionEvent, None]:
+        return session_events(info)
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -31,7 +31,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 
 from agno_graphql import api
+from agno_graphql.agents.broker import BrokerLimits, InProcessBroker, RunBroker
 from agno_graphql.agents.models import build_model
+from agno_graphql.agents.redis_broker import RedisBroker
 from agno_graphql.agents.registry import AgentRegistry, builtin_agents, load_agents_module
 from agno_graphql.agents.runner import RunManager
 from agno_graphql.auth import TokenVerifier, ensure_secret
@@ -158,6 +160,19 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def build_broker(settings: Settings) -> RunBroker:
+    """Redis when several instances share the runs (AGNO_GRAPHQL_REDIS_URL), else this process alone."""
+    limits = BrokerLimits(
+        max_runs_per_user=settings.max_runs_per_user,
+        max_events_per_run=settings.run_events_max,
+        retention_seconds=settings.run_events_retention_seconds,
+        running_ttl_seconds=settings.run_timeout_seconds + settings.cancel_grace_seconds + 300,
+    )
+    if settings.redis_url:
+        return RedisBroker(settings.redis_url, limits, prefix=settings.redis_prefix)
+    return InProcessBroker(limits)
+
+
 def build_services(settings: Settings) -> Services:
     """Everything the API needs, built from settings; bad settings raise errors that say what to fix."""
     db = Database(settings.effective_database_url)
@@ -166,7 +181,11 @@ def build_services(settings: Settings) -> Services:
     registry = AgentRegistry(agents, db.agno_db, model)
     secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
     verifier = TokenVerifier(settings, secret)
-    runs = RunManager(cancel_grace_seconds=settings.cancel_grace_seconds)
+    runs = RunManager(
+        build_broker(settings),
+        cancel_grace_seconds=settings.cancel_grace_seconds,
+        run_timeout_seconds=settings.run_timeout_seconds,
+    )
     return Services(settings=settings, db=db, registry=registry, runs=runs, verifier=verifier)
 
 
@@ -191,8 +210,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             await services.db.ensure_ready()
         except AppError:
             log.warning("database unreachable at startup; serving anyway, /readyz reports it")
+        await services.runs.open()
         yield
-        await services.runs.shutdown(grace_seconds=settings.cancel_grace_seconds)
+        await services.runs.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.db.dispose()
 
     app = Starlette(
@@ -218,3 +238,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         max_age=600,
     )
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app built from AGNO_GRAPHQL_* settings: the factory each worker of `serve --workers N` calls."""
+    from agno_graphql.settings import load_settings
+
+    settings = load_settings()
+    return create_app(settings, build_services(settings))

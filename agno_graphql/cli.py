@@ -23,14 +23,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     from agno_graphql.app import build_services, create_app
 
-    if workers > 1:
+    if workers > 1 and not settings.redis_url:
         return _fail(
-            "--workers above 1 is not supported yet: a run streams from the worker that started it. "
-            "Run one worker per instance."
+            "--workers above 1 needs AGNO_GRAPHQL_REDIS_URL: without a shared Redis, a run could not be "
+            "resumed, cancelled or kept to one per session from another worker. Set it, or run one worker."
         )
-    # Before the services, so that a secret generated now is reported as such.
+    if workers < 1:
+        return _fail("--workers must be 1 or more")
+    # Before the services, so that a secret generated now is reported as such (and shared by workers).
     local_secret = None if settings.jwt_public_key_file or settings.jwt_secret else ensure_secret(settings)
-    app = create_app(settings, build_services(settings))
+    app = create_app(settings, build_services(settings)) if workers == 1 else None
     print(f"GraphQL and GraphiQL: http://{host}:{port}/graphql")
     if local_secret is not None:
         secret, created = local_secret
@@ -42,7 +44,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     else:
         print("Tokens come from your identity provider (or `agno-graphql token USER_ID` with the shared secret).")
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, ws_max_size=1_048_576)
+    options: dict[str, object] = {"host": host, "port": port, "log_level": settings.log_level, "ws_max_size": 1_048_576}
+    if app is not None:
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+    else:
+        # Each worker process builds its own app from the same environment.
+        uvicorn.run("agno_graphql.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     return 0
 
 

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from agno_graphql.auth import Viewer
+from agno_graphql.db.history import RunRecord
 from agno_graphql.services import Services
 
 
@@ -33,6 +34,7 @@ class Context:
     _viewer: Viewer | None = None
     _run_counts: DataLoader[str, int] | None = None
     _titles: DataLoader[str, str | None] | None = None
+    _active_runs: DataLoader[str, RunRecord | None] | None = None
 
     @property
     def viewer(self) -> Viewer:
@@ -60,3 +62,14 @@ class Context:
         if self._titles is None:
             self._titles = DataLoader(load_fn=self.services.session_titles, cache=False)
         return self._titles
+
+    @property
+    def active_runs(self) -> DataLoader[str, RunRecord | None]:
+        if self._active_runs is None:
+            user_id = self.user_id
+
+            async def load(session_ids: list[str]) -> list[RunRecord | None]:
+                return await self.services.active_runs(user_id, session_ids)
+
+            self._active_runs = DataLoader(load_fn=load, cache=False)
+        return self._active_runs

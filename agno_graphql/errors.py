@@ -13,6 +13,10 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 DB_UNAVAILABLE = "DB_UNAVAILABLE"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+SESSION_BUSY = "SESSION_BUSY"
+RATE_LIMITED = "RATE_LIMITED"
+SHUTTING_DOWN = "SHUTTING_DOWN"
+EVENTS_EXPIRED = "EVENTS_EXPIRED"
 
 
 class AppError(Exception):
@@ -46,6 +50,24 @@ class DatabaseUnavailable(AppError):
 
     def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
         super().__init__(message)
+
+
+class SessionBusy(AppError):
+    code = SESSION_BUSY
+
+
+class RateLimited(AppError):
+    code = RATE_LIMITED
+
+
+class ShuttingDown(AppError):
+    code = SHUTTING_DOWN
+
+
+class EventsExpired(AppError):
+    """The events a follower asked for were dropped from the run's bounded buffer."""
+
+    code = EVENTS_EXPIRED
 
 
 def pre_execution_code(message: str) -> str:

@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
 
-from agno_graphql.agents.events import Event
+from agno_graphql.agents.broker import RunInfo, SessionChange
+from agno_graphql.agents.events import RUN_TIMEOUT, Event, Failed, replay_stored_run
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import SESSION_DELETED, RunHandle, RunManager
+from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, SESSION_DELETED, RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db import history, sessions
 from agno_graphql.db.database import Database
 from agno_graphql.db.history import MessageRecord, RunRecord
 from agno_graphql.db.pagination import Page, PageRequest, page_request
 from agno_graphql.db.sessions import SessionOrdering, SessionRecord
-from agno_graphql.errors import BadUserInput, NotFound
+from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, SessionBusy
 from agno_graphql.settings import Settings
 
 MAX_ID_CHARS = 128
@@ -47,6 +48,7 @@ class Services:
         self.registry = registry
         self.runs = runs
         self.verifier = verifier
+        runs.after_run = self._after_run
 
     def _page(
         self,
@@ -105,26 +107,44 @@ class Services:
         self.require_agent(agent_id)
         new_id = _check_id(session_id, "sessionId") if session_id is not None else str(uuid4())
         clean_name = _check_name(name) if name is not None else None
-        return await sessions.create_session(self.db, user_id, agent_id, new_id, clean_name)
+        record = await sessions.create_session(self.db, user_id, agent_id, new_id, clean_name)
+        await self._announce("CREATED", user_id, record.id)
+        return record
 
     async def rename_session(self, user_id: str, session_id: str, name: str) -> SessionRecord:
         clean_name = _check_name(name)
         record = await sessions.rename_session(self.db, user_id, session_id, clean_name)
-        running = self.runs.active_in_session(session_id)
+        running = (await self.runs.broker.active_runs([session_id])).get(session_id)
         if running is not None:
             # Agno writes the session row as it read it when the run started: name it again afterwards.
-            running.after_run.append(lambda: sessions.rename_session(self.db, user_id, session_id, clean_name))
+            await self.runs.broker.set_pending_name(session_id, running, clean_name)
+        else:
+            await self.runs.broker.clear_pending_name(session_id)
+        await self._announce("RENAMED", user_id, session_id)
         return record
 
     async def delete_session(self, user_id: str, session_id: str) -> str:
         """Delete the session and its runs; a run still going is stopped first, or it would write the session back."""
         if await self.session(user_id, session_id) is None:
             raise NotFound("Session not found.", sessionId=session_id)
-        running = self.runs.active_in_session(session_id)
+        running = (await self.runs.broker.active_runs([session_id])).get(session_id)
         if running is not None:
             await self.runs.stop(running, SESSION_DELETED)
         await sessions.delete_session(self.db, user_id, session_id)
+        await self.runs.broker.clear_pending_name(session_id)
+        await self._announce("DELETED", user_id, session_id)
         return session_id
+
+    async def _announce(self, kind: str, user_id: str, session_id: str) -> None:
+        await self.runs.broker.publish_change(SessionChange(kind=kind, user_id=user_id, session_id=session_id))
+
+    async def _after_run(self, run: RunInfo, terminal: Event | None) -> None:
+        """Once Agno has stored the run: put back a name given during it; mark a timed-out run failed."""
+        name = await self.runs.broker.take_pending_name(run.session_id, run.run_id)
+        if name is not None:
+            await sessions.rename_session(self.db, run.user_id, run.session_id, name)
+        if isinstance(terminal, Failed) and terminal.code == RUN_TIMEOUT:
+            await history.set_run_status(self.db, run.run_id, "ERROR")
 
     async def session_messages(
         self,
@@ -161,9 +181,9 @@ class Services:
         return [sessions.short_name(inputs.get(session_id)) for session_id in session_ids]
 
     async def run_agent(
-        self, user_id: str, agent_id: str, session_id: str | None, message: str
+        self, user_id: str, agent_id: str, session_id: str | None, message: str, cancel_on_disconnect: bool = False
     ) -> AsyncIterator[Event]:
-        """Start a run and follow it; if the follower leaves early, the run is cancelled and stored."""
+        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise."""
         spec = self.require_agent(agent_id)
         if not message.strip():
             raise BadUserInput("`message` must not be empty.", argument="message")
@@ -171,9 +191,15 @@ class Services:
             raise BadUserInput(
                 f"`message` is longer than {self.settings.max_message_chars} characters.", argument="message"
             )
+        new_session = session_id is None
         if session_id is not None:
             record = await self.session(user_id, session_id)
             if record is None:
+                # A session that a first run is creating is not stored until that run ends.
+                running = (await self.runs.broker.active_runs([session_id])).get(session_id)
+                info = await self.runs.broker.run_info(running) if running else None
+                if info is not None and info.user_id == user_id:
+                    raise SessionBusy("A run is already going in this session; wait for it to end or cancel it.")
                 raise NotFound("Session not found.", sessionId=session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
@@ -182,13 +208,118 @@ class Services:
             session_id = str(uuid4())
         agent = self.registry.get(spec.id)
         assert agent is not None
-        handle = self.runs.start(agent, spec, user_id, session_id, message)
-        return self._follow(handle)
+        info = await self.runs.start(agent, spec, user_id, session_id, message, new_session)
+        return self._follow(info.run_id, -1, cancel_on_disconnect)
 
-    async def _follow(self, handle: RunHandle) -> AsyncIterator[Event]:
+    async def _follow(self, run_id: str, after_index: int, cancel_on_disconnect: bool) -> AsyncIterator[Event]:
+        finished = False
         try:
-            async for event in handle.follow():
+            async for event in self.runs.broker.follow(run_id, after_index):
                 yield event
+            finished = True
         finally:
-            if not handle.finished:
-                await self.runs.cancel(handle)
+            if cancel_on_disconnect and not finished:
+                await self.runs.cancel(run_id, CLIENT_LEFT)
+
+    async def run_events(self, user_id: str, run_id: str, after_index: int | None) -> AsyncIterator[Event]:
+        """A run's events after `after_index`, live until its end; from the stored run once they expired."""
+        _check_id(run_id, "runId")
+        after = -1 if after_index is None else after_index
+        if after < -1:
+            raise BadUserInput("`afterIndex` must be -1 or more.", argument="afterIndex")
+        info = await self.runs.broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            raise NotFound("Run not found.", runId=run_id)
+        if info is None:
+            return await self._replay(user_id, run_id, after)
+        return self._follow_or_replay(user_id, info, after)
+
+    async def _follow_or_replay(self, user_id: str, info: RunInfo, after: int) -> AsyncIterator[Event]:
+        try:
+            async for event in self.runs.broker.follow(info.run_id, after):
+                yield event
+                after = event.index
+            return
+        except EventsExpired:
+            # Only a run that has ended can be told from what is stored.
+            if not (info := await self.runs.broker.run_info(info.run_id) or info).finished:
+                raise
+        async for event in await self._replay(user_id, info.run_id, after):
+            yield event
+
+    async def _replay(self, user_id: str, run_id: str, after: int) -> AsyncIterator[Event]:
+        found = await self._stored_run(user_id, run_id)
+        if found is None:
+            raise NotFound("Run not found.", runId=run_id)
+        run, messages = found
+        spec = self.registry.spec(run.agent_id)
+        events = replay_stored_run(
+            run, messages, spec.model_provider if spec else "unknown", spec.model_id if spec else "unknown"
+        )
+        if after >= 0:
+            # The live numbering is gone with the buffer: end the follower's run with the terminal event,
+            # next in its numbering, carrying the whole content.
+            terminal = events[-1]
+            events = [type(terminal)(**{**terminal.__dict__, "index": after + 1})]
+        return _iterate(events)
+
+    async def _stored_run(self, user_id: str, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:
+        found = await history.get_run(self.db, run_id)
+        if found is None or await self.session(user_id, found[0].session_id) is None:
+            return None
+        return found
+
+    async def run(self, user_id: str, run_id: str) -> RunRecord | None:
+        """A run of the viewer's: RUNNING while it goes, then as stored."""
+        if not run_id or len(run_id) > MAX_ID_CHARS:
+            return None
+        info = await self.runs.broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            return None
+        if info is not None and not info.finished:
+            return _running(info)
+        found = await self._stored_run(user_id, run_id)
+        return found[0] if found is not None else None
+
+    async def active_runs(self, user_id: str, session_ids: Sequence[str]) -> list[RunRecord | None]:
+        active = await self.runs.broker.active_runs(session_ids)
+        out: list[RunRecord | None] = []
+        for session_id in session_ids:
+            run_id = active.get(session_id)
+            info = await self.runs.broker.run_info(run_id) if run_id else None
+            out.append(_running(info) if info is not None and info.user_id == user_id else None)
+        return out
+
+    async def cancel_run(self, user_id: str, run_id: str) -> RunRecord:
+        """Cancel a run of the viewer's and wait until it is stored; a finished run is returned as it is."""
+        _check_id(run_id, "runId")
+        info = await self.runs.broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            raise NotFound("Run not found.", runId=run_id)
+        if info is not None and not info.finished:
+            await self.runs.stop(run_id, CANCELLED_BY_USER)
+        run = await self.run(user_id, run_id)
+        if run is None:
+            raise NotFound("Run not found.", runId=run_id)
+        return run
+
+    def session_changes(self, user_id: str) -> AsyncIterator[SessionChange]:
+        return self.runs.broker.changes(user_id)
+
+
+def _running(info: RunInfo) -> RunRecord:
+    return RunRecord(
+        id=info.run_id,
+        session_id=info.session_id,
+        agent_id=info.agent_id,
+        run_index=-1,
+        status="RUNNING",
+        input=info.input,
+        content=None,
+        created_at=int(info.created_at),
+    )
+
+
+async def _iterate(events: Sequence[Event]) -> AsyncIterator[Event]:
+    for event in events:
+        yield event

@@ -60,6 +60,13 @@ class Settings:
     page_size_default: int = 20
     page_size_max: int = 100
     cancel_grace_seconds: float = 10.0
+    redis_url: str = ""
+    redis_prefix: str = "agql"
+    run_timeout_seconds: float = 600.0
+    max_runs_per_user: int = 5
+    run_events_max: int = 10_000
+    run_events_retention_seconds: float = 600.0
+    shutdown_grace_seconds: float = 30.0
     log_level: str = "info"
 
     @property
@@ -115,10 +122,16 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
+    positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max"]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")
     if settings.page_size_default > settings.page_size_max:
         raise SettingsError(f"{PREFIX}PAGE_SIZE_DEFAULT must not exceed {PREFIX}PAGE_SIZE_MAX")
+    for name in ("cancel_grace_seconds", "run_events_retention_seconds", "shutdown_grace_seconds"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")

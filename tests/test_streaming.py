@@ -120,16 +120,15 @@ async def assert_session_still_runs(server: RunningServer, token: str, session_i
     assert events[-1]["content"] == "You said: still there?"
 
 
-async def test_client_disconnecting_mid_run_leaves_it_stored_as_cancelled(
+async def test_client_disconnecting_mid_run_with_on_disconnect_cancel_leaves_it_stored_as_cancelled(
     slow_server: RunningServer, user_id: str
 ) -> None:
     token = make_token(user_id)
     session = await create_session(slow_server, token, "assistant")
     received: list[dict[str, Any]] = []
+    run_input = {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE, "onDisconnect": "CANCEL"}
     async with transport_ws(slow_server, token) as ws:
-        await subscribe_run(
-            ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
-        )
+        await subscribe_run(ws, "1", {"input": run_input})
         for _ in range(100):
             message = await receive(ws)
             assert message["type"] == "next", message
@@ -153,12 +152,13 @@ async def test_client_disconnecting_mid_run_leaves_it_stored_as_cancelled(
 
 
 @pytest.mark.parametrize("subprotocol", [TRANSPORT_WS, LEGACY_WS], ids=["transport-ws", "legacy-ws"])
-async def test_client_stopping_the_subscription_mid_run_leaves_it_stored_as_cancelled(
+async def test_client_stopping_the_subscription_mid_run_with_on_disconnect_cancel_leaves_it_stored_as_cancelled(
     slow_server: RunningServer, user_id: str, subprotocol: str
 ) -> None:
     token = make_token(user_id)
     session = await create_session(slow_server, token, "assistant")
-    variables = {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
+    run_input = {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE, "onDisconnect": "CANCEL"}
+    variables = {"input": run_input}
     received: list[dict[str, Any]] = []
     client = Client(transport=ws_transport(slow_server, token, subprotocol), fetch_schema_from_transport=False)
     async with client as gql_session:

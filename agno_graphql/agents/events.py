@@ -8,16 +8,27 @@ then exactly one terminal event, with indexes 0, 1, 2, ... and no gap.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agno.run.agent import RunEvent as AgnoEvent
 
-from agno_graphql.db.history import RunMetricsData, ToolCallRecord, metrics_data, parse_arguments
+from agno_graphql.db.history import (
+    MessageRecord,
+    RunMetricsData,
+    RunRecord,
+    ToolCallRecord,
+    metrics_data,
+    parse_arguments,
+)
 
 MODEL_ERROR = "MODEL_ERROR"
 RUN_FAILED = "RUN_FAILED"
+RUN_TIMEOUT = "RUN_TIMEOUT"
+RUN_LOST = "RUN_LOST"
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,51 @@ class Cancelled(Event):
 
 
 TERMINAL = (Completed, Failed, Cancelled)
+EVENT_KINDS: dict[str, type[Event]] = {
+    kind.__name__: kind
+    for kind in (Started, ContentDelta, ReasoningDelta, ToolStarted, ToolCompleted, Completed, Failed, Cancelled)
+}
+
+
+def encode_event(event: Event) -> str:
+    """One event as compact JSON, for an event log shared between server instances."""
+    return json.dumps({"kind": type(event).__name__, **asdict(event)}, separators=(",", ":"))
+
+
+def decode_event(raw: str | bytes) -> Event:
+    data = json.loads(raw)
+    kind = EVENT_KINDS[data.pop("kind")]
+    if isinstance(data.get("tool_call"), dict):
+        data["tool_call"] = ToolCallRecord(**data["tool_call"])
+    if isinstance(data.get("metrics"), dict):
+        data["metrics"] = RunMetricsData(**data["metrics"])
+    return kind(**data)
+
+
+def replay_stored_run(
+    run: RunRecord, messages: Sequence[MessageRecord], model_provider: str, model_id: str
+) -> list[Event]:
+    """A finished run told again from what is stored, once its live events are gone: RunStarted, the
+    whole content as one delta, each tool call with its result, and the terminal event."""
+    base: dict[str, Any] = {"run_id": run.id, "session_id": run.session_id, "created_at": float(run.created_at)}
+    out: list[Event] = [
+        Started(**base, index=0, agent_id=run.agent_id, model_provider=model_provider, model_id=model_id)
+    ]
+    if run.content:
+        out.append(ContentDelta(**base, index=len(out), delta=run.content))
+    results = {m.tool_call_id: m.content for m in messages if m.role == "tool" and m.tool_call_id}
+    for message in messages:
+        for call in message.tool_calls:
+            out.append(ToolStarted(**base, index=len(out), tool_call=call))
+            result = results.get(call.id)
+            out.append(ToolCompleted(**base, index=len(out), tool_call=call, result=result, failed=False))
+    if run.status == "CANCELLED":
+        out.append(Cancelled(**base, index=len(out), reason=None, content=run.content))
+    elif run.status == "ERROR":
+        out.append(Failed(**base, index=len(out), message="The run failed.", code=RUN_FAILED))
+    else:
+        out.append(Completed(**base, index=len(out), content=run.content, metrics=run.metrics))
+    return out
 
 
 def _tool_call(tool: Any) -> ToolCallRecord:
@@ -104,6 +160,7 @@ class EventTranslator:
     _completed_tools: set[str] = field(default_factory=set)
     finished: Event | None = None
     cancel_reason: str | None = None
+    timed_out: bool = False
 
     @property
     def content_so_far(self) -> str:
@@ -150,6 +207,8 @@ class EventTranslator:
         elif kind == AgnoEvent.run_error.value:
             message = _text(getattr(agno_event, "content", None)) or "The model failed."
             out.append(self._finish(Failed(**self._base(), message=message, code=MODEL_ERROR)))
+        elif kind == AgnoEvent.run_cancelled.value and self.timed_out:
+            out.append(self._finish(Failed(**self._base(), message="The run took too long.", code=RUN_TIMEOUT)))
         elif kind == AgnoEvent.run_cancelled.value:
             reason = self.cancel_reason or _text(getattr(agno_event, "reason", None)) or "Cancelled."
             content = self.content_so_far or None
@@ -181,6 +240,8 @@ class EventTranslator:
     def cancel(self, reason: str) -> list[Event]:
         if self.finished is not None:
             return []
+        if self.timed_out:
+            return self.fail("The run took too long.", RUN_TIMEOUT)
         out = self._start_if_needed()
         content = self.content_so_far or None
         out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))

@@ -1,8 +1,9 @@
-"""Running an agent in a task of its own and following its events.
+"""Running an agent in a server task, and publishing its events through the broker.
 
-The run is driven by a server task, not by the subscriber: when the client
-goes away the run is cancelled through Agno (cooperatively), and the task
-keeps draining Agno's stream until Agno has stored the run as cancelled.
+A run belongs to the server, not to a socket: followers come and go (and may resume from another
+instance), the run goes on until it ends, is cancelled, times out, or the server shuts down. Its
+terminal event is published only after Agno has stored the run and the after-run steps are done, so a
+follower that reads the session next sees the final state.
 """
 
 from __future__ import annotations
@@ -10,161 +11,214 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from uuid import uuid4
 
 from agno.agent import Agent
 
+from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import TERMINAL, Event, EventTranslator
 from agno_graphql.agents.registry import AgentSpec
+from agno_graphql.errors import EventsExpired, ShuttingDown
 
 log = logging.getLogger(__name__)
 
 CLIENT_LEFT = "The client disconnected."
+CANCELLED_BY_USER = "Cancelled by the user."
 SERVER_STOPPING = "The server is shutting down."
 SESSION_DELETED = "The session was deleted."
 
+AfterRun = Callable[[RunInfo, Event | None], Awaitable[None]]
+
 
 @dataclass
-class RunHandle:
-    """One run in progress: its events so far and a way to wait for more."""
+class LocalRun:
+    """A run driven by this process."""
 
-    run_id: str
-    session_id: str
-    agent_id: str
+    info: RunInfo
     translator: EventTranslator
-    events: list[Event] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
-    # Steps to take once Agno has stored the run, before followers see the terminal event
-    # (Agno rewrites the whole session row at the end of a run).
-    after_run: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.events) and isinstance(self.events[-1], TERMINAL)
-
-    async def publish(self, new_events: list[Event]) -> None:
-        if not new_events:
-            return
-        async with self._changed:
-            self.events.extend(new_events)
-            self._changed.notify_all()
-
-    async def follow(self, after_index: int = -1) -> AsyncIterator[Event]:
-        """Events with index > after_index, live, until the terminal one."""
-        position = after_index + 1
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda start=position: len(self.events) > start)  # type: ignore[misc]
-                batch = self.events[position:]
-            for event in batch:
-                yield event
-                if isinstance(event, TERMINAL):
-                    return
-            position += len(batch)
 
 
 class RunManager:
-    """Starts runs and keeps them until they end, so shutdown can wait for them."""
+    """Starts runs in tasks of their own, cancels them on request from any instance, ends them on shutdown."""
 
-    def __init__(self, cancel_grace_seconds: float = 10.0) -> None:
-        self._runs: dict[str, RunHandle] = {}
+    def __init__(
+        self,
+        broker: RunBroker,
+        cancel_grace_seconds: float = 10.0,
+        run_timeout_seconds: float = 600.0,
+    ) -> None:
+        self.broker = broker
+        self._local: dict[str, LocalRun] = {}
         self._cancel_grace_seconds = cancel_grace_seconds
+        self._run_timeout_seconds = run_timeout_seconds
+        self.accepting = True
+        # Set by the services: steps once Agno has stored the run, before the session is free again.
+        self.after_run: AfterRun | None = None
 
     @property
-    def active(self) -> list[RunHandle]:
-        return list(self._runs.values())
+    def local_runs(self) -> list[LocalRun]:
+        return list(self._local.values())
 
-    def active_in_session(self, session_id: str) -> RunHandle | None:
-        return next((h for h in self._runs.values() if h.session_id == session_id and not h.finished), None)
+    async def open(self) -> None:
+        await self.broker.start(self._on_cancel)
 
-    def start(self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str) -> RunHandle:
-        run_id = str(uuid4())
+    async def start(
+        self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str, new_session: bool
+    ) -> RunInfo:
+        """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
+        if not self.accepting:
+            raise ShuttingDown("The server is shutting down; start the run again in a moment.")
+        info = RunInfo(
+            run_id=str(uuid4()),
+            session_id=session_id,
+            agent_id=spec.id,
+            user_id=user_id,
+            input=message,
+            created_at=time.time(),
+            new_session=new_session,
+        )
+        await self.broker.admit(info)
         translator = EventTranslator(
-            run_id=run_id,
+            run_id=info.run_id,
             session_id=session_id,
             agent_id=spec.id,
             model_provider=spec.model_provider,
             model_id=spec.model_id,
         )
-        handle = RunHandle(run_id=run_id, session_id=session_id, agent_id=spec.id, translator=translator)
-        handle.task = asyncio.create_task(self._drive(agent, handle, user_id, message))
-        self._runs[run_id] = handle
-        handle.task.add_done_callback(lambda _: self._runs.pop(run_id, None))
-        return handle
+        local = LocalRun(info=info, translator=translator)
+        self._local[info.run_id] = local
+        local.task = asyncio.create_task(self._drive(agent, local))
+        local.task.add_done_callback(lambda _: self._local.pop(info.run_id, None))
+        await self._announce(info, "RUN_STARTED")
+        return info
 
-    async def _drive(self, agent: Agent, handle: RunHandle, user_id: str, message: str) -> None:
-        translator = handle.translator
-        stream = agent.arun(
-            message,
-            session_id=handle.session_id,
-            user_id=user_id,
-            run_id=handle.run_id,
-            stream=True,
-            stream_events=True,
-        )
-        # The terminal event is held back until Agno's stream is over (the run is stored) and the
-        # after-run steps are done, so a follower that reads the session next sees the final state.
+    async def _drive(self, agent: Agent, local: LocalRun) -> None:
+        info, translator = local.info, local.translator
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))
+        renewer = asyncio.create_task(self._keep_session(info))
         terminal: list[Event] = []
         try:
+            stream = agent.arun(
+                info.input,
+                session_id=info.session_id,
+                user_id=info.user_id,
+                run_id=info.run_id,
+                stream=True,
+                stream_events=True,
+            )
             async for agno_event in stream:
-                terminal += await self._publish_until_terminal(handle, translator.translate(agno_event))
-            terminal += await self._publish_until_terminal(handle, translator.fail("The run ended without a result."))
+                terminal += await self._publish_until_terminal(info, translator.translate(agno_event))
+            terminal += await self._publish_until_terminal(info, translator.fail("The run ended without a result."))
         except asyncio.CancelledError:
-            terminal += await self._publish_until_terminal(handle, translator.cancel(SERVER_STOPPING))
-            await handle.publish(terminal)
+            terminal += await self._publish_until_terminal(info, translator.cancel(SERVER_STOPPING))
             raise
         except Exception as exc:
-            log.exception("run %s failed", handle.run_id)
+            log.exception("run %s failed", info.run_id)
             terminal += await self._publish_until_terminal(
-                handle, translator.fail(f"The run failed: {type(exc).__name__}.")
+                info, translator.fail(f"The run failed: {type(exc).__name__}.")
             )
-        for step in handle.after_run:
-            try:
-                await step()
-            except Exception:
-                log.exception("run %s: a step after the run failed", handle.run_id)
-        await handle.publish(terminal)
+        finally:
+            timer.cancel()
+            renewer.cancel()
+            await self._finish(info, terminal)
 
-    @staticmethod
-    async def _publish_until_terminal(handle: RunHandle, events: list[Event]) -> list[Event]:
+    async def _finish(self, info: RunInfo, terminal: list[Event]) -> None:
+        if self.after_run is not None:
+            try:
+                await self.after_run(info, terminal[0] if terminal else None)
+            except Exception:
+                log.exception("run %s: a step after the run failed", info.run_id)
+        try:
+            await self.broker.release(info)
+            await self.broker.append(info.run_id, terminal)
+            await self.broker.seal(info.run_id)
+        except Exception:
+            log.exception("run %s: could not publish the end of the run", info.run_id)
+        await self._announce(info, "CREATED" if info.new_session else "UPDATED")
+
+    async def _announce(self, info: RunInfo, kind: str) -> None:
+        change = SessionChange(kind=kind, user_id=info.user_id, session_id=info.session_id, run_id=info.run_id)
+        try:
+            await self.broker.publish_change(change)
+        except Exception:
+            log.exception("could not publish a session change")
+
+    async def _publish_until_terminal(self, info: RunInfo, events: list[Event]) -> list[Event]:
         """Publish the events before a terminal one; return the terminal one (held back)."""
         ongoing = [event for event in events if not isinstance(event, TERMINAL)]
-        await handle.publish(ongoing)
+        if ongoing:
+            await self.broker.append(info.run_id, ongoing)
         return [event for event in events if isinstance(event, TERMINAL)]
 
-    async def cancel(self, handle: RunHandle, reason: str = CLIENT_LEFT) -> None:
-        """Ask Agno to stop the run; if it does not within the grace period, stop the task."""
-        if handle.finished or handle.task is None:
-            return
-        handle.translator.cancel_reason = handle.translator.cancel_reason or reason
-        await Agent.acancel_run(handle.run_id)
-        task = handle.task
-        asyncio.get_running_loop().call_later(self._cancel_grace_seconds, _cancel_if_running, task)
+    async def _keep_session(self, info: RunInfo) -> None:
+        interval = max(0.5, self.broker.limits.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.broker.renew(info)
+            except Exception:
+                log.warning("run %s: could not renew the session lease", info.run_id, exc_info=True)
 
-    async def stop(self, handle: RunHandle, reason: str) -> None:
+    async def _time_out(self, local: LocalRun) -> None:
+        local.translator.timed_out = True
+        await self._cancel_local(local, "The run took too long.")
+
+    async def _on_cancel(self, run_id: str, reason: str) -> None:
+        local = self._local.get(run_id)
+        if local is not None:
+            await self._cancel_local(local, reason)
+
+    async def _cancel_local(self, local: LocalRun, reason: str) -> None:
+        """Ask Agno to stop the run; if it does not within the grace period, stop the task."""
+        if local.task is None or local.task.done():
+            return
+        local.translator.cancel_reason = local.translator.cancel_reason or reason
+        await Agent.acancel_run(local.info.run_id)
+        asyncio.get_running_loop().call_later(self._cancel_grace_seconds, _cancel_if_running, local.task)
+
+    async def cancel(self, run_id: str, reason: str = CANCELLED_BY_USER) -> None:
+        """Cancel a run wherever it is driven."""
+        await self.broker.request_cancel(run_id, reason)
+
+    async def wait_finished(self, run_id: str, timeout: float | None = None) -> None:
+        """Until the run's terminal event is published (or the timeout passes)."""
+        timeout = self._cancel_grace_seconds + 5 if timeout is None else timeout
+        local = self._local.get(run_id)
+        if local is not None and local.task is not None:
+            await asyncio.wait({local.task}, timeout=timeout)
+            return
+        with contextlib.suppress(TimeoutError, EventsExpired):
+            async with asyncio.timeout(timeout):
+                async for _event in self.broker.follow(run_id, -1):
+                    pass
+
+    async def stop(self, run_id: str, reason: str) -> None:
         """Cancel the run and wait until it has ended and been stored."""
-        await self.cancel(handle, reason)
-        if handle.task is not None:
-            await asyncio.wait({handle.task}, timeout=self._cancel_grace_seconds + 5)
+        await self.cancel(run_id, reason)
+        await self.wait_finished(run_id)
 
     async def shutdown(self, grace_seconds: float) -> None:
-        """Let runs finish for a while, then cancel the rest and wait until they are stored."""
-        tasks = [h.task for h in self._runs.values() if h.task is not None]
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-        for handle in list(self._runs.values()):
-            if handle.task in pending:
-                await Agent.acancel_run(handle.run_id)
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=max(1.0, grace_seconds))
-            for task in still:
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*still, return_exceptions=True)
+        """Take no new runs; let running ones finish for a while, then cancel the rest and wait until
+        Agno has stored them, so no run is left unfinished."""
+        self.accepting = False
+        tasks = {local.task for local in self._local.values() if local.task is not None}
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for local in list(self._local.values()):
+                if local.task in pending:
+                    await self._cancel_local(local, SERVER_STOPPING)
+            if pending:
+                _done, still = await asyncio.wait(pending, timeout=self._cancel_grace_seconds + 1)
+                for task in still:
+                    task.cancel()
+                with contextlib.suppress(Exception):
+                    await asyncio.gather(*still, return_exceptions=True)
+        await self.broker.close()
 
 
 def _cancel_if_running(task: asyncio.Task[None]) -> None:

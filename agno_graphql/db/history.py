@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
@@ -299,3 +299,22 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
         )
     async with db.engine.connect() as conn:
         return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:
+    """A stored run with its own messages (every role), by id."""
+    await db.ensure_ready()
+    r = db.runs
+    query = select(*_run_columns(db)).where(r.c.run_id == run_id)
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None or row[0] != run_id:
+        return None
+    run = run_record(row)
+    return run, messages_of_run(run.id, run.run_index, row[5], DEFAULT_ROLES, run.created_at)
+
+
+async def set_run_status(db: Database, run_id: str, status: str) -> None:
+    r = db.runs
+    async with db.engine.begin() as conn:
+        await conn.execute(update(r).where(r.c.run_id == run_id).values(status=status))

@@ -1,4 +1,4 @@
-"""The runAgent subscription: domain run events in, RunEvent types out."""
+"""Runs: the runAgent and runEvents subscriptions (domain run events in, RunEvent types out), and `run`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import strawberry
 
 from agno_graphql.agents import events as domain
 from agno_graphql.schema import events
+from agno_graphql.schema.enums import DisconnectPolicy
 from agno_graphql.schema.inputs import RunAgentInput
-from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall, timestamp
+from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, ToolCall, timestamp
 
 
 def to_run_event(event: domain.Event) -> events.RunEvent:
@@ -49,6 +50,21 @@ async def run_agent(info: strawberry.Info, input: RunAgentInput) -> AsyncGenerat
         str(input.agent_id),
         str(input.session_id) if input.session_id is not None else None,
         input.message,
+        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
     )
     async for event in stream:
         yield to_run_event(event)
+
+
+async def run_events(
+    info: strawberry.Info, run_id: strawberry.ID, after_index: int | None = None
+) -> AsyncGenerator[events.RunEvent, None]:
+    """Follow a run, from the start or after an index, to its terminal event."""
+    stream = await info.context.services.run_events(info.context.user_id, str(run_id), after_index)
+    async for event in stream:
+        yield to_run_event(event)
+
+
+async def resolve_run(info: strawberry.Info, id: strawberry.ID) -> Run | None:
+    record = await info.context.services.run(info.context.user_id, str(id))
+    return Run.from_record(record) if record is not None else None

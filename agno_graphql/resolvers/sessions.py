@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 
+from agno_graphql.schema.enums import SessionEventKind
+from agno_graphql.schema.events import SessionEvent
 from agno_graphql.schema.inputs import SessionOrder
-from agno_graphql.schema.types import Connection, Session, Viewer, connection
+from agno_graphql.schema.types import Connection, Session, Viewer, connection, timestamp
 
 
 def resolve_viewer(info: strawberry.Info) -> Viewer:
@@ -36,3 +40,14 @@ async def resolve_sessions(
 async def resolve_session(info: strawberry.Info, id: strawberry.ID) -> Session | None:
     record = await info.context.services.session(info.context.user_id, str(id))
     return Session.from_record(record) if record is not None else None
+
+
+async def session_events(info: strawberry.Info) -> AsyncGenerator[SessionEvent, None]:
+    """The viewer's session changes from now on."""
+    async for change in info.context.services.session_changes(info.context.user_id):
+        yield SessionEvent(
+            kind=SessionEventKind[change.kind],
+            session_id=strawberry.ID(change.session_id),
+            run_id=strawberry.ID(change.run_id) if change.run_id else None,
+            at=timestamp(change.at),
+        )

@@ -25,6 +25,21 @@ class RunStatus(Enum):
     PAUSED = "PAUSED"
 
 
+@strawberry.enum(description="What a run does when the connection that started it goes away.")
+class DisconnectPolicy(Enum):
+    CONTINUE = "CONTINUE"
+    CANCEL = "CANCEL"
+
+
+@strawberry.enum(description="What happened to a session.")
+class SessionEventKind(Enum):
+    CREATED = "CREATED"
+    RENAMED = "RENAMED"
+    RUN_STARTED = "RUN_STARTED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
 @strawberry.enum
 class SessionOrderField(Enum):
     CREATED_AT = "created_at"

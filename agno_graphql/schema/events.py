@@ -6,7 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from agno_graphql.schema.types import ModelInfo, RunMetrics, ToolCall
+from agno_graphql.schema.enums import SessionEventKind
+from agno_graphql.schema.types import ModelInfo, RunMetrics, Session, ToolCall
 
 
 @strawberry.interface(
@@ -76,3 +77,16 @@ EVENT_TYPES = [
     RunFailed,
     RunCancelled,
 ]
+
+
+@strawberry.type(description="One of the viewer's sessions changed (for keeping a list of sessions in sync).")
+class SessionEvent:
+    kind: SessionEventKind
+    session_id: strawberry.ID
+    run_id: strawberry.ID | None
+    at: datetime
+
+    @strawberry.field(description="The session as it is now; null once deleted, or while its first run goes.")
+    async def session(self, info: strawberry.Info) -> Session | None:
+        record = await info.context.services.session(info.context.user_id, str(self.session_id))
+        return Session.from_record(record) if record is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from agno_graphql.schema.enums import OrderDirection, SessionOrderField
+from agno_graphql.schema.enums import DisconnectPolicy, OrderDirection, SessionOrderField
 
 
 @strawberry.input
@@ -43,3 +43,13 @@ class RunAgentInput:
     agent_id: strawberry.ID
     session_id: strawberry.ID | None = None
     message: str
+    on_disconnect: DisconnectPolicy = strawberry.field(
+        default=DisconnectPolicy.CONTINUE,
+        description="CONTINUE (the default): the run goes on and can be followed again with runEvents. "
+        "CANCEL: the run is cancelled when this subscription ends before the run does.",
+    )
+
+
+@strawberry.input
+class CancelRunInput:
+    run_id: strawberry.ID

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from agno_graphql.schema.types import Session
+from agno_graphql.schema.types import Run, Session
 
 
 @strawberry.type
@@ -20,3 +20,8 @@ class RenameSessionPayload:
 @strawberry.type
 class DeleteSessionPayload:
     deleted_session_id: strawberry.ID
+
+
+@strawberry.type
+class CancelRunPayload:
+    run: Run

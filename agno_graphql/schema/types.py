@@ -237,6 +237,11 @@ class Session:
     async def run_count(self, info: strawberry.Info) -> int:
         return await info.context.run_counts.load(str(self.id))
 
+    @strawberry.field(description="The run going in this session now; null when it is idle.")
+    async def active_run(self, info: strawberry.Info) -> Run | None:
+        record = await info.context.active_runs.load(str(self.id))
+        return Run.from_record(record) if record is not None else None
+
     @strawberry.field(
         description="The conversation in order across runs, each message once. "
         "`last: 20` gives the newest twenty; `before` pages back. System messages only when asked for in `roles`."

@@ -1,0 +1,306 @@
+"""What server instances share about runs: the event log, the per-session lock, cancellation, live changes.
+
+`RunBroker` is the one small interface; `InProcessBroker` serves a single process, and
+`agents.redis_broker.RedisBroker` serves several instances behind a load balancer. Both behave the
+same to a client: a run can be followed, resumed after an index, and cancelled by its owner, one run at
+a time per session, a bounded number per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from agno_graphql.agents.events import TERMINAL, Event
+from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
+
+CancelHandler = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run the broker knows of: going, or ended within the retention period."""
+
+    run_id: str
+    session_id: str
+    agent_id: str
+    user_id: str
+    input: str
+    created_at: float
+    new_session: bool = False
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class SessionChange:
+    """Something happened to one of a user's sessions (for the user's other tabs)."""
+
+    kind: str  # CREATED, RENAMED, RUN_STARTED, UPDATED, DELETED
+    user_id: str
+    session_id: str
+    run_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class BrokerLimits:
+    max_runs_per_user: int = 5
+    max_events_per_run: int = 10_000
+    retention_seconds: float = 600.0
+    # How long a session lock outlives its last renewal; a crashed instance frees its sessions this fast.
+    lease_seconds: float = 30.0
+    # How long a running run's log and record are kept without news (longer than any run may last).
+    running_ttl_seconds: float = 900.0
+
+
+class RunBroker(Protocol):
+    limits: BrokerLimits
+
+    async def start(self, on_cancel: CancelHandler) -> None:
+        """Begin serving; `on_cancel(run_id, reason)` is called when any instance asks to cancel a run."""
+
+    async def close(self) -> None: ...
+
+    async def admit(self, run: RunInfo) -> None:
+        """Take the session's lock and a slot of the user's, and open the run's log.
+        SessionBusy or RateLimited when it may not start."""
+
+    async def renew(self, run: RunInfo) -> None:
+        """Keep the session's lock while the run goes."""
+
+    async def release(self, run: RunInfo) -> None:
+        """Free the session and the user's slot; the run counts as finished."""
+
+    async def append(self, run_id: str, events: Sequence[Event]) -> None: ...
+
+    async def seal(self, run_id: str) -> None:
+        """The log is complete: keep it for the retention period, then drop it."""
+
+    def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
+        """Events with index > after_index, then live ones until the terminal event.
+        EventsExpired (before the first event) when they are no longer held."""
+
+    async def run_info(self, run_id: str) -> RunInfo | None: ...
+
+    async def active_runs(self, session_ids: Sequence[str]) -> dict[str, str]:
+        """session id -> id of the run going in it, for those that have one."""
+
+    async def request_cancel(self, run_id: str, reason: str) -> None: ...
+
+    async def set_pending_name(self, session_id: str, run_id: str, name: str) -> None:
+        """A rename made while `run_id` goes; the run re-applies it after Agno stores the session."""
+
+    async def take_pending_name(self, session_id: str, run_id: str) -> str | None: ...
+
+    async def clear_pending_name(self, session_id: str) -> None: ...
+
+    async def publish_change(self, change: SessionChange) -> None: ...
+
+    def changes(self, user_id: str) -> AsyncIterator[SessionChange]:
+        """The user's session changes from now on, until the caller stops."""
+
+
+class EventLog:
+    """A run's events in memory: bounded (oldest dropped first), followed by any number of readers."""
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self.events: list[Event] = []
+        self.first_index = 0
+        self.expires_at: float | None = None
+        self._changed = asyncio.Condition()
+
+    @property
+    def next_index(self) -> int:
+        return self.first_index + len(self.events)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and isinstance(self.events[-1], TERMINAL)
+
+    async def append(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        async with self._changed:
+            self.events.extend(events)
+            overflow = len(self.events) - self.max_events
+            # Trim in chunks, so a long run does not shift the list on every event.
+            if overflow > max(1, self.max_events // 8):
+                del self.events[:overflow]
+                self.first_index += overflow
+            self._changed.notify_all()
+
+    def check_available(self, after_index: int) -> None:
+        if after_index + 1 < self.first_index:
+            raise EventsExpired(
+                f"Events up to index {self.first_index - 1} are no longer held; resume with afterIndex "
+                f"{self.first_index - 1} or later, or read the run once it has ended.",
+                firstAvailableIndex=self.first_index,
+            )
+
+    async def follow(self, after_index: int) -> AsyncIterator[Event]:
+        self.check_available(after_index)
+        position = after_index + 1
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda start=position: self.next_index > start or self.finished)  # type: ignore[misc]
+                if position < self.first_index:
+                    # Trimmed while this reader lagged: it cannot be told the run without a gap.
+                    self.check_available(position - 1)
+                batch = self.events[position - self.first_index :]
+            if not batch:
+                return  # already past the terminal event
+            for event in batch:
+                yield event
+                if isinstance(event, TERMINAL):
+                    return
+            position += len(batch)
+
+
+class LocalLogs:
+    """Event logs and records of runs held in this process, dropped after the retention period."""
+
+    def __init__(self, limits: BrokerLimits) -> None:
+        self.limits = limits
+        self.logs: dict[str, EventLog] = {}
+        self.infos: dict[str, RunInfo] = {}
+
+    def open(self, run: RunInfo) -> None:
+        self.purge()
+        self.logs[run.run_id] = EventLog(self.limits.max_events_per_run)
+        self.infos[run.run_id] = run
+
+    def seal(self, run_id: str) -> None:
+        log = self.logs.get(run_id)
+        if log is not None:
+            log.expires_at = time.monotonic() + self.limits.retention_seconds
+        info = self.infos.get(run_id)
+        if info is not None:
+            self.infos[run_id] = replace(info, finished=True)
+
+    def purge(self) -> None:
+        now = time.monotonic()
+        for run_id in [r for r, log in self.logs.items() if log.expires_at is not None and log.expires_at < now]:
+            self.logs.pop(run_id, None)
+            self.infos.pop(run_id, None)
+
+    def log(self, run_id: str) -> EventLog | None:
+        self.purge()
+        return self.logs.get(run_id)
+
+
+class ChangeFanout:
+    """Session changes delivered to this process's subscribers of each user."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, set[asyncio.Queue[SessionChange]]] = {}
+
+    def deliver(self, change: SessionChange) -> None:
+        for queue in self._queues.get(change.user_id, ()):
+            queue.put_nowait(change)
+
+    async def listen(self, user_id: str) -> AsyncIterator[SessionChange]:
+        queue: asyncio.Queue[SessionChange] = asyncio.Queue()
+        self._queues.setdefault(user_id, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            listeners = self._queues.get(user_id)
+            if listeners is not None:
+                listeners.discard(queue)
+                if not listeners:
+                    del self._queues[user_id]
+
+
+class InProcessBroker:
+    """The broker of a single server process."""
+
+    def __init__(self, limits: BrokerLimits | None = None) -> None:
+        self.limits = limits or BrokerLimits()
+        self._local = LocalLogs(self.limits)
+        self._session_runs: dict[str, str] = {}
+        self._user_runs: dict[str, set[str]] = {}
+        self._pending_names: dict[str, tuple[str, str]] = {}
+        self._fanout = ChangeFanout()
+        self._on_cancel: CancelHandler | None = None
+
+    async def start(self, on_cancel: CancelHandler) -> None:
+        self._on_cancel = on_cancel
+
+    async def close(self) -> None:
+        return None
+
+    async def admit(self, run: RunInfo) -> None:
+        if run.session_id in self._session_runs:
+            raise SessionBusy("A run is already going in this session; wait for it to end or cancel it.")
+        user_runs = self._user_runs.setdefault(run.user_id, set())
+        if len(user_runs) >= self.limits.max_runs_per_user:
+            raise RateLimited(
+                f"You have {len(user_runs)} runs going, the most allowed at once; wait for one to end.",
+                limit=self.limits.max_runs_per_user,
+            )
+        self._session_runs[run.session_id] = run.run_id
+        user_runs.add(run.run_id)
+        self._local.open(run)
+
+    async def renew(self, run: RunInfo) -> None:
+        return None
+
+    async def release(self, run: RunInfo) -> None:
+        if self._session_runs.get(run.session_id) == run.run_id:
+            del self._session_runs[run.session_id]
+        user_runs = self._user_runs.get(run.user_id)
+        if user_runs is not None:
+            user_runs.discard(run.run_id)
+            if not user_runs:
+                del self._user_runs[run.user_id]
+        self._local.seal(run.run_id)
+
+    async def append(self, run_id: str, events: Sequence[Event]) -> None:
+        log = self._local.logs.get(run_id)
+        if log is not None:
+            await log.append(events)
+
+    async def seal(self, run_id: str) -> None:
+        self._local.seal(run_id)
+
+    def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
+        log = self._local.log(run_id)
+        if log is None:
+            raise EventsExpired("The run's events are no longer held.")
+        log.check_available(after_index)
+        return log.follow(after_index)
+
+    async def run_info(self, run_id: str) -> RunInfo | None:
+        self._local.purge()
+        return self._local.infos.get(run_id)
+
+    async def active_runs(self, session_ids: Sequence[str]) -> dict[str, str]:
+        return {sid: self._session_runs[sid] for sid in session_ids if sid in self._session_runs}
+
+    async def request_cancel(self, run_id: str, reason: str) -> None:
+        if self._on_cancel is not None:
+            await self._on_cancel(run_id, reason)
+
+    async def set_pending_name(self, session_id: str, run_id: str, name: str) -> None:
+        self._pending_names[session_id] = (run_id, name)
+
+    async def take_pending_name(self, session_id: str, run_id: str) -> str | None:
+        pending = self._pending_names.get(session_id)
+        if pending is None or pending[0] != run_id:
+            return None
+        del self._pending_names[session_id]
+        return pending[1]
+
+    async def clear_pending_name(self, session_id: str) -> None:
+        self._pending_names.pop(session_id, None)
+
+    async def publish_change(self, change: SessionChange) -> None:
+        self._fanout.deliver(change)
+
+    def changes(self, user_id: str) -> AsyncIterator[SessionChange]:
+        return self._fanout.listen(user_id)

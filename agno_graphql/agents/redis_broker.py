@@ -1,0 +1,331 @@
+"""The run broker for several server instances sharing one Redis.
+
+- A run's events go to a Redis Stream, `<prefix>:run:<id>:events`, one entry per event with the id
+  `<index + 1>-0`, so a follower on any instance resumes after an index with one XRANGE. The stream is
+  capped (MAXLEN) and expires a retention period after the run ends. Followers on the instance that
+  drives the run read its in-memory log instead, so a busy instance does not poll Redis per event.
+- The session lock (`<prefix>:session:<id>:run`) and the user's slots (a sorted set scored by expiry)
+  are taken in one Lua script, so two instances can never both start a run in one session. The driving
+  instance renews the lease while the run goes; if it dies, the lease lapses and the session is free.
+- Cancellation is a message on `<prefix>:cancel`; the instance that drives the run cancels it through
+  Agno in-process (Agno checks its in-process registry between deltas, with no Redis call per delta).
+- Session changes are published on `<prefix>:changes:<user id>` and fanned out to local subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from agno_graphql.agents.broker import (
+    BrokerLimits,
+    CancelHandler,
+    ChangeFanout,
+    LocalLogs,
+    RunInfo,
+    SessionChange,
+)
+from agno_graphql.agents.events import RUN_LOST, TERMINAL, Event, Failed, decode_event, encode_event
+from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
+
+log = logging.getLogger(__name__)
+
+# KEYS: session lock, user's runs; ARGV: run id, now ms, lease ms, max runs per user.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'BUSY' end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 'LIMIT' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 'OK'
+"""
+
+# KEYS: session lock, user's runs; ARGV: run id, now ms, lease ms.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: session lock, user's runs; ARGV: run id.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: pending name; ARGV: run id.
+_TAKE_NAME = """
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+local pending = cjson.decode(value)
+if pending['run_id'] ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return pending['name']
+"""
+
+FOLLOW_BLOCK_MS = 2000
+FOLLOW_BATCH = 500
+
+
+def _entry_id(index: int) -> str:
+    return f"{index + 1}-0"
+
+
+class RedisBroker:
+    def __init__(self, url: str, limits: BrokerLimits | None = None, prefix: str = "agql") -> None:
+        self.limits = limits or BrokerLimits()
+        self.prefix = prefix
+        # Typed loosely: redis-py's stubs cannot tell bytes replies (decode_responses=False) from str ones.
+        self.redis: Any = Redis.from_url(url, decode_responses=False)
+        self._local = LocalLogs(self.limits)
+        self._pending: dict[str, list[Event]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._fanout = ChangeFanout()
+        self._on_cancel: CancelHandler | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._admit = self.redis.register_script(_ADMIT)
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+        self._take_name = self.redis.register_script(_TAKE_NAME)
+
+    # keys
+    def _lock_key(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{session_id}:run"
+
+    def _name_key(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{session_id}:pending-name"
+
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:runs"
+
+    def _info_key(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def _stream_key(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:events"
+
+    @property
+    def _cancel_channel(self) -> str:
+        return f"{self.prefix}:cancel"
+
+    def _changes_channel(self, user_id: str) -> str:
+        return f"{self.prefix}:changes:{user_id}"
+
+    # lifecycle
+    async def start(self, on_cancel: CancelHandler) -> None:
+        self._on_cancel = on_cancel
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self._cancel_channel)
+        await pubsub.psubscribe(self._changes_channel("*"))
+        self._listener = asyncio.create_task(self._listen(pubsub))
+
+    async def close(self) -> None:
+        for writer in list(self._writers.values()):
+            with contextlib.suppress(Exception):
+                await writer
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        await self.redis.aclose()
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Deliver cancel requests and session changes published by any instance."""
+        changes_prefix = self._changes_channel("")
+        try:
+            while True:
+                try:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                except RedisError:
+                    log.warning("lost the Redis subscription; reconnecting", exc_info=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                if message is None:
+                    continue
+                channel = message["channel"].decode()
+                data = message["data"].decode()
+                if channel == self._cancel_channel:
+                    if self._on_cancel is not None:
+                        request = json.loads(data)
+                        await self._on_cancel(request["run_id"], request["reason"])
+                elif channel.startswith(changes_prefix):
+                    self._fanout.deliver(SessionChange(**json.loads(data)))
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    # admission
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    async def admit(self, run: RunInfo) -> None:
+        lease_ms = int(self.limits.lease_seconds * 1000)
+        keys = [self._lock_key(run.session_id), self._user_key(run.user_id)]
+        args: list[str | int] = [run.run_id, self._now_ms(), lease_ms, self.limits.max_runs_per_user]
+        outcome = await self._admit(keys=keys, args=args)
+        if outcome == b"BUSY":
+            raise SessionBusy("A run is already going in this session; wait for it to end or cancel it.")
+        if outcome == b"LIMIT":
+            raise RateLimited(
+                f"You have {self.limits.max_runs_per_user} runs going, the most allowed at once; wait for one to end.",
+                limit=self.limits.max_runs_per_user,
+            )
+        self._local.open(run)
+        info = {k: json.dumps(v) for k, v in asdict(run).items()}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._info_key(run.run_id), mapping=info)
+            pipe.expire(self._info_key(run.run_id), int(self.limits.running_ttl_seconds))
+            await pipe.execute()
+
+    async def renew(self, run: RunInfo) -> None:
+        keys = [self._lock_key(run.session_id), self._user_key(run.user_id)]
+        await self._renew(keys=keys, args=[run.run_id, self._now_ms(), int(self.limits.lease_seconds * 1000)])
+
+    async def release(self, run: RunInfo) -> None:
+        await self._flush(run.run_id)
+        await self._release(keys=[self._lock_key(run.session_id), self._user_key(run.user_id)], args=[run.run_id])
+        await self.redis.hset(self._info_key(run.run_id), "finished", "true")
+        self._local.seal(run.run_id)
+
+    # the event log
+    async def append(self, run_id: str, events: Sequence[Event]) -> None:
+        local = self._local.logs.get(run_id)
+        if local is not None:
+            await local.append(events)
+        self._pending.setdefault(run_id, []).extend(events)
+        if run_id not in self._writers:
+            self._writers[run_id] = asyncio.create_task(self._write(run_id))
+
+    async def _write(self, run_id: str) -> None:
+        """Copy pending events to the stream, as many per round trip as have piled up."""
+        key = self._stream_key(run_id)
+        try:
+            while self._pending.get(run_id):
+                batch = self._pending.pop(run_id)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for event in batch:
+                        pipe.xadd(
+                            key,
+                            {"e": encode_event(event)},
+                            id=_entry_id(event.index),
+                            maxlen=self.limits.max_events_per_run,
+                            approximate=True,
+                        )
+                    pipe.expire(key, int(self.limits.running_ttl_seconds))
+                    await pipe.execute()
+        except RedisError:
+            log.exception("run %s: could not write events to Redis", run_id)
+        finally:
+            self._writers.pop(run_id, None)
+
+    async def _flush(self, run_id: str) -> None:
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            await writer
+
+    async def seal(self, run_id: str) -> None:
+        await self._flush(run_id)
+        retention = int(self.limits.retention_seconds)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.expire(self._stream_key(run_id), retention)
+            pipe.expire(self._info_key(run_id), retention)
+            await pipe.execute()
+        self._local.seal(run_id)
+
+    def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
+        local = self._local.log(run_id)
+        if local is not None:
+            local.check_available(after_index)
+            return local.follow(after_index)
+        return self._follow_stream(run_id, after_index)
+
+    async def _follow_stream(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
+        key = self._stream_key(run_id)
+        entries = await self.redis.xrange(key, min=f"({_entry_id(after_index)}", count=FOLLOW_BATCH)
+        if not entries and not await self.redis.exists(key) and not await self._is_going(run_id):
+            raise EventsExpired("The run's events are no longer held.")
+        if entries and decode_event(entries[0][1][b"e"]).index > after_index + 1:
+            raise EventsExpired(
+                "Some of the events asked for are no longer held; read the run once it has ended.",
+            )
+        last_id = _entry_id(after_index)
+        last_index = after_index
+        while True:
+            for entry_id, fields in entries:
+                event = decode_event(fields[b"e"])
+                last_id, last_index = entry_id, event.index
+                yield event
+                if isinstance(event, TERMINAL):
+                    return
+            entries = await self._read_after(key, last_id)
+            # The run is released just before its terminal event is written: look once more before
+            # concluding that the instance driving it went away.
+            if not entries and not await self._is_going(run_id):
+                entries = await self._read_after(key, last_id)
+            if not entries and not await self._is_going(run_id):
+                # The instance driving the run went away without ending it.
+                info = await self.run_info(run_id)
+                yield Failed(
+                    run_id=run_id,
+                    session_id=info.session_id if info is not None else "",
+                    index=last_index + 1,
+                    created_at=time.time(),
+                    message="The server running this run stopped.",
+                    code=RUN_LOST,
+                )
+                return
+
+    async def _read_after(self, key: str, last_id: str) -> list[Any]:
+        reply = await self.redis.xread({key: last_id}, count=FOLLOW_BATCH, block=FOLLOW_BLOCK_MS)
+        return list(reply[0][1]) if reply else []
+
+    async def _is_going(self, run_id: str) -> bool:
+        info = await self.run_info(run_id)
+        if info is None or info.finished:
+            return False
+        return await self.redis.get(self._lock_key(info.session_id)) == run_id.encode()
+
+    async def run_info(self, run_id: str) -> RunInfo | None:
+        raw = await self.redis.hgetall(self._info_key(run_id))
+        if not raw:
+            return None
+        values = {k.decode(): json.loads(v) for k, v in raw.items()}
+        return RunInfo(**values)
+
+    async def active_runs(self, session_ids: Sequence[str]) -> dict[str, str]:
+        if not session_ids:
+            return {}
+        values = await self.redis.mget([self._lock_key(sid) for sid in session_ids])
+        return {sid: value.decode() for sid, value in zip(session_ids, values, strict=True) if value is not None}
+
+    async def request_cancel(self, run_id: str, reason: str) -> None:
+        await self.redis.publish(self._cancel_channel, json.dumps({"run_id": run_id, "reason": reason}))
+
+    async def set_pending_name(self, session_id: str, run_id: str, name: str) -> None:
+        value = json.dumps({"run_id": run_id, "name": name})
+        await self.redis.set(self._name_key(session_id), value, ex=int(self.limits.running_ttl_seconds))
+
+    async def take_pending_name(self, session_id: str, run_id: str) -> str | None:
+        name = await self._take_name(keys=[self._name_key(session_id)], args=[run_id])
+        return name.decode() if isinstance(name, bytes) else None
+
+    async def clear_pending_name(self, session_id: str) -> None:
+        await self.redis.delete(self._name_key(session_id))
+
+    async def publish_change(self, change: SessionChange) -> None:
+        await self.redis.publish(self._changes_channel(change.user_id), json.dumps(asdict(change)))
+
+    def changes(self, user_id: str) -> AsyncIterator[SessionChange]:
+        return self._fanout.listen(user_id)
