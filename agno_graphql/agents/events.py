@@ -210,10 +210,24 @@ class EventTranslator:
         elif kind == AgnoEvent.run_cancelled.value and self.timed_out:
             out.append(self._finish(Failed(**self._base(), message="The run took too long.", code=RUN_TIMEOUT)))
         elif kind == AgnoEvent.run_cancelled.value:
+            out.extend(self._unsent_content(agno_event))
             reason = self.cancel_reason or _text(getattr(agno_event, "reason", None)) or "Cancelled."
             content = self.content_so_far or None
             out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))
         return out
+
+    def _unsent_content(self, agno_event: Any) -> list[Event]:
+        """Agno may store a delta it never streamed (it checks for cancellation after adding it): send it, so
+        that what followers saw adds up to what is stored."""
+        stored = _text(getattr(agno_event, "content", None))
+        sent = self.content_so_far
+        if not stored or stored == getattr(agno_event, "reason", None) or not stored.startswith(sent):
+            return []
+        rest = stored[len(sent) :]
+        if not rest:
+            return []
+        self._content.append(rest)
+        return [ContentDelta(**self._base(), delta=rest)]
 
     def _tool_completed(self, agno_event: Any, errored: bool) -> list[Event]:
         tool = agno_event.tool
