@@ -19,7 +19,7 @@ from agno_graphql.db.database import Database
 from agno_graphql.db.history import MessageRecord, RunRecord
 from agno_graphql.db.pagination import Page, PageRequest, page_request
 from agno_graphql.db.sessions import SessionOrdering, SessionRecord
-from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, SessionBusy
+from agno_graphql.errors import BadUserInput, EventsExpired, NotFound
 from agno_graphql.settings import Settings
 
 MAX_ID_CHARS = 128
@@ -191,24 +191,21 @@ class Services:
             raise BadUserInput(
                 f"`message` is longer than {self.settings.max_message_chars} characters.", argument="message"
             )
-        new_session = session_id is None
         if session_id is not None:
             record = await self.session(user_id, session_id)
             if record is None:
-                # A session that a first run is creating is not stored until that run ends.
-                running = (await self.runs.broker.active_runs([session_id])).get(session_id)
-                info = await self.runs.broker.run_info(running) if running else None
-                if info is not None and info.user_id == user_id:
-                    raise SessionBusy("A run is already going in this session; wait for it to end or cancel it.")
                 raise NotFound("Session not found.", sessionId=session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
         else:
-            await self.db.ensure_ready()
-            session_id = str(uuid4())
+            # Stored before the run, not by Agno at its end: a cancelled first run is then stored like any
+            # other (Agno writes a cancelled run before its session, which MySQL's foreign key refuses),
+            # and the user's other tabs can list the session at once.
+            record = await self.create_session(user_id, spec.id, None, None)
+            session_id = record.id
         agent = self.registry.get(spec.id)
         assert agent is not None
-        info = await self.runs.start(agent, spec, user_id, session_id, message, new_session)
+        info = await self.runs.start(agent, spec, user_id, session_id, message)
         return self._follow(info.run_id, -1, cancel_on_disconnect)
 
     async def _follow(self, run_id: str, after_index: int, cancel_on_disconnect: bool) -> AsyncIterator[Event]:

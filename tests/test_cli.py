@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,22 +17,11 @@ import pytest
 from tests.auth_support import VIEWER
 from tests.client import bearer, execute
 from tests.conftest import TEST_SECRET, RunningServer, free_port
+from tests.process_support import CLI, cli_env, serving_process
 
-CLI = Path(sys.executable).with_name("agno-graphql")
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 JWT_PATTERN = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]+")
 COMMAND_TIMEOUT_SECONDS = 60
-SERVE_START_ATTEMPTS = 300  # x 0.1 s
-
-
-def cli_env(state_dir: Path, database_url: str, **settings: str) -> dict[str, str]:
-    """The environment of a user's shell: no AGNO_GRAPHQL_* but the ones given."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AGNO_GRAPHQL_")}
-    env["AGNO_GRAPHQL_STATE_DIR"] = str(state_dir)
-    env["AGNO_GRAPHQL_DATABASE_URL"] = database_url
-    env["AGNO_GRAPHQL_LOG_LEVEL"] = "warning"
-    env.update({f"AGNO_GRAPHQL_{name.upper()}": value for name, value in settings.items()})
-    return env
 
 
 def unused_database_url(folder: Path) -> str:
@@ -86,48 +73,11 @@ def test_export_schema_prints_the_committed_schema(tmp_path: Path) -> None:
     assert result.stdout == SCHEMA_FILE.read_text()
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, stderr_file: Path) -> None:
-    for _ in range(SERVE_START_ATTEMPTS):
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}: {stderr_file.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("serve did not answer /healthz")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
 @contextmanager
 def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """`agno-graphql serve` on a free port, healthy: (base URL, what it printed); stopped afterwards."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    stdout_file, stderr_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with stdout_file.open("wb") as stdout, stderr_file.open("wb") as stderr:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    try:
-        _wait_until_healthy(process, base_url, stderr_file)
-        yield base_url, stdout_file.read_text()
-    finally:
-        _stop(process)
+    with serving_process(tmp_path, env) as served:
+        yield served.base_url, served.printed()
 
 
 def test_first_serve_creates_a_secret_and_prints_url_and_working_token(
@@ -185,7 +135,7 @@ STARTUP_ERRORS: dict[str, StartupCase] = {
         [],
         "AGNO_GRAPHQL_AGENTS",
     ),
-    "more than one worker": lambda tmp: ({}, {}, ["--workers", "2"], "--workers"),
+    "more than one worker without redis": lambda tmp: ({}, {}, ["--workers", "2"], "AGNO_GRAPHQL_REDIS_URL"),
 }
 
 

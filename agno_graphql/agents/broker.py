@@ -30,7 +30,6 @@ class RunInfo:
     user_id: str
     input: str
     created_at: float
-    new_session: bool = False
     finished: bool = False
 
 

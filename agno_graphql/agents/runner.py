@@ -66,9 +66,7 @@ class RunManager:
     async def open(self) -> None:
         await self.broker.start(self._on_cancel)
 
-    async def start(
-        self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str, new_session: bool
-    ) -> RunInfo:
+    async def start(self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str) -> RunInfo:
         """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
         if not self.accepting:
             raise ShuttingDown("The server is shutting down; start the run again in a moment.")
@@ -79,7 +77,6 @@ class RunManager:
             user_id=user_id,
             input=message,
             created_at=time.time(),
-            new_session=new_session,
         )
         await self.broker.admit(info)
         translator = EventTranslator(
@@ -139,7 +136,7 @@ class RunManager:
             await self.broker.seal(info.run_id)
         except Exception:
             log.exception("run %s: could not publish the end of the run", info.run_id)
-        await self._announce(info, "CREATED" if info.new_session else "UPDATED")
+        await self._announce(info, "UPDATED")
 
     async def _announce(self, info: RunInfo, kind: str) -> None:
         change = SessionChange(kind=kind, user_id=info.user_id, session_id=info.session_id, run_id=info.run_id)

@@ -86,7 +86,7 @@ class SessionEvent:
     run_id: strawberry.ID | None
     at: datetime
 
-    @strawberry.field(description="The session as it is now; null once deleted, or while its first run goes.")
+    @strawberry.field(description="The session as it is now; null once deleted.")
     async def session(self, info: strawberry.Info) -> Session | None:
         record = await info.context.services.session(info.context.user_id, str(self.session_id))
         return Session.from_record(record) if record is not None else None

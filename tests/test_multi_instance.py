@@ -1,0 +1,139 @@
+"""Several server processes behind one Redis and one database: a run started on one instance is
+resumed, watched and cancelled from another, and one session still runs one run at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.client import RUN_AGENT, execute
+from tests.conftest import TEST_SECRET, make_token
+from tests.matrix_support import assert_event_invariants, codes, create_session
+from tests.process_support import ServedProcess, cli_env, serving_process
+from tests.run_support import (
+    CANCEL_RUN,
+    LONG_MESSAGE,
+    SESSION_EVENTS,
+    content_of,
+    follow,
+    refusal,
+    run_input,
+    start_run,
+    subscription,
+    wait_for_status,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FULL_ANSWER = f"You said: {LONG_MESSAGE}"
+
+
+def instance_env(folder: Path, database_url: str, prefix: str) -> dict[str, str]:
+    return cli_env(
+        folder / "state",
+        database_url,
+        jwt_secret=TEST_SECRET,
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        offline_delay_ms="40",
+    )
+
+
+@pytest.fixture(scope="module")
+def instances(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServedProcess, ServedProcess]]:
+    """Two `serve` processes on two ports, sharing the database and Redis."""
+    database_url = new_database_url("instances")
+    prefix = f"agql-test-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path_factory.mktemp("instances")
+    with (
+        serving_process(folder / "a", instance_env(folder, database_url, prefix)) as a,
+        serving_process(folder / "b", instance_env(folder, database_url, prefix)) as b,
+    ):
+        yield a, b
+
+
+async def test_a_run_started_on_one_instance_is_followed_refused_and_cancelled_from_another(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    session = await create_session(a, token)
+    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as on_a:
+        head = await on_a.events("runAgent", stop_after=4)
+        run_id = head[0]["runId"]
+        async with subscription(b, token, RUN_AGENT, run_input(session["id"], "me too")) as second:
+            busy = refusal(await second.next())
+        watcher = asyncio.create_task(follow(b, token, run_id, after_index=1))
+        await asyncio.sleep(0.5)
+
+        cancelled = (await execute(b, token, CANCEL_RUN, {"runId": run_id}))["cancelRun"]["run"]
+
+        tail = await asyncio.wait_for(on_a.events("runAgent"), timeout=30)
+    watched = await asyncio.wait_for(watcher, timeout=30)
+
+    assert codes(busy) == ["SESSION_BUSY"]
+    assert cancelled["status"] == "CANCELLED"
+    seen_on_a = head + tail
+    assert_event_invariants(seen_on_a)
+    assert seen_on_a[-1]["__typename"] == "RunCancelled"
+    assert [e["index"] for e in watched] == [e["index"] for e in seen_on_a[2:]]
+    assert content_of(head[:2] + watched) == content_of(seen_on_a) == cancelled["content"]
+    # The session is free again, on either instance.
+    again = await wait_for_status(a, token, run_id, {"CANCELLED"})
+    assert again["content"] == cancelled["content"]
+
+
+async def test_a_run_whose_client_left_instance_a_is_resumed_on_instance_b(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    head = await start_run(a, token, None, seen=5)
+    rest = await follow(b, token, head[0]["runId"], after_index=head[-1]["index"])
+
+    assert_event_invariants(head + rest)
+    assert content_of(head + rest) == FULL_ANSWER
+    stored = await wait_for_status(b, token, head[0]["runId"], {"COMPLETED"})
+    assert stored["content"] == FULL_ANSWER
+
+
+async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    async with subscription(b, token, SESSION_EVENTS) as tab:
+        await asyncio.sleep(0.3)
+        session = await create_session(a, token)
+        async with subscription(a, token, RUN_AGENT, run_input(session["id"], "hello")) as run:
+            events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+        seen = await asyncio.wait_for(tab.events("sessionEvents", stop_after=3), timeout=30)
+    assert [(e["kind"], e["runId"]) for e in seen] == [
+        ("CREATED", None),
+        ("RUN_STARTED", events[0]["runId"]),
+        ("UPDATED", events[0]["runId"]),
+    ]
+
+
+def test_serve_with_workers_and_redis_shares_runs_between_workers(
+    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+) -> None:
+    env = instance_env(tmp_path, new_database_url("workers"), f"agql-test-{uuid.uuid4().hex[:8]}")
+    env["AGNO_GRAPHQL_OFFLINE_DELAY_MS"] = "2"
+    token = make_token(user_id)
+
+    async def journey(served: ServedProcess) -> None:
+        # Each new connection may land on either worker: follow the run from several.
+        head = await start_run(served, token, None, seen=2, message="across workers")
+        for _ in range(4):
+            events = await follow(served, token, head[0]["runId"])
+            assert events[-1]["content"] == "You said: across workers"
+            assert_event_invariants(events)
+
+    with serving_process(tmp_path, env, ["--workers", "2"]) as served:
+        asyncio.run(journey(served))
