@@ -1,0 +1,2 @@
+// esbuild bundles imported stylesheets next to the script.
+declare module "*.css";

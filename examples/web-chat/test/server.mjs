@@ -1,0 +1,120 @@
+// A real agno-graphql server for the browser tests: `agno-graphql serve` on a free loopback port with a
+// temporary SQLite database and its own secret, plus tokens from `agno-graphql token`, a GraphQL client
+// for seeding, and headless Debian chromium through playwright-core.
+import { execFile, spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "graphql-ws";
+import { chromium } from "playwright-core";
+import WebSocket from "ws";
+
+export const REPO = resolve(import.meta.dirname, "../../..");
+export const RESULTS = resolve(import.meta.dirname, "../test-results");
+const CLI = process.env.AGNO_GRAPHQL_BIN ?? join(REPO, ".venv/bin/agno-graphql");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const probe = createServer();
+    probe.once("error", fail);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+export async function startServer({ offlineDelayMs = 15 } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), "agno-graphql-web-"));
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    AGNO_GRAPHQL_DATABASE_URL: `sqlite:///${join(dir, "chat.db")}`,
+    AGNO_GRAPHQL_STATE_DIR: dir,
+    AGNO_GRAPHQL_JWT_SECRET: `browser-test-secret-${port}-0123456789abcdef`,
+    AGNO_GRAPHQL_OFFLINE_DELAY_MS: String(offlineDelayMs),
+    AGNO_GRAPHQL_LOG_LEVEL: "warning",
+  };
+  const child = spawn(CLI, ["serve", "--host", "127.0.0.1", "--port", String(port)], {
+    env,
+    cwd: dir,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`agno-graphql serve exited (${child.exitCode}):\n${stderr}`);
+    if (Date.now() > deadline) throw new Error(`agno-graphql serve did not answer /healthz:\n${stderr}`);
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+
+  async function token(userId) {
+    const { stdout } = await promisify(execFile)(CLI, ["token", userId], { env, cwd: dir });
+    return stdout.trim();
+  }
+
+  async function graphql(bearer, query, variables = {}) {
+    const response = await fetch(`${base}/graphql`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = await response.json();
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  }
+
+  /** Runs an agent to the end over graphql-ws; resolves with the terminal event. */
+  function run(bearer, input) {
+    const ws = createClient({
+      url: `ws://127.0.0.1:${port}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { Authorization: `Bearer ${bearer}` },
+    });
+    const query = `subscription($input: RunAgentInput!) {
+      runAgent(input: $input) { __typename sessionId ... on RunCompleted { content } }
+    }`;
+    return new Promise((done, fail) => {
+      let last = null;
+      ws.subscribe(
+        { query, variables: { input } },
+        {
+          next: (result) => (result.errors ? fail(new Error(JSON.stringify(result.errors))) : (last = result.data.runAgent)),
+          error: fail,
+          complete: () => done(last),
+        },
+      );
+    }).finally(() => ws.dispose());
+  }
+
+  async function stop() {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      const exited = new Promise((done) => child.once("exit", done));
+      let timer;
+      const timeout = new Promise((done) => (timer = setTimeout(() => done("timeout"), 15_000)));
+      if ((await Promise.race([exited, timeout])) === "timeout") child.kill("SIGKILL");
+      clearTimeout(timer);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  return { base, token, graphql, run, stop };
+}
+
+export async function launchBrowser() {
+  await mkdir(RESULTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+}
