@@ -166,6 +166,7 @@ def build_broker(settings: Settings) -> RunBroker:
         max_runs_per_user=settings.max_runs_per_user,
         max_events_per_run=settings.run_events_max,
         retention_seconds=settings.run_events_retention_seconds,
+        lease_seconds=settings.run_lease_seconds,
         running_ttl_seconds=settings.run_timeout_seconds + settings.cancel_grace_seconds + 300,
     )
     if settings.redis_url:

@@ -67,6 +67,7 @@ class Settings:
     run_events_max: int = 10_000
     run_events_retention_seconds: float = 600.0
     shutdown_grace_seconds: float = 30.0
+    run_lease_seconds: float = 30.0
     log_level: str = "info"
 
     @property
@@ -122,7 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
-    positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max"]
+    positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")

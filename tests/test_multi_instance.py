@@ -12,7 +12,14 @@ import pytest
 
 from tests.client import RUN_AGENT, execute
 from tests.conftest import TEST_SECRET, make_token
-from tests.matrix_support import assert_event_invariants, codes, create_session
+from tests.matrix_support import (
+    DELETE_SESSION,
+    RENAME_SESSION,
+    assert_event_invariants,
+    codes,
+    create_session,
+    session_snapshot,
+)
 from tests.process_support import ServedProcess, cli_env, serving_process
 from tests.run_support import (
     CANCEL_RUN,
@@ -31,7 +38,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 FULL_ANSWER = f"You said: {LONG_MESSAGE}"
 
 
-def instance_env(folder: Path, database_url: str, prefix: str) -> dict[str, str]:
+def instance_env(folder: Path, database_url: str, prefix: str, **settings: str) -> dict[str, str]:
     return cli_env(
         folder / "state",
         database_url,
@@ -39,6 +46,7 @@ def instance_env(folder: Path, database_url: str, prefix: str) -> dict[str, str]
         redis_url=REDIS_URL,
         redis_prefix=prefix,
         offline_delay_ms="40",
+        **settings,
     )
 
 
@@ -118,6 +126,67 @@ async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
         ("RUN_STARTED", events[0]["runId"]),
         ("UPDATED", events[0]["runId"]),
     ]
+
+
+async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    session = await create_session(a, token)
+    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as run:
+        await run.events("runAgent", stop_after=2)
+        await execute(b, token, RENAME_SESSION, {"input": {"sessionId": session["id"], "name": "Renamed on B"}})
+        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    assert events[-1]["__typename"] == "RunCompleted"
+    for served in (a, b):
+        snapshot = await session_snapshot(served, token, session["id"])
+        assert snapshot is not None and snapshot["name"] == "Renamed on B"
+
+
+async def test_deleting_a_session_on_one_instance_stops_its_run_on_the_other(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    session = await create_session(a, token)
+    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as run:
+        await run.events("runAgent", stop_after=2)
+        deleted = await execute(b, token, DELETE_SESSION, {"input": {"sessionId": session["id"]}})
+        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    assert deleted["deleteSession"]["deletedSessionId"] == session["id"]
+    assert events[-1]["__typename"] == "RunCancelled"
+    await asyncio.sleep(0.5)
+    assert await session_snapshot(a, token, session["id"]) is None
+    assert await session_snapshot(b, token, session["id"]) is None
+
+
+async def test_when_the_instance_running_a_run_dies_followers_elsewhere_are_told_and_the_session_frees(
+    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+) -> None:
+    database_url = new_database_url("dying")
+    env = instance_env(tmp_path, database_url, f"agql-test-{uuid.uuid4().hex[:8]}", run_lease_seconds="2")
+    token = make_token(user_id)
+    with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
+        session = await create_session(a, token)
+        head = await start_run(a, token, session["id"], seen=3)
+        watcher = asyncio.create_task(follow(b, token, head[0]["runId"], after_index=head[-1]["index"]))
+        await asyncio.sleep(0.3)
+        a.process.kill()
+        watched = await asyncio.wait_for(watcher, timeout=30)
+        # Once the lease has lapsed, the session takes a new run.
+        after = None
+        for _ in range(50):
+            async with subscription(b, token, RUN_AGENT, run_input(session["id"], "again")) as retry:
+                first = await retry.next()
+                if not first["payload"].get("errors"):
+                    after = [first["payload"]["data"]["runAgent"], *await retry.events("runAgent")]
+                    break
+            await asyncio.sleep(0.2)
+    lost = watched[-1]
+    assert (lost["__typename"], lost["code"], lost["sessionId"]) == ("RunFailed", "RUN_LOST", session["id"])
+    assert_event_invariants(head + watched)
+    assert after is not None and after[-1]["content"] == "You said: again"
 
 
 def test_serve_with_workers_and_redis_shares_runs_between_workers(

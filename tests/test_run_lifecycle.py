@@ -17,6 +17,8 @@ from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
+    DELETE_SESSION,
+    RENAME_SESSION,
     assert_event_invariants,
     codes,
     create_session,
@@ -41,10 +43,6 @@ from tests.run_support import (
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FULL_ANSWER = f"You said: {LONG_MESSAGE}"
-RENAME = (
-    "mutation ($id: ID!, $name: String!) { renameSession(input: {sessionId: $id, name: $name}) { session { id } } }"
-)
-DELETE = "mutation ($id: ID!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }"
 
 
 def redis_settings() -> dict[str, Any]:
@@ -218,10 +216,10 @@ async def test_session_events_tell_the_users_other_tabs_and_no_one_else(
     ):
         await asyncio.sleep(0.3)  # both subscriptions are listening
         session = await create_session(server, token)
-        await execute(server, token, RENAME, {"id": session["id"], "name": "Groceries"})
+        await execute(server, token, RENAME_SESSION, {"input": {"sessionId": session["id"], "name": "Groceries"}})
         async with subscription(server, token, RUN_AGENT, run_input(session["id"], "milk")) as run:
             run_events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
-        await execute(server, token, DELETE, {"id": session["id"]})
+        await execute(server, token, DELETE_SESSION, {"input": {"sessionId": session["id"]}})
         seen = await asyncio.wait_for(tab.events("sessionEvents", stop_after=5), timeout=30)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(strangers_tab.next(), timeout=1.0)
