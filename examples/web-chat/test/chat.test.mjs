@@ -159,4 +159,19 @@ describe("chat page", () => {
     const kept = await server.graphql(token, "query($id: ID!) { session(id: $id) { id } }", { id: chatSessionId });
     assert.equal(kept.session.id, chatSessionId, "only the deleted session is gone");
   });
+
+  it("keeps the composer usable after leaving a conversation while its run streams", async () => {
+    await page.click("#new-chat");
+    await page.selectOption("#agent", "assistant");
+    await page.fill("#message", "A long answer that is still streaming when the reader opens another conversation");
+    await page.click("#send");
+    await page.waitForSelector('[data-role="assistant"][data-state="streaming"]');
+    await page.click("#new-chat");
+    await page.waitForFunction(() => !document.querySelector("#send").disabled);
+    assert.equal(await page.locator("#message-list li").count(), 0, "the left run's events stay out of the new chat");
+    await page.fill("#message", "Hello again");
+    await page.click("#send");
+    await page.waitForSelector('[data-role="assistant"][data-state="done"]');
+    assert.equal(await page.textContent('[data-role="assistant"]'), "You said: Hello again");
+  });
 });

@@ -20,6 +20,7 @@ const MAX_PAGE = 100; // the server's default AGNO_GRAPHQL_PAGE_SIZE_MAX
 
 type HistoryMessage = NonNullable<MessagesResult["session"]>["messages"]["nodes"][number];
 type RunEvent = RunEventResult["runAgent"];
+const TERMINAL_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled"]);
 interface SessionItem {
   id: string;
   name?: string | null;
@@ -309,7 +310,8 @@ function send(text: string): void {
       }
     });
   };
-  const onEvent = (event: RunEvent): void => {
+  /** Shows an event in the conversation it belongs to (dropped once another one is open). */
+  const show = (event: RunEvent): void => {
     if (shown !== view) return;
     if (!current) {
       current = { id: event.sessionId, name: null, agentId };
@@ -340,15 +342,12 @@ function send(text: string): void {
           answer.textContent = event.content;
           if (!answer.isConnected) append(answer);
         }
-        finish();
         break;
       case "RunFailed":
         append(el("li", { class: "bubble assistant failed", "data-role": "error" }, `${event.code}: ${event.message}`));
-        finish();
         break;
       case "RunCancelled":
         append(el("li", { class: "tool" }, `cancelled${event.reason ? `: ${event.reason}` : ""}`));
-        finish();
         break;
     }
   };
@@ -359,7 +358,9 @@ function send(text: string): void {
       subscription.unsubscribe();
       finish();
     } else if (result.data) {
-      onEvent(result.data.runAgent);
+      const event = result.data.runAgent;
+      show(event);
+      if (TERMINAL_EVENTS.has(event.__typename)) finish();
     }
   });
 }
