@@ -116,5 +116,5 @@ export async function startServer({ offlineDelayMs = 15 } = {}) {
 
 export async function launchBrowser() {
   await mkdir(RESULTS, { recursive: true });
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 }
