@@ -353,10 +353,9 @@ function send(text: string): void {
   };
 
   const input = { agentId, sessionId: current?.id ?? null, message: text };
-  const subscription = api.client.subscription(RunAgentSubscription, { input }).subscribe((result) => {
+  api.client.subscription(RunAgentSubscription, { input }).subscribe((result) => {
     if (failed(result.error)) {
-      subscription.unsubscribe();
-      finish();
+      finish(); // the stream ends with its error
     } else if (result.data) {
       const event = result.data.runAgent;
       show(event);
