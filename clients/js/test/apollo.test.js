@@ -1,0 +1,313 @@
+// Apollo Client against a real server: the whole journey of a chat frontend, over HTTP and graphql-ws.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
+import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
+import { getMainDefinition, relayStylePagination } from "@apollo/client/utilities";
+import { createClient } from "graphql-ws";
+import { OperationTypeNode } from "graphql";
+import { filter, firstValueFrom, from, lastValueFrom, toArray } from "rxjs";
+import WebSocket from "ws";
+import {
+  CALCULATOR_ANSWER,
+  CALCULATOR_QUESTION,
+  CREATE_SESSION,
+  DELETE_SESSION,
+  RENAME_SESSION,
+  RUN_AGENT,
+  SESSION,
+  SESSION_HISTORY,
+  SESSIONS,
+  streamedText,
+} from "../src/operations.js";
+import { possibleTypes } from "../src/possible-types.js";
+import { backends, newUserId, startServer } from "../src/server.js";
+
+function newCache({ withPossibleTypes = true } = {}) {
+  return new InMemoryCache({
+    possibleTypes: withPossibleTypes ? possibleTypes() : {},
+    typePolicies: {
+      // Declared once on the interface; possibleTypes hands it down to every event type.
+      RunEvent: { keyFields: ["runId", "index"] },
+      Query: { fields: { sessions: relayStylePagination(["agentId", "orderBy"]) } },
+      Session: { fields: { messages: relayStylePagination(["roles"]) } },
+    },
+  });
+}
+
+function wsClient(server, token, closedCodes = []) {
+  return createClient({
+    url: server.wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: { Authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+    lazy: true,
+    on: { closed: (event) => closedCodes.push(event.code) },
+  });
+}
+
+function apolloClient(server, token, { cache = newCache(), ws = wsClient(server, token) } = {}) {
+  const http = new HttpLink({ uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` } });
+  const link = ApolloLink.split(
+    ({ query }) => {
+      const definition = getMainDefinition(query);
+      return definition.kind === "OperationDefinition" && definition.operation === OperationTypeNode.SUBSCRIPTION;
+    },
+    new GraphQLWsLink(ws),
+    http,
+  );
+  return { client: new ApolloClient({ link, cache }), ws };
+}
+
+/** Every event of one run, in order, as Apollo delivers them. */
+async function runAgent(client, input) {
+  const results = await lastValueFrom(client.subscribe({ query: RUN_AGENT, variables: { input } }).pipe(toArray()));
+  for (const result of results) assert.equal(result.error, undefined, `run failed: ${result.error}`);
+  return results.map((result) => result.data.runAgent);
+}
+
+async function createSession(client, agentId, name) {
+  const { data } = await client.mutate({ mutation: CREATE_SESSION, variables: { input: { agentId, name } } });
+  return data.createSession.session;
+}
+
+/** Watches a query as a page would (subscribed, so fetchMore and cache updates reach it); resolves on the first result. */
+async function watch(client, options, subscriptions) {
+  const observable = client.watchQuery(options);
+  subscriptions.push(observable.subscribe(() => {}));
+  const first = await firstValueFrom(
+    from(observable).pipe(filter((result) => !result.loading && result.data !== undefined)),
+  );
+  return { observable, first };
+}
+
+/** fetchMore, then the watched query's next settled result: the pages merged by the cache. */
+async function fetchMore(observable, variables) {
+  await observable.fetchMore({ variables });
+  return firstValueFrom(from(observable).pipe(filter((result) => !result.loading)));
+}
+
+const MAX_PAGES = 20;
+
+for (const backend of await backends()) {
+  describe(`Apollo Client (${backend})`, () => {
+    let server;
+    const disposers = [];
+    const watching = [];
+
+    before(async () => {
+      server = await startServer({ backend });
+    });
+
+    after(async () => {
+      for (const subscription of watching) subscription.unsubscribe();
+      for (const dispose of disposers) await dispose();
+      await server?.stop();
+    });
+
+    function clientFor(userId, options) {
+      const built = apolloClient(server, server.token(userId), options);
+      disposers.push(async () => {
+        built.client.stop();
+        await built.ws.dispose();
+      });
+      return built.client;
+    }
+
+    test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
+      const client = clientFor(newUserId("apollo-run"));
+      const session = await createSession(client, "calculator", "Sums");
+      const events = await runAgent(client, {
+        agentId: "calculator",
+        sessionId: session.id,
+        message: CALCULATOR_QUESTION,
+      });
+
+      const kinds = events.map((event) => event.__typename);
+      assert.equal(kinds[0], "RunStarted");
+      assert.equal(kinds.at(-1), "RunCompleted");
+      assert.ok(kinds.indexOf("ToolCallStarted") < kinds.indexOf("ToolCallCompleted"));
+      const toolCall = events.find((event) => event.__typename === "ToolCallStarted").toolCall;
+      assert.equal(toolCall.name, "multiply");
+      assert.deepEqual(Object.values(toolCall.arguments).sort(), [12, 7].sort());
+      assert.equal(events.find((event) => event.__typename === "ToolCallCompleted").result, "84");
+      assert.equal(streamedText(events), CALCULATOR_ANSWER);
+      assert.equal(events.at(-1).content, CALCULATOR_ANSWER);
+      assert.ok(events.every((event) => event.sessionId === session.id));
+    });
+
+    test("possibleTypes from schema.graphql let the RunEvent interface key and match every event type", async () => {
+      const generated = possibleTypes();
+      assert.deepEqual(generated.RunEvent, [
+        "ReasoningDelta",
+        "RunCancelled",
+        "RunCompleted",
+        "RunContentDelta",
+        "RunFailed",
+        "RunStarted",
+        "ToolCallCompleted",
+        "ToolCallStarted",
+      ]);
+
+      const cache = newCache();
+      const client = clientFor(newUserId("apollo-types"), { cache });
+      const events = await runAgent(client, { agentId: "assistant", message: "hello there" });
+      const delta = events.find((event) => event.__typename === "RunContentDelta");
+
+      // The keyFields declared on RunEvent apply to RunContentDelta only through possibleTypes...
+      const id = cache.identify(delta);
+      assert.equal(id, `RunContentDelta:${JSON.stringify({ runId: delta.runId, index: delta.index })}`);
+      // ...and a fragment on the interface reads the concrete event back from the cache.
+      const fragment = RUN_AGENT.definitions.find(
+        (d) => d.kind === "FragmentDefinition" && d.name.value === "OnRunContentDelta",
+      );
+      assert.ok(fragment);
+      const read = cache.readFragment({
+        id,
+        fragment: {
+          kind: "Document",
+          definitions: [
+            {
+              kind: "FragmentDefinition",
+              name: { kind: "Name", value: "AnyEvent" },
+              typeCondition: { kind: "NamedType", name: { kind: "Name", value: "RunEvent" } },
+              selectionSet: {
+                kind: "SelectionSet",
+                selections: [
+                  { kind: "Field", name: { kind: "Name", value: "index" } },
+                  { kind: "FragmentSpread", name: { kind: "Name", value: "OnRunContentDelta" } },
+                ],
+              },
+            },
+            fragment,
+          ],
+        },
+        fragmentName: "AnyEvent",
+      });
+      assert.deepEqual(read, { __typename: "RunContentDelta", index: delta.index, delta: delta.delta });
+
+      // Without possibleTypes the same cache cannot tell a RunContentDelta is a RunEvent.
+      assert.equal(newCache({ withPossibleTypes: false }).identify(delta), undefined);
+    });
+
+    test("relayStylePagination merges session pages fetched with after cursors", async () => {
+      const client = clientFor(newUserId("apollo-pages"));
+      const created = [];
+      for (let i = 0; i < 5; i += 1) created.push(await createSession(client, "assistant", `Chat ${i}`));
+
+      const { observable, first } = await watch(client, { query: SESSIONS, variables: { first: 2 } }, watching);
+      let result = first;
+      assert.equal(result.data.sessions.edges.length, 2);
+      assert.equal(result.data.sessions.totalCount, 5);
+      const pageSizes = [2];
+      while (result.data.sessions.pageInfo.hasNextPage && pageSizes.length < MAX_PAGES) {
+        result = await fetchMore(observable, { after: result.data.sessions.pageInfo.endCursor });
+        pageSizes.push(result.data.sessions.edges.length);
+      }
+      assert.deepEqual(pageSizes, [2, 4, 5]);
+
+      const merged = result.data.sessions.edges.map((edge) => edge.node.id);
+      assert.equal(new Set(merged).size, 5);
+      const { data: everything } = await client.query({
+        query: SESSIONS,
+        variables: { first: 50 },
+        fetchPolicy: "no-cache",
+      });
+      assert.deepEqual(
+        merged,
+        everything.sessions.edges.map((edge) => edge.node.id),
+      );
+      assert.deepEqual(new Set(merged), new Set(created.map((session) => session.id)));
+    });
+
+    test("relayStylePagination pages history back with last and before", async () => {
+      const client = clientFor(newUserId("apollo-history"));
+      const session = await createSession(client, "assistant");
+      for (const message of ["one", "two", "three"]) {
+        await runAgent(client, { agentId: "assistant", sessionId: session.id, message });
+      }
+      const expected = ["one", "two", "three"].flatMap((message) => [message, `You said: ${message}`]);
+
+      const { observable, first } = await watch(
+        client,
+        { query: SESSION_HISTORY, variables: { id: session.id, last: 2 } },
+        watching,
+      );
+      let result = first;
+      const contents = () => result.data.session.messages.edges.map((edge) => edge.node.content);
+      assert.deepEqual(contents(), expected.slice(-2));
+      const sizes = [2];
+      while (result.data.session.messages.pageInfo.hasPreviousPage && sizes.length < MAX_PAGES) {
+        result = await fetchMore(observable, { before: result.data.session.messages.pageInfo.startCursor });
+        sizes.push(result.data.session.messages.edges.length);
+      }
+      assert.deepEqual(sizes, [2, 4, 6]);
+      assert.deepEqual(contents(), expected);
+      assert.deepEqual(
+        result.data.session.messages.edges.map((edge) => edge.node.role),
+        ["USER", "ASSISTANT", "USER", "ASSISTANT", "USER", "ASSISTANT"],
+      );
+    });
+
+    test("rename updates the cached session list; delete removes the session", async () => {
+      const client = clientFor(newUserId("apollo-edit"));
+      const kept = await createSession(client, "assistant", "Keep me");
+      const doomed = await createSession(client, "assistant", "Old name");
+      const { observable } = await watch(client, { query: SESSIONS, variables: { first: 10 } }, watching);
+
+      await client.mutate({
+        mutation: RENAME_SESSION,
+        variables: { input: { sessionId: doomed.id, name: "New name" } },
+      });
+      // The payload's Session is normalized by id, so the list shows the new name without a refetch.
+      const cachedNames = observable.getCurrentResult().data.sessions.edges.map((edge) => edge.node.name);
+      assert.deepEqual(new Set(cachedNames), new Set(["Keep me", "New name"]));
+
+      const { data } = await client.mutate({
+        mutation: DELETE_SESSION,
+        variables: { input: { sessionId: doomed.id } },
+        update(cache, { data: payload }) {
+          cache.evict({ id: cache.identify({ __typename: "Session", id: payload.deleteSession.deletedSessionId }) });
+          cache.gc();
+        },
+      });
+      assert.equal(data.deleteSession.deletedSessionId, doomed.id);
+      const remaining = observable.getCurrentResult().data.sessions.edges;
+      assert.deepEqual(
+        remaining.filter((edge) => edge.node).map((edge) => edge.node.id),
+        [kept.id],
+      );
+      const gone = await client.query({ query: SESSION, variables: { id: doomed.id }, fetchPolicy: "network-only" });
+      assert.equal(gone.data.session, null);
+      const refetched = await client.query({ query: SESSIONS, variables: { first: 10 }, fetchPolicy: "no-cache" });
+      assert.deepEqual(
+        refetched.data.sessions.edges.map((edge) => edge.node.id),
+        [kept.id],
+      );
+    });
+
+    test("a rejected token: websocket closed with 4403, HTTP answered UNAUTHENTICATED", async () => {
+      const closedCodes = [];
+      const ws = wsClient(server, "not-a-valid-token", closedCodes);
+      const { client } = apolloClient(server, "not-a-valid-token", { ws });
+      disposers.push(async () => {
+        client.stop();
+        await ws.dispose();
+      });
+
+      const results = await lastValueFrom(
+        client
+          .subscribe({ query: RUN_AGENT, variables: { input: { agentId: "assistant", message: "hi" } } })
+          .pipe(toArray()),
+      );
+      assert.ok(results.at(-1).error, "the subscription ends in an error");
+      assert.deepEqual(closedCodes, [4403]);
+
+      await assert.rejects(client.query({ query: SESSIONS, variables: { first: 1 } }), (error) => {
+        assert.ok(CombinedGraphQLErrors.is(error));
+        assert.equal(error.errors[0].extensions.code, "UNAUTHENTICATED");
+        return true;
+      });
+    });
+  });
+}

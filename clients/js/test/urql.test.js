@@ -1,0 +1,173 @@
+// urql with Graphcache against a real server: the whole journey of a chat frontend, over HTTP and graphql-ws.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  CALCULATOR_ANSWER,
+  CALCULATOR_QUESTION,
+  CREATE_SESSION,
+  DELETE_SESSION,
+  RENAME_SESSION,
+  RUN_AGENT,
+  SESSION,
+  SESSION_HISTORY,
+  SESSIONS,
+  streamedText,
+} from "../src/operations.js";
+import { backends, newUserId, startServer } from "../src/server.js";
+import { collect, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
+
+async function ok(promise) {
+  const result = await promise;
+  assert.equal(result.error, undefined, `${result.error}`);
+  return result.data;
+}
+
+for (const backend of await backends()) {
+  describe(`urql (${backend})`, () => {
+    let server;
+    const transports = [];
+
+    before(async () => {
+      server = await startServer({ backend });
+    });
+
+    after(async () => {
+      for (const transport of transports) await transport.dispose();
+      await server?.stop();
+    });
+
+    function clientFor(userId) {
+      const token = server.token(userId);
+      const ws = wsClient(server, token);
+      transports.push(ws);
+      return urqlClient(server, token, ws);
+    }
+
+    async function createSession(client, agentId, name) {
+      const data = await ok(client.mutation(CREATE_SESSION, { input: { agentId, name } }).toPromise());
+      return data.createSession.session;
+    }
+
+    async function runAgent(client, input) {
+      return urqlEvents(await collect(client.subscription(RUN_AGENT, { input })));
+    }
+
+    test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
+      const client = clientFor(newUserId("urql-run"));
+      const session = await createSession(client, "calculator");
+      const events = await runAgent(client, {
+        agentId: "calculator",
+        sessionId: session.id,
+        message: CALCULATOR_QUESTION,
+      });
+
+      const kinds = events.map((event) => event.__typename);
+      assert.equal(kinds[0], "RunStarted");
+      assert.equal(kinds.at(-1), "RunCompleted");
+      assert.ok(kinds.indexOf("ToolCallStarted") < kinds.indexOf("ToolCallCompleted"));
+      assert.equal(events.find((event) => event.__typename === "ToolCallStarted").toolCall.name, "multiply");
+      assert.equal(events.find((event) => event.__typename === "ToolCallCompleted").result, "84");
+      assert.equal(streamedText(events), CALCULATOR_ANSWER);
+      assert.equal(events.at(-1).content, CALCULATOR_ANSWER);
+      assert.deepEqual([...new Set(events.map((event) => event.sessionId))], [session.id]);
+      assert.deepEqual(
+        events.map((event) => event.index),
+        events.map((_, index) => index),
+      );
+
+      const history = await ok(
+        client.query(SESSION_HISTORY, { id: session.id, last: 10 }, { requestPolicy: "network-only" }).toPromise(),
+      );
+      const nodes = history.session.messages.edges.map((edge) => edge.node);
+      assert.deepEqual(
+        nodes.map((node) => node.role),
+        ["USER", "ASSISTANT", "TOOL", "ASSISTANT"],
+      );
+      assert.equal(nodes[1].toolCalls[0].name, "multiply");
+      assert.equal(nodes.at(-1).content, CALCULATOR_ANSWER);
+    });
+
+    test("relayPagination merges session pages fetched with after cursors", async () => {
+      const client = clientFor(newUserId("urql-pages"));
+      const created = [];
+      for (let i = 0; i < 5; i += 1) created.push(await createSession(client, "assistant", `Chat ${i}`));
+
+      let data = await ok(client.query(SESSIONS, { first: 2 }).toPromise());
+      const pageSizes = [data.sessions.edges.length];
+      while (data.sessions.pageInfo.hasNextPage && pageSizes.length < 20) {
+        data = await ok(client.query(SESSIONS, { first: 2, after: data.sessions.pageInfo.endCursor }).toPromise());
+        pageSizes.push(data.sessions.edges.length);
+      }
+      // Each page's result is the merged list so far, read from the cache by relayPagination.
+      assert.deepEqual(pageSizes, [2, 4, 5]);
+      assert.equal(data.sessions.totalCount, 5);
+      const merged = data.sessions.edges.map((edge) => edge.node.id);
+
+      const everything = await ok(client.query(SESSIONS, { first: 50 }, { requestPolicy: "network-only" }).toPromise());
+      assert.deepEqual(
+        merged,
+        everything.sessions.edges.map((edge) => edge.node.id),
+      );
+      assert.deepEqual(new Set(merged), new Set(created.map((session) => session.id)));
+    });
+
+    test("relayPagination pages history back with last and before", async () => {
+      const client = clientFor(newUserId("urql-history"));
+      const session = await createSession(client, "assistant");
+      for (const message of ["one", "two", "three"]) {
+        await runAgent(client, { agentId: "assistant", sessionId: session.id, message });
+      }
+      const expected = ["one", "two", "three"].flatMap((message) => [message, `You said: ${message}`]);
+
+      let data = await ok(
+        client.query(SESSION_HISTORY, { id: session.id, last: 2 }, { requestPolicy: "network-only" }).toPromise(),
+      );
+      const contents = () => data.session.messages.edges.map((edge) => edge.node.content);
+      assert.deepEqual(contents(), expected.slice(-2));
+      const sizes = [2];
+      while (data.session.messages.pageInfo.hasPreviousPage && sizes.length < 20) {
+        const before = data.session.messages.pageInfo.startCursor;
+        data = await ok(client.query(SESSION_HISTORY, { id: session.id, last: 2, before }).toPromise());
+        sizes.push(data.session.messages.edges.length);
+      }
+      assert.deepEqual(sizes, [2, 4, 6]);
+      assert.deepEqual(contents(), expected);
+    });
+
+    test("rename updates the cached session list; delete invalidates the session", async () => {
+      const client = clientFor(newUserId("urql-edit"));
+      const kept = await createSession(client, "assistant", "Keep me");
+      const doomed = await createSession(client, "assistant", "Old name");
+      await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+
+      await ok(client.mutation(RENAME_SESSION, { input: { sessionId: doomed.id, name: "New name" } }).toPromise());
+      const cached = await ok(client.query(SESSIONS, { first: 10 }, { requestPolicy: "cache-only" }).toPromise());
+      assert.deepEqual(new Set(cached.sessions.edges.map((edge) => edge.node.name)), new Set(["Keep me", "New name"]));
+
+      const deleted = await ok(client.mutation(DELETE_SESSION, { input: { sessionId: doomed.id } }).toPromise());
+      assert.equal(deleted.deleteSession.deletedSessionId, doomed.id);
+      const gone = await ok(client.query(SESSION, { id: doomed.id }, { requestPolicy: "network-only" }).toPromise());
+      assert.equal(gone.session, null);
+      const listed = await ok(client.query(SESSIONS, { first: 10 }, { requestPolicy: "network-only" }).toPromise());
+      assert.deepEqual(
+        listed.sessions.edges.map((edge) => edge.node.id),
+        [kept.id],
+      );
+    });
+
+    test("a rejected token: websocket closed with 4403, HTTP answered UNAUTHENTICATED", async () => {
+      const closedCodes = [];
+      const ws = wsClient(server, "not-a-valid-token", closedCodes);
+      transports.push(ws);
+      const client = urqlClient(server, "not-a-valid-token", ws);
+
+      const results = await collect(client.subscription(RUN_AGENT, { input: { agentId: "assistant", message: "hi" } }));
+      assert.equal(results.length, 1);
+      assert.ok(results[0].error?.networkError, "the subscription ends in a network error");
+      assert.deepEqual(closedCodes, [4403]);
+
+      const refused = await client.query(SESSIONS, { first: 1 }).toPromise();
+      assert.equal(refused.error.graphQLErrors[0].extensions.code, "UNAUTHENTICATED");
+    });
+  });
+}
