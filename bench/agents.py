@@ -1,0 +1,98 @@
+"""The agents every side of the benchmark serves: the same ids, the same models.
+
+`assistant` and `calculator` use the offline demo model (they own the seeded sessions).
+`stream-fast` and `stream-paced` use `CountingModel`, which emits a fixed number of deltas,
+with or without a delay; the paced one stamps each delta with the time it was emitted,
+so a client can measure the latency added after the model.
+Sizes come from environment variables, so the server processes build the same agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agno.agent import Agent
+from agno.metrics import MessageMetrics
+from agno.models.base import Model
+from agno.models.message import Message
+from agno.models.response import ModelResponse
+
+from agno_graphql.agents.offline import OfflineModel
+from agno_graphql.agents.registry import builtin_agents
+
+FAST_AGENT = "stream-fast"
+PACED_AGENT = "stream-paced"
+ENV_FAST_DELTAS = "BENCH_FAST_DELTAS"
+ENV_PACED_DELTAS = "BENCH_PACED_DELTAS"
+ENV_PACED_DELAY_MS = "BENCH_PACED_DELAY_MS"
+
+
+@dataclass
+class CountingModel(Model):
+    """Emits `deltas` content deltas, `delay_seconds` apart (0: only yields to the loop)."""
+
+    id: str = "counting"
+    name: str | None = "Counting benchmark model"
+    provider: str | None = "bench"
+    deltas: int = 100
+    delay_seconds: float = 0.0
+    stamp: bool = False
+
+    def _delta(self, i: int) -> ModelResponse:
+        text = f"{time.time():.6f} " if self.stamp else f"w{i} "
+        return ModelResponse(role="assistant", content=text)
+
+    def _usage(self) -> ModelResponse:
+        usage = MessageMetrics(input_tokens=1, output_tokens=self.deltas, total_tokens=self.deltas + 1)
+        return ModelResponse(role="assistant", response_usage=usage)
+
+    def invoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return ModelResponse(role="assistant", content="".join(f"w{i} " for i in range(self.deltas)))
+
+    async def ainvoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return self.invoke(messages, tools)
+
+    def invoke_stream(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> Iterator[ModelResponse]:  # type: ignore[override]
+        for i in range(self.deltas):
+            if self.delay_seconds > 0:
+                time.sleep(self.delay_seconds)
+            yield self._delta(i)
+        yield self._usage()
+
+    async def ainvoke_stream(  # type: ignore[override]
+        self, messages: list[Message], tools: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ModelResponse]:
+        for i in range(self.deltas):
+            # A real model's stream yields to the loop on every network read; so does this one.
+            await asyncio.sleep(self.delay_seconds)
+            yield self._delta(i)
+        yield self._usage()
+
+    def _parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
+        return response if isinstance(response, ModelResponse) else ModelResponse(content=str(response))
+
+    def _parse_provider_response_delta(self, response: Any) -> ModelResponse:
+        return self._parse_provider_response(response)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def bench_agents() -> list[Agent]:
+    """assistant, calculator (offline model, no delay), stream-fast, stream-paced."""
+    agents = builtin_agents(OfflineModel(delay_seconds=0.0))
+    fast = CountingModel(deltas=_env_int(ENV_FAST_DELTAS, 2000))
+    paced = CountingModel(
+        deltas=_env_int(ENV_PACED_DELTAS, 200), delay_seconds=_env_int(ENV_PACED_DELAY_MS, 20) / 1000, stamp=True
+    )
+    for agent_id, model in ((FAST_AGENT, fast), (PACED_AGENT, paced)):
+        agents.append(Agent(id=agent_id, name=agent_id, model=model, telemetry=False))
+    for agent in agents:
+        agent.telemetry = False
+    return agents

@@ -1,0 +1,590 @@
+"""The benchmark run: seed, start the three servers pinned to one core, drive them from the other.
+
+Scenarios (see BENCHMARKS.md): B1 list sessions, B2 history at 10/100/1,000 runs, B3 one fast
+stream (servers vs in-process), B4 many paced streams under list traffic. Rounds alternate the
+order of the sides; each figure is the median over rounds; ratios are taken of the medians.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+import psutil
+
+from bench import seed as seeding
+from bench.agents import ENV_FAST_DELTAS, ENV_PACED_DELAY_MS, ENV_PACED_DELTAS, FAST_AGENT, PACED_AGENT, bench_agents
+from bench.stats import median, ratio
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+SESSIONS_QUERY = (
+    "query Sessions { sessions(first: 20) { nodes { id name agentId createdAt updatedAt } "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+AGENTOS_ORDER = "sort_by=updated_at&sort_order=desc"
+MESSAGES_QUERY = (
+    "query History($id: ID!) { session(id: $id) { messages(last: 50) { nodes { id runId role content createdAt } "
+    "pageInfo { hasPreviousPage startCursor } } } }"
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    database_url: str = "mysql+pymysql://root@127.0.0.1:3306/agql_bench"
+    plan: seeding.SeedPlan = field(default_factory=seeding.SeedPlan)
+    rounds: int = 5
+    duration: float = 5.0
+    warmup: float = 1.0
+    concurrency: int = 16
+    fast_deltas: int = 2000
+    stream_runs: int = 4  # per round and side; the first of each batch is a warm-up
+    streams: int = 500
+    paced_deltas: int = 200
+    paced_delay_ms: int = 20
+    background_concurrency: int = 4
+    pin: bool = True
+    out_dir: Path = REPO / "bench" / "results"
+    drop_database: bool = False
+
+
+SMALL = BenchConfig(
+    plan=seeding.SeedPlan(users=4, sessions=200, runs_per_session=2, history_runs=(10, 40), stream_sessions=20),
+    rounds=2,
+    duration=0.3,
+    warmup=0.1,
+    concurrency=4,
+    fast_deltas=100,
+    stream_runs=2,
+    streams=20,
+    paced_deltas=20,
+    paced_delay_ms=5,
+    background_concurrency=2,
+)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def token(user_id: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + 6 * 3600}, SECRET, algorithm="HS256")
+
+
+def _pinned(core: str, command: list[str], pin: bool) -> list[str]:
+    if pin and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", core, *command]
+    return command
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+
+class Bench:
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.state_dir = Path(tempfile.mkdtemp(prefix="agql-bench-"))
+        self.servers: dict[str, Server] = {}
+        self.load_workers: dict[str, subprocess.Popen[str]] = {}
+        # BENCH_SERVER_SOURCE: a directory holding another `agno_graphql` package (an exported commit) to measure
+        # instead of the working tree's.
+        source = [os.environ["BENCH_SERVER_SOURCE"]] if os.environ.get("BENCH_SERVER_SOURCE") else []
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([*source, str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "AGNO_TELEMETRY": "false",
+            ENV_FAST_DELTAS: str(config.fast_deltas),
+            ENV_PACED_DELTAS: str(config.paced_deltas),
+            ENV_PACED_DELAY_MS: str(config.paced_delay_ms),
+        }
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def spawn(self, name: str, module_args: list[str], extra_env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        # Started on any core (three imports at once start faster), pinned once listening (pin_servers).
+        command = [sys.executable, *(a.replace("{port}", str(port)) for a in module_args)]
+        with open(self.state_dir / f"{name}.log", "wb") as logfile:
+            process = subprocess.Popen(
+                command,
+                cwd=self.state_dir,
+                env={**self.env, **(extra_env or {})},
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(name, port, process)
+        self.servers[name] = server
+        return server
+
+    def wait_listening(self, server: Server, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.process.poll() is not None:
+                output = (self.state_dir / f"{server.name}.log").read_text()[-3000:]
+                raise RuntimeError(f"{server.name} exited: {output}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+                log(f"{server.name} on port {server.port} (pid {server.process.pid})")
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.name} did not start in {timeout} s")
+            time.sleep(0.1)
+
+    def start_all(self) -> None:
+        """The three servers, started together (each imports for a few seconds), each on the server core."""
+        url = self.config.database_url
+        ours = {
+            "AGNO_GRAPHQL_DATABASE_URL": url,
+            "AGNO_GRAPHQL_JWT_SECRET": SECRET,
+            "AGNO_GRAPHQL_AGENTS": "bench.agents:bench_agents",
+            "AGNO_GRAPHQL_LOG_LEVEL": "warning",
+            "AGNO_GRAPHQL_STATE_DIR": str(self.state_dir / "state"),
+            "AGNO_GRAPHQL_GRAPHIQL": "false",
+        }
+        self.spawn("agno-graphql", ["-m", "agno_graphql.cli", "serve", "--port", "{port}"], ours)
+        self.spawn("agentos", ["-m", "bench.agentos_app", url, "{port}"])
+        self.spawn("limit", ["-m", "bench.limit_app", url, "{port}"])
+        for server in self.servers.values():
+            self.wait_listening(server)
+        self.pin_servers()
+
+    def pin_servers(self) -> None:
+        """Every thread of every server onto the server core, as `taskset -c` at start would have."""
+        if not (self.config.pin and shutil.which("taskset") and (os.cpu_count() or 1) > 1):
+            return
+        for server in self.servers.values():
+            subprocess.run(
+                ["taskset", "-a", "-p", "-c", SERVER_CORE, str(server.process.pid)], check=True, capture_output=True
+            )
+
+    def stop_all(self) -> None:
+        for worker in self.load_workers.values():
+            if worker.stdin is not None:
+                worker.stdin.close()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        for server in self.servers.values():
+            if server.process.poll() is None:
+                server.process.terminate()
+        for server in self.servers.values():
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def load(self, mode: str, spec: dict[str, Any], worker: str = "main") -> dict[str, Any]:
+        """One measurement by a load generator process (started once per worker name, pinned to the load core)."""
+        process = self.load_workers.get(worker)
+        if process is None or process.poll() is not None:
+            command = _pinned(LOAD_CORE, [sys.executable, "-m", "bench.load", "serve"], self.config.pin)
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env, cwd=REPO, text=True
+            )
+            self.load_workers[worker] = process
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps({"mode": mode, "spec": spec}) + "\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load generator {worker} exited (code {process.wait(timeout=10)})")
+        answer = json.loads(line)
+        if "failure" in answer:
+            raise RuntimeError(f"load generator {mode} failed: {answer['failure']}")
+        return dict(answer["result"])
+
+    def warm_up(self, users: list[str], history: dict[int, str]) -> None:
+        """One request of each kind to each side: first requests pay for lazy imports and new connections."""
+        requests = [*self.b1_requests(users[:1]).values()]
+        for session_id in history.values():
+            requests += self.b2_requests(session_id).values()
+        for specs in requests:
+            spec = {"requests": specs[:1], "concurrency": 1, "duration": 0.2, "warmup": 0}
+            self.load("http", spec)
+
+    # -- request specs -----------------------------------------------------------------------------
+
+    def graphql(self, query: str, user: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "method": "POST",
+            "url": f"{self.servers['agno-graphql'].base}/graphql",
+            "headers": {"Authorization": f"Bearer {token(user)}", "Content-Type": "application/json"},
+            "body": json.dumps({"query": query, "variables": variables or {}}),
+        }
+
+    def b1_requests(self, users: list[str]) -> dict[str, list[dict[str, Any]]]:
+        agentos, limit = self.servers["agentos"].base, self.servers["limit"].base
+        return {
+            "agno-graphql": [self.graphql(SESSIONS_QUERY, u) for u in users],
+            "agentos": [
+                {"method": "GET", "url": f"{agentos}/sessions?type=agent&user_id={quote(u)}&limit=20&{AGENTOS_ORDER}"}
+                for u in users
+            ],
+            "limit": [{"method": "GET", "url": f"{limit}/sessions?user_id={quote(u)}&limit=20"} for u in users],
+        }
+
+    def b2_requests(self, session_id: str) -> dict[str, list[dict[str, Any]]]:
+        user = seeding.HISTORY_USER
+        agentos, limit = self.servers["agentos"].base, self.servers["limit"].base
+        return {
+            "agno-graphql": [self.graphql(MESSAGES_QUERY, user, {"id": session_id})],
+            "agentos": [{"method": "GET", "url": f"{agentos}/sessions/{session_id}/runs?type=agent&user_id={user}"}],
+            "limit": [{"method": "GET", "url": f"{limit}/messages?session_id={session_id}&last=50"}],
+        }
+
+    # -- scenarios -------------------------------------------------------------------------------
+
+    def http_rounds(self, requests: dict[str, list[dict[str, Any]]], label: str) -> dict[str, Any]:
+        sides = list(requests)
+        rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+        for r in range(self.config.rounds):
+            for side in sides if r % 2 == 0 else list(reversed(sides)):
+                spec = {
+                    "requests": requests[side],
+                    "concurrency": self.config.concurrency,
+                    "duration": self.config.duration,
+                    "warmup": self.config.warmup,
+                    "graphql": side == "agno-graphql",
+                }
+                result = self.load("http", spec)
+                rounds[side].append(result)
+                log(
+                    f"{label} round {r + 1} {side}: {result['requests_per_second']:.0f} req/s, "
+                    f"p50 {result['latency_ms']['p50'] or 0:.1f} ms, errors {result['errors']}"
+                )
+        return {side: _http_medians(results) for side, results in rounds.items()}
+
+    def b1(self, users: list[str]) -> dict[str, Any]:
+        result = self.http_rounds(self.b1_requests(users), "B1")
+        ours, agentos, limit = result["agno-graphql"], result["agentos"], result["limit"]
+        return {
+            "sides": result,
+            "ratios": {
+                "vs_agentos_rps": ratio(ours["requests_per_second"], agentos["requests_per_second"]),
+                "vs_limit_rps": ratio(ours["requests_per_second"], limit["requests_per_second"]),
+            },
+        }
+
+    def b2(self, history: dict[int, str]) -> dict[str, Any]:
+        by_size = {}
+        for runs, session_id in sorted(history.items()):
+            by_size[str(runs)] = self.http_rounds(self.b2_requests(session_id), f"B2 {runs} runs")
+        sizes = sorted(history)
+        smallest, largest = str(sizes[0]), str(sizes[-1])
+
+        def p50(side: str, size: str) -> float | None:
+            return by_size[size][side]["latency_ms"]["p50"]
+
+        return {
+            "by_runs": by_size,
+            "ratios": {
+                f"vs_agentos_rps_at_{largest}": ratio(
+                    by_size[largest]["agno-graphql"]["requests_per_second"],
+                    by_size[largest]["agentos"]["requests_per_second"],
+                ),
+                f"vs_limit_rps_at_{largest}": ratio(
+                    by_size[largest]["agno-graphql"]["requests_per_second"],
+                    by_size[largest]["limit"]["requests_per_second"],
+                ),
+                f"ours_p50_{largest}_over_{smallest}": ratio(
+                    p50("agno-graphql", largest), p50("agno-graphql", smallest)
+                ),
+                f"agentos_p50_{largest}_over_{smallest}": ratio(p50("agentos", largest), p50("agentos", smallest)),
+            },
+        }
+
+    def b3(self) -> dict[str, Any]:
+        runs = self.config.stream_runs
+        deltas = self.config.fast_deltas
+        collected: dict[str, list[dict[str, Any]]] = {
+            "agno-graphql": [],
+            "agentos": [],
+            "in-process": [],
+            "in-process-content-only": [],
+        }
+        errors: dict[str, int] = {"agno-graphql": 0, "agentos": 0, "in-process": 0}
+        samples: list[str] = []
+        ws_url = f"ws://127.0.0.1:{self.servers['agno-graphql'].port}/graphql"
+        sse_url = f"{self.servers['agentos'].base}/agents/{FAST_AGENT}/runs"
+        inprocess_command = _pinned(SERVER_CORE, [sys.executable, "-m", "bench.inprocess"], self.config.pin)
+        for r in range(self.config.rounds):
+            sides = ["agno-graphql", "agentos", "in-process"]
+            for side in sides if r % 2 == 0 else list(reversed(sides)):
+                if side == "agno-graphql":
+                    spec = {
+                        "url": ws_url,
+                        "token": token(seeding.STREAM_USER),
+                        "agent": FAST_AGENT,
+                        "runs": runs,
+                        "deltas": deltas,
+                    }
+                    result = self.load("ws-run", spec)
+                    collected[side] += result["runs"][1:]
+                elif side == "agentos":
+                    spec = {"url": sse_url, "user_id": seeding.STREAM_USER, "runs": runs, "deltas": deltas}
+                    result = self.load("sse-run", spec)
+                    collected[side] += result["runs"][1:]
+                else:
+                    spec = {
+                        "database_url": self.config.database_url,
+                        "agent": FAST_AGENT,
+                        "runs": runs,
+                        "deltas": deltas,
+                    }
+                    done = subprocess.run(
+                        inprocess_command,
+                        input=json.dumps(spec).encode(),
+                        capture_output=True,
+                        env=self.env,
+                        cwd=self.state_dir,
+                        timeout=600,
+                    )
+                    if done.returncode != 0:
+                        raise RuntimeError(f"in-process run failed: {done.stderr.decode()[-3000:]}")
+                    result = json.loads(done.stdout)
+                    collected["in-process"] += result["events"][1:]
+                    collected["in-process-content-only"] += result["content_only"][1:]
+                errors[side] += int(result["errors"])
+                samples += result.get("error_samples", [])
+                log(f"B3 round {r + 1} {side}: errors {result['errors']}")
+        sides_summary = {side: _stream_medians(results) for side, results in collected.items()}
+        ours, agentos, inproc = sides_summary["agno-graphql"], sides_summary["agentos"], sides_summary["in-process"]
+        return {
+            "deltas_per_run": deltas,
+            "sides": sides_summary,
+            "errors": errors,
+            "error_samples": samples[:5],
+            "ratios": {
+                "vs_agentos_deltas_per_second": ratio(ours["deltas_per_second"], agentos["deltas_per_second"]),
+                "vs_in_process_deltas_per_second": ratio(ours["deltas_per_second"], inproc["deltas_per_second"]),
+                "first_event_vs_in_process": ratio(ours["first_event_ms"], inproc["first_event_ms"]),
+                "agentos_first_event_vs_in_process": ratio(agentos["first_event_ms"], inproc["first_event_ms"]),
+            },
+        }
+
+    def b4(self, stream_sessions: list[str], users: list[str]) -> dict[str, Any]:
+        server = self.servers["agno-graphql"]
+        ps = server.ps
+        ws_url = f"ws://127.0.0.1:{server.port}/graphql"
+        sessions = stream_sessions[: self.config.streams]
+        expected_seconds = self.config.paced_deltas * self.config.paced_delay_ms / 1000
+        baseline_rss = ps.memory_info().rss
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(psutil.Error):
+                    samples.append((time.time(), ps.memory_info().rss))
+                stop.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        cpu_before = ps.cpu_times()
+        wall_before = time.time()
+        background: dict[str, Any] = {}
+
+        def traffic() -> None:
+            spec = {
+                "requests": self.b1_requests(users)["agno-graphql"],
+                "concurrency": self.config.background_concurrency,
+                "duration": expected_seconds + 2,
+                "warmup": 0.5,
+                "graphql": True,
+            }
+            background.update(self.load("http", spec, worker="background"))
+
+        traffic_thread = threading.Thread(target=traffic)
+        traffic_thread.start()
+        spec = {
+            "url": ws_url,
+            "tokens": [token(seeding.stream_user_id(i)) for i in range(len(sessions))],
+            "agent": PACED_AGENT,
+            "sessions": sessions,
+            "deltas": self.config.paced_deltas,
+        }
+        result = self.load("ws-many", spec)
+        traffic_thread.join()
+        cpu_after = ps.cpu_times()
+        wall = time.time() - wall_before
+        stop.set()
+        sampler.join()
+        peak_rss = max((rss for _t, rss in samples), default=baseline_rss)
+        cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        opened = max(1, int(result["opened"]))
+        per_subscription = (peak_rss - baseline_rss) / opened
+        log(
+            f"B4: {result['opened']} streams, added latency p50 {result['added_latency_ms']['p50']} ms, "
+            f"p99 {result['added_latency_ms']['p99']} ms, errors {result['errors']}"
+        )
+        return {
+            "streams": len(sessions),
+            "deltas_per_stream": self.config.paced_deltas,
+            "model_delay_ms": self.config.paced_delay_ms,
+            "result": result,
+            "server_baseline_rss_mib": baseline_rss / 2**20,
+            "server_peak_rss_mib": peak_rss / 2**20,
+            "memory_per_subscription_kib": per_subscription / 1024,
+            "server_cpu_seconds": cpu_seconds,
+            "wall_seconds": wall,
+            "server_cpu_busy": cpu_seconds / wall if wall else None,
+            "server_cpu_ms_per_delta": cpu_seconds * 1000 / max(1, result["deltas"]),
+            "background_b1": background,
+        }
+
+
+def _http_medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "requests_per_second": median([r["requests_per_second"] for r in results]),
+        "latency_ms": {
+            "p50": median([r["latency_ms"]["p50"] for r in results]),
+            "p99": median([r["latency_ms"]["p99"] for r in results]),
+        },
+        "response_bytes": median([r["response_bytes"]["p50"] for r in results]),
+        "rounds": [round(r["requests_per_second"], 1) for r in results],
+        "errors": sum(int(r["errors"]) for r in results),
+        "error_samples": [s for r in results for s in r["error_samples"]][:3],
+        "load_generator_cpu_seconds": median([r["load_generator_cpu_seconds"] for r in results]),
+    }
+
+
+def _stream_medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "runs": len(results),
+        "deltas_per_second": median([r["deltas_per_second"] for r in results]),
+        "first_event_ms": median([r["first_event_ms"] for r in results]),
+        "first_delta_ms": median([r["first_delta_ms"] for r in results]),
+        "seconds": median([r["seconds"] for r in results]),
+    }
+
+
+def machine_info(database_url: str) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    conn = pymysql.connect(
+        host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root", password=url.password or ""
+    )
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT VERSION()")
+        row = cursor.fetchone()
+    conn.close()
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    packages = [
+        "agno",
+        "strawberry-graphql",
+        "starlette",
+        "uvicorn",
+        "fastapi",
+        "sqlalchemy",
+        "aiomysql",
+        "uvloop",
+        "httptools",
+        "websockets",
+        "aiohttp",
+    ]
+    versions = {}
+    for name in packages:
+        with contextlib.suppress(Exception):
+            versions[name] = version(name)
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "cpu": cpu_model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "mariadb": row[0] if row else None,
+        "versions": versions,
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def run(config: BenchConfig) -> dict[str, Any]:
+    log(f"database {config.database_url}")
+    info = machine_info(config.database_url)
+    seeded = asyncio.run(seeding.seed(config.database_url, bench_agents(), config.plan, log=log))
+    bench = Bench(config)
+    report: dict[str, Any] = {
+        "machine": info,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "pinning": bool(config.pin and shutil.which("taskset") and (os.cpu_count() or 1) > 1),
+        "seed": {"reused": seeded.reused, "seconds": round(seeded.seconds, 2)},
+    }
+    try:
+        bench.start_all()
+        bench.warm_up(seeded.users, seeded.history_sessions)
+        report["B1"] = bench.b1(seeded.users)
+        report["B2"] = bench.b2(seeded.history_sessions)
+        report["B3"] = bench.b3()
+        report["B4"] = bench.b4(seeded.stream_sessions, seeded.users)
+    finally:
+        bench.stop_all()
+        if config.drop_database:
+            seeding.drop_database(config.database_url)
+    report["machine"]["load_average_end"] = os.getloadavg()
+    return report
+
+
+def with_overrides(config: BenchConfig, **overrides: Any) -> BenchConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def errors_of(report: dict[str, Any]) -> dict[str, int]:
+    """Every error count in the report, by where it was counted (all must be zero)."""
+    found: dict[str, int] = {}
+    for side, data in report["B1"]["sides"].items():
+        found[f"B1 {side}"] = data["errors"]
+    for size, sides in report["B2"]["by_runs"].items():
+        for side, data in sides.items():
+            found[f"B2 {size} {side}"] = data["errors"]
+    for side, count in report["B3"]["errors"].items():
+        found[f"B3 {side}"] = count
+    found["B4 streams"] = report["B4"]["result"]["errors"]
+    found["B4 background B1"] = report["B4"]["background_b1"].get("errors", 0)
+    return found

@@ -1,0 +1,68 @@
+"""The streaming limit: `agent.arun` in-process, no server: `python -m bench.inprocess < spec.json`.
+
+The same agent and database as the servers. Measures each run from the call to its last delta,
+with `stream_events=True` (what the servers stream) and with content only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from agno.run.agent import RunEvent
+
+from agno_graphql.db.database import Database
+from bench.agents import bench_agents
+from bench.load import _stream_result
+
+
+async def _one(agent: Any, user_id: str, stream_events: bool) -> dict[str, Any]:
+    marks: dict[str, float] = {}
+    count = 0
+    status = None
+    started = time.time()
+    async for event in agent.arun("go", user_id=user_id, stream=True, stream_events=stream_events):
+        at = time.time()
+        marks.setdefault("event", at)
+        kind = getattr(event, "event", None)
+        if kind == RunEvent.run_content.value and getattr(event, "content", None):
+            count += 1
+            marks.setdefault("delta", at)
+            marks["last"] = at
+        elif kind in {RunEvent.run_completed.value, RunEvent.run_error.value}:
+            status = kind
+    result = _stream_result(started, marks.get("event"), marks.get("delta"), marks.get("last", started), count)
+    result["status"] = status
+    return result
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    db = Database(spec["database_url"])
+    await db.ensure_ready()
+    agent = next(a for a in bench_agents() if a.id == spec["agent"])
+    agent.db = db.agno_db
+    out: dict[str, Any] = {"events": [], "content_only": [], "errors": 0, "error_samples": []}
+    for _n in range(int(spec["runs"])):
+        for key, stream_events in (("events", True), ("content_only", False)):
+            result = await _one(agent, spec.get("user_id", "bench"), stream_events)
+            if result["deltas"] != spec["deltas"]:
+                out["errors"] += 1
+                out["error_samples"].append(f"{result['status']}, {result['deltas']} deltas")
+            out[key].append(result)
+    await db.dispose()
+    return out
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    cpu_before = time.process_time()
+    result = asyncio.run(run(spec))
+    result["cpu_seconds"] = time.process_time() - cpu_before
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

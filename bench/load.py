@@ -1,0 +1,301 @@
+"""The load generator, a process of its own: `python -m bench.load MODE < spec.json > result.json`.
+
+Modes (or `serve`: many measurements, one JSON line each way):
+  http      fixed concurrency over keep-alive connections for a duration, after a warm-up:
+            requests/s, latency percentiles, errors (non-2xx, GraphQL errors, broken connections)
+  ws-run    one `runAgent` subscription at a time over graphql-transport-ws: deltas/s, first event, first delta
+  sse-run   one AgentOS run at a time over SSE: the same measures
+  ws-many   N subscriptions at once, each on its own connection, all opened before any starts;
+            the paced model stamps each delta with its emission time: added latency per delta
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+from bench.stats import summary
+
+RUN_DOCUMENT = (
+    "subscription Run($input: RunAgentInput!) { runAgent(input: $input) { __typename "
+    "... on RunContentDelta { delta } ... on RunFailed { message code } } }"
+)
+TERMINAL = {"RunCompleted", "RunFailed", "RunCancelled"}
+
+
+def _has_graphql_errors(body: bytes) -> bool:
+    return body.startswith(b'{"errors"') or b'"errors":' in body[:64]
+
+
+async def http_load(spec: dict[str, Any]) -> dict[str, Any]:
+    requests = spec["requests"]
+    concurrency, duration, warmup = int(spec["concurrency"]), float(spec["duration"]), float(spec.get("warmup", 0))
+    check_graphql = bool(spec.get("graphql"))
+    latencies: list[float] = []
+    errors: list[str] = []
+    sizes: list[int] = []
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + duration
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while True:
+                now = time.perf_counter()
+                if now >= stop_at:
+                    return
+                request = requests[i % len(requests)]
+                i += concurrency
+                began = time.perf_counter()
+                try:
+                    async with session.request(
+                        request["method"], request["url"], headers=request.get("headers"), data=request.get("body")
+                    ) as response:
+                        body = await response.read()
+                        failed = response.status >= 400 or (check_graphql and _has_graphql_errors(body))
+                        problem = f"HTTP {response.status}: {body[:200]!r}" if failed else None
+                except Exception as exc:
+                    body, problem = b"", f"{type(exc).__name__}: {exc}"
+                ended = time.perf_counter()
+                # Counted when it completes inside the window, whenever it began: a side slower than the
+                # window still shows its throughput, and its queueing shows in the latency.
+                if measure_from <= ended <= stop_at:
+                    latencies.append(ended - began)
+                    sizes.append(len(body))
+                    if problem:
+                        errors.append(problem)
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return {
+        "requests": len(latencies),
+        "requests_per_second": len(latencies) / duration,
+        "latency_ms": summary([x * 1000 for x in latencies]),
+        "response_bytes": summary(sizes),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+    }
+
+
+async def _ws_open(session: aiohttp.ClientSession, url: str, token: str) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(url, protocols=("graphql-transport-ws",), max_msg_size=0, heartbeat=None)
+    await ws.send_str(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+    ack = json.loads((await ws.receive(timeout=30)).data)
+    if ack.get("type") != "connection_ack":
+        raise RuntimeError(f"no connection_ack: {ack}")
+    return ws
+
+
+async def _ws_follow(ws: aiohttp.ClientWebSocketResponse, sub_id: str, variables: dict[str, Any], on_delta: Any) -> str:
+    """Subscribe and read until the run ends; returns the terminal type (or an error description)."""
+    terminal = "complete without terminal event"
+    await ws.send_str(
+        json.dumps({"id": sub_id, "type": "subscribe", "payload": {"query": RUN_DOCUMENT, "variables": variables}})
+    )
+    while True:
+        message = await ws.receive(timeout=120)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return f"socket {message.type.name}"
+        received = time.time()
+        frame = json.loads(message.data)
+        kind = frame.get("type")
+        if kind == "next":
+            if frame["payload"].get("errors"):
+                return f"errors: {frame['payload']['errors']}"[:300]
+            event = frame["payload"]["data"]["runAgent"]
+            name = event["__typename"]
+            if name == "RunContentDelta":
+                on_delta(event["delta"], received)
+            elif name == "RunStarted":
+                on_delta(None, received)
+            elif name in TERMINAL:
+                terminal = name
+        elif kind == "complete":
+            return terminal
+        elif kind == "error":
+            return f"error: {frame.get('payload')}"[:300]
+        elif kind == "ping":
+            await ws.send_str(json.dumps({"type": "pong"}))
+
+
+class _Marks:
+    """When a stream's first event, first delta and last delta arrived, and how many deltas."""
+
+    def __init__(self) -> None:
+        self.first_event: float | None = None
+        self.first_delta: float | None = None
+        self.last: float | None = None
+        self.count = 0
+
+    def on_delta(self, delta: str | None, at: float) -> None:
+        if self.first_event is None:
+            self.first_event = at
+        if delta is not None:
+            self.count += 1
+            self.first_delta = self.first_delta or at
+            self.last = at
+
+    def result(self, started: float) -> dict[str, Any]:
+        return _stream_result(started, self.first_event, self.first_delta, self.last or started, self.count)
+
+
+def _stream_result(
+    started: float, first_event: float | None, first_delta: float | None, last: float, deltas: int
+) -> dict[str, Any]:
+    return {
+        "deltas": deltas,
+        "first_event_ms": (first_event - started) * 1000 if first_event else None,
+        "first_delta_ms": (first_delta - started) * 1000 if first_delta else None,
+        "seconds": last - started,
+        "deltas_per_second": deltas / (last - started) if last > started else 0.0,
+    }
+
+
+async def ws_runs(spec: dict[str, Any]) -> dict[str, Any]:
+    results, errors = [], []
+    async with aiohttp.ClientSession() as session:
+        ws = await _ws_open(session, spec["url"], spec["token"])
+        for n in range(int(spec["runs"])):
+            marks = _Marks()
+            started = time.time()
+            variables = {"input": {"agentId": spec["agent"], "message": "go"}}
+            terminal = await _ws_follow(ws, str(n), variables, marks.on_delta)
+            if terminal != "RunCompleted" or marks.count != spec["deltas"]:
+                errors.append(f"{terminal}, {marks.count} deltas")
+            results.append(marks.result(started))
+        await ws.close()
+    return {"runs": results, "errors": len(errors), "error_samples": errors[:3]}
+
+
+async def sse_runs(spec: dict[str, Any]) -> dict[str, Any]:
+    results, errors = [], []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        for _n in range(int(spec["runs"])):
+            marks: dict[str, float] = {}
+            count = 0
+            terminal = None
+            started = time.time()
+            form = {"message": "go", "stream": "true", "user_id": spec.get("user_id", "bench")}
+            async with session.post(spec["url"], data=form) as response:
+                if response.status != 200:
+                    errors.append(f"HTTP {response.status}")
+                    continue
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
+                        continue
+                    at = time.time()
+                    marks.setdefault("event", at)
+                    event = json.loads(line[5:])
+                    kind = event.get("event")
+                    if kind == "RunContent" and event.get("content"):
+                        count += 1
+                        marks.setdefault("delta", at)
+                        marks["last"] = at
+                    elif kind in {"RunCompleted", "RunError", "RunCancelled"}:
+                        terminal = kind
+            if terminal != "RunCompleted" or count != spec["deltas"]:
+                errors.append(f"{terminal}, {count} deltas")
+            results.append(
+                _stream_result(started, marks.get("event"), marks.get("delta"), marks.get("last", started), count)
+            )
+    return {"runs": results, "errors": len(errors), "error_samples": errors[:3]}
+
+
+async def ws_many(spec: dict[str, Any]) -> dict[str, Any]:
+    """All subscriptions open first, then started together; added latency = received - stamped by the model."""
+    sessions_ids: list[str] = spec["sessions"]
+    added: list[float] = []
+    errors: list[str] = []
+    deltas = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets: list[aiohttp.ClientWebSocketResponse | None] = [None] * len(sessions_ids)
+
+        async def connect(k: int) -> None:
+            try:
+                sockets[k] = await _ws_open(session, spec["url"], spec["tokens"][k])
+            except Exception as exc:
+                errors.append(f"connect: {type(exc).__name__}: {exc}")
+
+        # Open in waves, so connecting is not itself the load being measured.
+        for start in range(0, len(sessions_ids), 50):
+            await asyncio.gather(*(connect(k) for k in range(start, min(start + 50, len(sessions_ids)))))
+        opened_at = time.time()
+
+        def on_delta(delta: str | None, at: float) -> None:
+            nonlocal deltas
+            if delta is None:
+                return
+            deltas += 1
+            try:
+                added.append((at - float(delta.strip())) * 1000)
+            except ValueError:
+                errors.append(f"unstamped delta {delta[:20]!r}")
+
+        async def follow(k: int) -> None:
+            ws = sockets[k]
+            if ws is None:
+                return
+            variables = {"input": {"agentId": spec["agent"], "sessionId": sessions_ids[k], "message": "go"}}
+            try:
+                terminal = await _ws_follow(ws, "1", variables, on_delta)
+                if terminal != "RunCompleted":
+                    errors.append(terminal)
+            except Exception as exc:
+                errors.append(f"follow: {type(exc).__name__}: {exc}")
+            finally:
+                await ws.close()
+
+        print(json.dumps({"opened": sum(1 for s in sockets if s is not None)}), file=sys.stderr, flush=True)
+        started = time.time()
+        await asyncio.gather(*(follow(k) for k in range(len(sessions_ids))))
+        finished = time.time()
+    return {
+        "subscriptions": len(sessions_ids),
+        "opened": sum(1 for s in sockets if s is not None),
+        "deltas": deltas,
+        "expected_deltas": len(sessions_ids) * int(spec["deltas"]),
+        "added_latency_ms": summary(added),
+        "open_seconds": started - opened_at,
+        "run_seconds": finished - started,
+        "errors": len(errors) + (len(sessions_ids) * int(spec["deltas"]) - deltas),
+        "error_samples": errors[:5],
+    }
+
+
+MODES = {"http": http_load, "ws-run": ws_runs, "sse-run": sse_runs, "ws-many": ws_many}
+
+
+def _measure(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
+    cpu_before = time.process_time()
+    result = asyncio.run(MODES[mode](spec))
+    result["load_generator_cpu_seconds"] = time.process_time() - cpu_before
+    return result
+
+
+def main() -> None:
+    """`MODE < spec.json`: one measurement. `serve`: one JSON request per line ({"mode", "spec"}), one
+    JSON answer per line, so the harness starts the load generator once rather than per measurement."""
+    mode = sys.argv[1]
+    if mode != "serve":
+        json.dump(_measure(mode, json.load(sys.stdin)), sys.stdout)
+        return
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer: dict[str, Any] = {"result": _measure(request["mode"], request["spec"])}
+        except Exception as exc:
+            answer = {"failure": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

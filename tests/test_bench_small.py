@@ -1,0 +1,87 @@
+"""The benchmark harness, small: every scenario runs end to end against real servers and MariaDB, without errors.
+
+This keeps `make bench` from rotting; it asserts nothing about speed (that is the full run's job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MYSQL_PROBLEM, MySQLDatabases
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(MYSQL_PROBLEM is not None, reason="the benchmark runs on MariaDB, not reachable")
+
+
+@pytest.fixture(scope="module")
+def small_report(mysql_databases: MySQLDatabases, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    database_url = mysql_databases.create("bench")
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--small", "--database-url", database_url, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"the small benchmark failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    report = json.loads((out / "latest.json").read_text())
+    report["markdown"] = (out / "latest.md").read_text()
+    return dict(report)
+
+
+def test_list_sessions_is_measured_on_all_three_sides(small_report: dict[str, Any]) -> None:
+    sides = small_report["B1"]["sides"]
+    assert set(sides) == {"agno-graphql", "agentos", "limit"}
+    for side, result in sides.items():
+        assert result["requests_per_second"] > 0, side
+        assert result["errors"] == 0, (side, result["error_samples"])
+        assert result["response_bytes"] > 100, side
+    assert small_report["B1"]["ratios"]["vs_agentos_rps"] is not None
+
+
+def test_history_is_measured_at_every_session_size(small_report: dict[str, Any]) -> None:
+    by_runs = small_report["B2"]["by_runs"]
+    assert set(by_runs) == {"10", "40"}
+    for size, sides in by_runs.items():
+        for side, result in sides.items():
+            assert result["requests_per_second"] > 0, (size, side)
+            assert result["errors"] == 0, (size, side, result["error_samples"])
+
+
+def test_every_stream_delivers_every_delta(small_report: dict[str, Any]) -> None:
+    b3 = small_report["B3"]
+    assert b3["errors"] == {"agno-graphql": 0, "agentos": 0, "in-process": 0}, b3["error_samples"]
+    for side in ("agno-graphql", "agentos", "in-process", "in-process-content-only"):
+        assert b3["sides"][side]["runs"] > 0, side
+        assert b3["sides"][side]["deltas_per_second"] > 0, side
+        assert b3["sides"][side]["first_event_ms"] is not None, side
+
+
+def test_many_streams_complete_alongside_list_traffic(small_report: dict[str, Any]) -> None:
+    b4 = small_report["B4"]
+    result = b4["result"]
+    assert result["opened"] == b4["streams"]
+    assert result["deltas"] == result["expected_deltas"] == b4["streams"] * b4["deltas_per_stream"]
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["added_latency_ms"]["n"] == result["deltas"]
+    assert b4["background_b1"]["requests"] > 0
+    assert b4["background_b1"]["errors"] == 0, b4["background_b1"]["error_samples"]
+    assert b4["server_peak_rss_mib"] >= b4["server_baseline_rss_mib"] > 0
+
+
+def test_the_report_names_the_machine_and_every_scenario(small_report: dict[str, Any]) -> None:
+    machine = small_report["machine"]
+    assert machine["cores"] and machine["mariadb"] and machine["versions"]["agno"]
+    for heading in ("### B1", "### B2", "### B3", "### B4"):
+        assert heading in small_report["markdown"]
