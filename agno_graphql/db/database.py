@@ -128,6 +128,8 @@ class Database:
         self._runs: Table | None = None
         self._lock = asyncio.Lock()
         self._last_failure = 0.0
+        # Statements built once and reused with new parameters (see db/sessions.py), by query name.
+        self.statement_cache: dict[str, dict[Any, Any]] = {}
 
     @property
     def sessions(self) -> Table:

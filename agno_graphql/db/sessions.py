@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
@@ -80,17 +81,55 @@ def _record(row: Sequence[Any]) -> SessionRecord:
     )
 
 
-def _exactly(db: Database, column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+def _exactly(db: Database, column: ColumnElement[Any], value: str | BindParameter[Any]) -> ColumnElement[bool]:
     """`column = value`, byte for byte: MySQL's default collations ignore case and trailing spaces,
     which would let user "ALICE" read the sessions of "alice". The plain comparison keeps the index."""
     if db.dialect == "sqlite":
         return column == value
-    return and_(column == value, cast(column, BINARY()) == cast(literal(value, String()), BINARY()))
+    bound = value if isinstance(value, BindParameter) else literal(value, String())
+    return and_(column == value, cast(column, BINARY()) == cast(bound, BINARY()))
 
 
 def _owned(db: Database, user_id: str) -> list[ColumnElement[bool]]:
     t = db.sessions
     return [_exactly(db, t.c.user_id, user_id), t.c.session_type == SESSION_TYPE]
+
+
+@dataclass(frozen=True)
+class _ListShape:
+    """What varies between list statements besides the values: each shape is built once per table."""
+
+    by_agent: bool
+    after: bool
+    before: bool
+    field: str
+    descending: bool
+    backward: bool
+
+
+def _list_statement(db: Database, shape: _ListShape) -> Select[Any]:
+    """The page query with every value a bound parameter, built once per shape and reused.
+
+    Building a Core statement costs more CPU than MariaDB spends running it (about 1 ms against
+    0.3 ms); a reused statement also hits SQLAlchemy's compiled cache at once."""
+    cache: dict[_ListShape, Select[Any]] = db.statement_cache.setdefault("sessions.list", {})
+    statement = cache.get(shape)
+    if statement is not None:
+        return statement
+    t = db.sessions
+    filters = [_exactly(db, t.c.user_id, bindparam("user_id", type_=String())), t.c.session_type == SESSION_TYPE]
+    if shape.by_agent:
+        filters.append(_exactly(db, t.c.agent_id, bindparam("agent_id", type_=String())))
+    key_columns = [t.c[shape.field], t.c.session_id]
+    if shape.after:
+        filters.append(beyond(key_columns, [bindparam("after_time"), bindparam("after_id")], shape.descending))
+    if shape.before:
+        filters.append(beyond(key_columns, [bindparam("before_time"), bindparam("before_id")], not shape.descending))
+    scan_descending = shape.descending != shape.backward
+    order = [c.desc() if scan_descending else c.asc() for c in key_columns]
+    statement = _select_sessions(db).where(*filters).order_by(*order).limit(bindparam("page_limit"))
+    cache[shape] = statement
+    return statement
 
 
 async def list_sessions(
@@ -102,22 +141,28 @@ async def list_sessions(
 ) -> Page[SessionRecord]:
     await db.ensure_ready()
     t = db.sessions
-    listed = _owned(db, user_id)
+    shape = _ListShape(
+        by_agent=agent_id is not None,
+        after=request.after is not None,
+        before=request.before is not None,
+        field=ordering.field,
+        descending=ordering.descending,
+        backward=request.backward,
+    )
+    params: dict[str, Any] = {"user_id": user_id, "page_limit": request.size + 1}
     if agent_id is not None:
-        listed.append(_exactly(db, t.c.agent_id, agent_id))
-    filters = list(listed)
-    key_columns = [t.c[ordering.field], t.c.session_id]
+        params["agent_id"] = agent_id
     if request.after is not None:
-        filters.append(beyond(key_columns, request.after, ordering.descending))
+        params["after_time"], params["after_id"] = request.after
     if request.before is not None:
-        filters.append(beyond(key_columns, request.before, not ordering.descending))
-    scan_descending = ordering.descending != request.backward
-    order = [c.desc() if scan_descending else c.asc() for c in key_columns]
-    query = _select_sessions(db).where(*filters).order_by(*order).limit(request.size + 1)
+        params["before_time"], params["before_id"] = request.before
     async with db.engine.connect() as conn:
-        rows = [_record(row) for row in (await conn.execute(query)).all()]
+        rows = [_record(row) for row in (await conn.execute(_list_statement(db, shape), params)).all()]
 
     async def count_total() -> int:
+        listed = _owned(db, user_id)
+        if agent_id is not None:
+            listed.append(_exactly(db, t.c.agent_id, agent_id))
         async with db.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(t).where(*listed))).scalar_one())
 
@@ -128,11 +173,25 @@ async def list_sessions(
     return finish_page(rows, request, cursor_of, count_total)
 
 
+def _get_statement(db: Database) -> Select[Any]:
+    """One session of its owner, values bound at execution (built once, as the list statements are)."""
+    cache: dict[str, Select[Any]] = db.statement_cache.setdefault("sessions.get", {})
+    statement = cache.get("get")
+    if statement is None:
+        t = db.sessions
+        statement = _select_sessions(db).where(
+            _exactly(db, t.c.session_id, bindparam("session_id", type_=String())),
+            _exactly(db, t.c.user_id, bindparam("user_id", type_=String())),
+            t.c.session_type == SESSION_TYPE,
+        )
+        cache["get"] = statement
+    return statement
+
+
 async def get_session(db: Database, user_id: str, session_id: str) -> SessionRecord | None:
     await db.ensure_ready()
-    query = _select_sessions(db).where(_exactly(db, db.sessions.c.session_id, session_id), *_owned(db, user_id))
     async with db.engine.connect() as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(_get_statement(db), {"session_id": session_id, "user_id": user_id})).first()
     return _record(row) if row is not None else None
 
 
