@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -27,8 +29,16 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.http.streaming import HTTPStreamTransport
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.utils.aio import aclosing
 
 from agno_graphql import api
 from agno_graphql.agents.broker import BrokerLimits, InProcessBroker, RunBroker
@@ -44,6 +54,8 @@ from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.graphiql import graphiql_page
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
+from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
+from agno_graphql.web import local_graphiql_page, web_routes
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +66,36 @@ class AppSchema(strawberry.Schema):
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """ErrorPolicy logs the unexpected errors, once, with their request id; expected ones are not logged."""
 
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:  # type: ignore[override]
+        """A syntax error escapes Strawberry's stream (ParserCache parses in its hook), cutting an SSE or multipart
+        response; turn it into the pre-execution error Strawberry makes without the cache, as `execute` does."""
+        return _syntax_error_as_result(await super().stream(*args, **kwargs))
+
+
+async def _syntax_error_as_result(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    async with aclosing(results):
+        try:
+            first = await anext(results)
+        except StopAsyncIteration:
+            return
+        except GraphQLError as error:
+            yield PreExecutionError(data=None, errors=[error])
+            return
+        yield first
+        async for result in results:
+            yield result
+
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # The limiters' validation rules are built once: every limiter instance makes new rule classes, and
+    # ValidationCache is keyed by the rules, so limiters made per request made it miss on every request
+    # (validation was a quarter of a session list's CPU; BENCHMARKS.md).
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
@@ -78,22 +115,34 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and websocket authentication."""
 
+    stream_transport_classes_by_protocol = STREAM_TRANSPORTS
+
     def __init__(self, schema: strawberry.Schema, services: Services) -> None:
         settings = services.settings
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            # Websockets, and for clients behind proxies that drop them: graphql-sse (distinct connections
+            # mode) and multipart subscriptions (Apollo HttpLink), authenticated by the Authorization header.
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.allowed_origins,
         )
         self.services = services
 
+    def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
+        return preferred_stream_transport(accept_header(headers), self._stream_transport_map.values())
+
     @property
     def graphql_ide_html(self) -> str:
-        return graphiql_page()
+        return local_graphiql_page() or graphiql_page()
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         """Give errors raised before execution (parsing) their code too."""
@@ -198,9 +247,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        if await services.db.ping():
-            return JSONResponse({"status": "ready", "database": "ok"})
-        return JSONResponse({"status": "not ready", "database": "unreachable"}, status_code=503)
+        checks = {"database": await services.db.ping()}
+        if settings.redis_url:
+            checks["redis"] = await services.runs.broker.ping()
+        body: dict[str, str] = {name: "ok" if up else "unreachable" for name, up in checks.items()}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", **body})
+        return JSONResponse({"status": "not ready", **body}, status_code=503)
 
     async def root(request: Request) -> Response:
         return PlainTextResponse(f"agno-graphql: GraphQL at {GRAPHQL_PATH}\n")
@@ -223,6 +276,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/readyz", readyz),
             Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]),
             WebSocketRoute(GRAPHQL_PATH, graphql_app),
+            *web_routes(settings),
         ],
         lifespan=lifespan,
     )

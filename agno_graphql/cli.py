@@ -30,6 +30,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         )
     if workers < 1:
         return _fail("--workers must be 1 or more")
+    if settings.redis_url and (problem := _redis_problem(settings.redis_url)):
+        return _fail(f"cannot reach Redis at AGNO_GRAPHQL_REDIS_URL: {problem}")
     # Before the services, so that a secret generated now is reported as such (and shared by workers).
     local_secret = None if settings.jwt_public_key_file or settings.jwt_secret else ensure_secret(settings)
     app = create_app(settings, build_services(settings)) if workers == 1 else None
@@ -51,6 +53,18 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # Each worker process builds its own app from the same environment.
         uvicorn.run("agno_graphql.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     return 0
+
+
+def _redis_problem(url: str) -> str | None:
+    """Why Redis cannot be used, or None: checked before serving, so a wrong URL is a clear startup error."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (RedisError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _token(settings: Settings, user_id: str, ttl: int) -> int:

@@ -1,7 +1,7 @@
 """What clients see of errors: a code on every error, and nothing of unexpected ones.
 
 Expected errors (AppError) keep their message and get their code. A database
-that cannot be reached is DB_UNAVAILABLE. Parse and validation errors get the
+that cannot be reached is DB_UNAVAILABLE; Redis, BROKER_UNAVAILABLE. Parse and validation errors get the
 codes Apollo uses. Anything else is masked as INTERNAL_SERVER_ERROR with a
 request id, and logged with its traceback under the same id.
 """
@@ -11,15 +11,30 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.extensions.mask_errors import MaskErrors
 
-from agno_graphql.errors import INTERNAL_SERVER_ERROR, AppError, DatabaseUnavailable, pre_execution_code
+from agno_graphql.errors import (
+    INTERNAL_SERVER_ERROR,
+    AppError,
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    pre_execution_code,
+)
 
 log = logging.getLogger("agno_graphql.errors")
 
 _UNREACHABLE = (OperationalError, DisconnectionError, PoolTimeout, ConnectionError, OSError)
+
+
+def _is_redis_error(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, RedisError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _is_unreachable_database(error: BaseException | None) -> bool:
@@ -41,6 +56,10 @@ def coded_error(error: GraphQLError, request_id: str) -> GraphQLError:
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", pre_execution_code(error.message))
         return _with(error, error.message, extensions)
+    if _is_redis_error(original):
+        broker = BrokerUnavailable()
+        log.warning("request %s: Redis unavailable: %s", request_id, type(original).__name__)
+        return _with(error, broker.message, {"code": broker.code, "requestId": request_id})
     if _is_unreachable_database(original):
         unavailable = DatabaseUnavailable()
         log.warning("request %s: database unavailable: %s", request_id, type(original).__name__)

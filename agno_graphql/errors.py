@@ -17,6 +17,7 @@ SESSION_BUSY = "SESSION_BUSY"
 RATE_LIMITED = "RATE_LIMITED"
 SHUTTING_DOWN = "SHUTTING_DOWN"
 EVENTS_EXPIRED = "EVENTS_EXPIRED"
+BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
 
 
 class AppError(Exception):
@@ -49,6 +50,13 @@ class DatabaseUnavailable(AppError):
     code = DB_UNAVAILABLE
 
     def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
+        super().__init__(message)
+
+
+class BrokerUnavailable(AppError):
+    code = BROKER_UNAVAILABLE
+
+    def __init__(self, message: str = "Redis, which coordinates runs, is unavailable; try again shortly.") -> None:
         super().__init__(message)
 
 

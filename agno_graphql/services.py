@@ -6,6 +6,7 @@ session of someone else exactly as a missing one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
 
@@ -21,6 +22,8 @@ from agno_graphql.db.pagination import Page, PageRequest, page_request
 from agno_graphql.db.sessions import SessionOrdering, SessionRecord
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound
 from agno_graphql.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 200
@@ -136,7 +139,11 @@ class Services:
         return session_id
 
     async def _announce(self, kind: str, user_id: str, session_id: str) -> None:
-        await self.runs.broker.publish_change(SessionChange(kind=kind, user_id=user_id, session_id=session_id))
+        """Tell the user's other tabs; the change is made and stored either way, so a failure is only logged."""
+        try:
+            await self.runs.broker.publish_change(SessionChange(kind=kind, user_id=user_id, session_id=session_id))
+        except Exception:
+            log.warning("could not publish a session change (%s %s)", kind, session_id, exc_info=True)
 
     async def _after_run(self, run: RunInfo, terminal: Event | None) -> None:
         """Once Agno has stored the run: put back a name given during it; mark a timed-out run failed."""

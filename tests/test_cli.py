@@ -136,6 +136,13 @@ STARTUP_ERRORS: dict[str, StartupCase] = {
         "AGNO_GRAPHQL_AGENTS",
     ),
     "more than one worker without redis": lambda tmp: ({}, {}, ["--workers", "2"], "AGNO_GRAPHQL_REDIS_URL"),
+    "unreachable redis": lambda tmp: (
+        {"redis_url": f"redis://127.0.0.1:{free_port()}/0"},
+        {},
+        [],
+        "cannot reach Redis",
+    ),
+    "not a redis url": lambda tmp: ({"redis_url": "http://127.0.0.1:6379"}, {}, [], "AGNO_GRAPHQL_REDIS_URL"),
 }
 
 

@@ -63,6 +63,9 @@ class RunBroker(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> bool:
+        """Whether what the broker shares runs through answers."""
+
     async def admit(self, run: RunInfo) -> None:
         """Take the session's lock and a slot of the user's, and open the run's log.
         SessionBusy or RateLimited when it may not start."""
@@ -232,6 +235,9 @@ class InProcessBroker:
 
     async def close(self) -> None:
         return None
+
+    async def ping(self) -> bool:
+        return True
 
     async def admit(self, run: RunInfo) -> None:
         if run.session_id in self._session_runs:

@@ -95,6 +95,7 @@ class RedisBroker:
         self._fanout = ChangeFanout()
         self._on_cancel: CancelHandler | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._subscribed = False
         self._admit = self.redis.register_script(_ADMIT)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
@@ -126,10 +127,15 @@ class RedisBroker:
     # lifecycle
     async def start(self, on_cancel: CancelHandler) -> None:
         self._on_cancel = on_cancel
+        pubsub = await self._subscribe()
+        self._listener = asyncio.create_task(self._listen(pubsub))
+
+    async def _subscribe(self) -> Any:
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(self._cancel_channel)
         await pubsub.psubscribe(self._changes_channel("*"))
-        self._listener = asyncio.create_task(self._listen(pubsub))
+        self._subscribed = True
+        return pubsub
 
     async def close(self) -> None:
         for writer in list(self._writers.values()):
@@ -141,30 +147,46 @@ class RedisBroker:
                 await self._listener
         await self.redis.aclose()
 
-    async def _listen(self, pubsub: Any) -> None:
-        """Deliver cancel requests and session changes published by any instance."""
-        changes_prefix = self._changes_channel("")
+    async def ping(self) -> bool:
+        """Redis answers, and this instance hears cancel requests and session changes again."""
         try:
-            while True:
-                try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                except RedisError:
-                    log.warning("lost the Redis subscription; reconnecting", exc_info=True)
-                    await asyncio.sleep(1.0)
-                    continue
-                if message is None:
-                    continue
-                channel = message["channel"].decode()
-                data = message["data"].decode()
-                if channel == self._cancel_channel:
-                    if self._on_cancel is not None:
-                        request = json.loads(data)
-                        await self._on_cancel(request["run_id"], request["reason"])
-                elif channel.startswith(changes_prefix):
-                    self._fanout.deliver(SessionChange(**json.loads(data)))
-        finally:
+            return bool(await asyncio.wait_for(self.redis.ping(), timeout=2.0)) and self._subscribed
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Deliver cancel requests and session changes published by any instance; if Redis goes away,
+        subscribe again once it is back."""
+        while True:
+            try:
+                await self._deliver(pubsub)
+            except (RedisError, OSError):
+                log.warning("lost the Redis subscription; subscribing again", exc_info=True)
+            self._subscribed = False
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+            pubsub = None
+            while pubsub is None:
+                await asyncio.sleep(0.5)
+                try:
+                    pubsub = await self._subscribe()
+                except (RedisError, OSError):
+                    pubsub = None
+
+    async def _deliver(self, pubsub: Any) -> None:
+        changes_prefix = self._changes_channel("")
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            data = message["data"].decode()
+            if channel == self._cancel_channel:
+                if self._on_cancel is not None:
+                    request = json.loads(data)
+                    await self._on_cancel(request["run_id"], request["reason"])
+            elif channel.startswith(changes_prefix):
+                self._fanout.deliver(SessionChange(**json.loads(data)))
 
     # admission
     def _now_ms(self) -> int:

@@ -132,11 +132,15 @@ class RunManager:
                 log.exception("run %s: a step after the run failed", info.run_id)
         try:
             await self.broker.release(info)
+        except Exception:
+            log.exception("run %s: could not free its session", info.run_id)
+        # Before the terminal event: whoever sees the run end finds the session updated everywhere.
+        await self._announce(info, "UPDATED")
+        try:
             await self.broker.append(info.run_id, terminal)
             await self.broker.seal(info.run_id)
         except Exception:
             log.exception("run %s: could not publish the end of the run", info.run_id)
-        await self._announce(info, "UPDATED")
 
     async def _announce(self, info: RunInfo, kind: str) -> None:
         change = SessionChange(kind=kind, user_id=info.user_id, session_id=info.session_id, run_id=info.run_id)
