@@ -55,7 +55,7 @@ from agno_graphql.graphiql import graphiql_page
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
-from agno_graphql.web import local_graphiql_page, web_routes
+from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return JSONResponse({"status": "not ready", **body}, status_code=503)
 
     async def root(request: Request) -> Response:
-        return PlainTextResponse(f"agno-graphql: GraphQL at {GRAPHQL_PATH}\n")
+        return PlainTextResponse(f"agno-graphql: GraphQL at {GRAPHQL_PATH}, the example chat page at {CHAT_PATH}\n")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

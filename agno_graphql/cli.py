@@ -35,7 +35,13 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     # Before the services, so that a secret generated now is reported as such (and shared by workers).
     local_secret = None if settings.jwt_public_key_file or settings.jwt_secret else ensure_secret(settings)
     app = create_app(settings, build_services(settings)) if workers == 1 else None
+    from agno_graphql.web import CHAT_PATH, chat_is_built
+
     print(f"GraphQL and GraphiQL: http://{host}:{port}/graphql")
+    if chat_is_built():
+        print(f"Chat page: http://{host}:{port}{CHAT_PATH}")
+    else:
+        print("Chat page: run `make web` to build it, then open /chat")
     if local_secret is not None:
         secret, created = local_secret
         if created:

@@ -23,6 +23,10 @@ DIST_DIR = Path(__file__).resolve().parent.parent / "examples" / "web-chat" / "d
 NOT_BUILT = "The chat page has not been built. Run `make web` (Node 20 and npm), then reload.\n"
 
 
+def chat_is_built() -> bool:
+    return (DIST_DIR / "chat" / "index.html").is_file()
+
+
 def local_graphiql_page() -> str | None:
     """The bundled GraphiQL page, or None when the web assets have not been built."""
     page = DIST_DIR / "graphiql" / "index.html"
