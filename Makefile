@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint schema fuzz clean
+.PHONY: install run test lint schema fuzz bench web test-web typed-client test-js clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,14 @@ run: $(STAMP)
 	$(BIN)/agno-graphql serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check agno_graphql tests
-	$(BIN)/ruff format --check agno_graphql tests
+	$(BIN)/ruff check agno_graphql tests bench
+	$(BIN)/ruff format --check agno_graphql tests bench
 	$(BIN)/mypy agno_graphql
 
-test: lint
+test: lint typed-client
 	$(BIN)/python -m pytest
+	$(MAKE) test-js
+	$(MAKE) test-web
 
 schema: $(STAMP)
 	$(BIN)/strawberry export-schema agno_graphql.api:schema --output schema.graphql
@@ -31,5 +33,55 @@ schema: $(STAMP)
 fuzz: $(STAMP)
 	AGNO_GRAPHQL_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
+# The full benchmark (BENCHMARKS.md) against the local MariaDB, in its own database (reused while its seed matches).
+BENCH_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_bench
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --database-url '$(BENCH_DATABASE_URL)'
+
+# The example chat page and offline GraphiQL (examples/web-chat): npm ci when the lock changes, then
+# codegen, tsc --noEmit and esbuild into examples/web-chat/dist (served at /chat and /graphql).
+WEB := examples/web-chat
+WEB_STAMP := $(WEB)/node_modules/.installed-stamp
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+	cd $(WEB) && npm run build
+
+# Browser tests: Debian's chromium (apt-get install -y chromium) driven by playwright-core.
+test-web: $(STAMP) web
+	@command -v chromium >/dev/null || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
+	cd $(WEB) && npm test
+
+# A typed Python client for tests/operations/ (ariadne-codegen), regenerated before every `make test`: an
+# operation the schema no longer supports fails here. ariadne-codegen pins an older graphql-core than
+# Strawberry's, so it lives in its own virtualenv.
+CODEGEN_VENV := .venv-codegen
+CODEGEN_STAMP := $(CODEGEN_VENV)/.installed-stamp
+
+$(CODEGEN_STAMP):
+	$(PYTHON) -m venv $(CODEGEN_VENV)
+	$(CODEGEN_VENV)/bin/pip install --quiet --upgrade pip
+	$(CODEGEN_VENV)/bin/pip install --quiet 'ariadne-codegen>=0.14'
+	touch $(CODEGEN_STAMP)
+
+typed-client: $(CODEGEN_STAMP)
+	$(CODEGEN_VENV)/bin/ariadne-codegen client --config tests/typed_client.toml
+
+# The JS client suite (clients/js): Apollo Client, urql, graphql-ws, graphql-sse against real servers.
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.installed-stamp
+
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund
+	touch $(JS_STAMP)
+
+test-js: $(STAMP) $(JS_STAMP)
+	cd $(JS) && npm run lint && npm test
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(CODEGEN_VENV) tests/typed_client $(JS)/node_modules

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token
 
@@ -75,11 +73,3 @@ async def test_run_without_session_starts_one(server: RunningServer, user_id: st
     listed = await execute(server, token, LIST, {"first": 5})
     assert [n["id"] for n in listed["sessions"]["nodes"]] == [session_id]
     assert listed["sessions"]["edges"][0]["node"]["name"] == "hello there"
-
-
-async def test_graphiql_sends_the_headers_box_on_websockets_too(server: RunningServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
-        page = await client.get(server.http_url, headers={"Accept": "text/html"})
-    assert page.status_code == 200
-    assert "wsConnectionParams: headers" in page.text
-    assert '"Authorization": "Bearer ' in page.text

@@ -84,3 +84,4 @@ def test_graphiql_is_the_cdn_page_without_a_build(unbuilt_server: RunningServer)
     assert page.status_code == 200
     assert "unpkg.com/graphiql" in page.text
     assert "wsConnectionParams: headers" in page.text, "the CDN page still sends the headers box on websockets"
+    assert '"Authorization": "Bearer ' in page.text, "the headers box starts with the Authorization hint"
