@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,18 @@ def server(new_database_url: Callable[[str], str], tmp_path_factory: pytest.Temp
     running = start_server(server_settings(new_database_url("main"), tmp_path_factory.mktemp("state")))
     yield running
     running.stop()
+
+
+@contextmanager
+def serving_with(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, label: str, **overrides: Any
+) -> Iterator[RunningServer]:
+    """A server of its own, on a new database of the current backend, with some settings changed."""
+    running = start_server(server_settings(new_database_url(label), tmp_path_factory.mktemp(label), **overrides))
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def make_token(user_id: str, secret: str = TEST_SECRET, **claims: Any) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,16 +129,25 @@ async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
     ]
 
 
+async def act_during_a_run(
+    runs_on: ServedProcess, token: str, session_id: str, action: Callable[[], Awaitable[Any]]
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Start a run on one instance, do something once it streams, and read the run to its end."""
+    async with subscription(runs_on, token, RUN_AGENT, run_input(session_id)) as run:
+        await run.events("runAgent", stop_after=2)
+        outcome = await action()
+        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    return outcome, events
+
+
 async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
     instances: tuple[ServedProcess, ServedProcess], user_id: str
 ) -> None:
     a, b = instances
     token = make_token(user_id)
     session = await create_session(a, token)
-    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as run:
-        await run.events("runAgent", stop_after=2)
-        await execute(b, token, RENAME_SESSION, {"input": {"sessionId": session["id"], "name": "Renamed on B"}})
-        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    rename = {"input": {"sessionId": session["id"], "name": "Renamed on B"}}
+    _, events = await act_during_a_run(a, token, session["id"], lambda: execute(b, token, RENAME_SESSION, rename))
     assert events[-1]["__typename"] == "RunCompleted"
     for served in (a, b):
         snapshot = await session_snapshot(served, token, session["id"])
@@ -150,10 +160,8 @@ async def test_deleting_a_session_on_one_instance_stops_its_run_on_the_other(
     a, b = instances
     token = make_token(user_id)
     session = await create_session(a, token)
-    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as run:
-        await run.events("runAgent", stop_after=2)
-        deleted = await execute(b, token, DELETE_SESSION, {"input": {"sessionId": session["id"]}})
-        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    delete = {"input": {"sessionId": session["id"]}}
+    deleted, events = await act_during_a_run(a, token, session["id"], lambda: execute(b, token, DELETE_SESSION, delete))
     assert deleted["deleteSession"]["deletedSessionId"] == session["id"]
     assert events[-1]["__typename"] == "RunCancelled"
     await asyncio.sleep(0.5)

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from tests.client import RUN_AGENT, execute
-from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import server_settings as settings_with
+from tests.conftest import RunningServer, make_token, serving_with
 from tests.matrix_support import (
     DELETE_SESSION,
     RENAME_SESSION,
@@ -58,14 +57,8 @@ def lifecycle_server(
 ) -> Iterator[RunningServer]:
     """A server whose demo model waits 40 ms per word (a run of LONG_MESSAGE lasts about 3 s)."""
     broker = redis_settings() if request.param == "redis" else {}
-    settings = settings_with(
-        new_database_url("lifecycle"), tmp_path_factory.mktemp("lifecycle"), offline_delay_ms=40, **broker
-    )
-    running = start_server(settings)
-    try:
+    with serving_with(new_database_url, tmp_path_factory, "lifecycle", offline_delay_ms=40, **broker) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -284,19 +277,16 @@ def forgetful_server(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """Keeps a run's events no time after its end, at most 8 of them, and lets a user run two at once."""
-    settings = settings_with(
-        new_database_url("forgetful"),
-        tmp_path_factory.mktemp("forgetful"),
+    with serving_with(
+        new_database_url,
+        tmp_path_factory,
+        "forgetful",
         offline_delay_ms=40,
         run_events_retention_seconds=0,
         run_events_max=8,
         max_runs_per_user=2,
-    )
-    running = start_server(settings)
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def test_after_the_buffer_expired_run_events_tells_the_run_from_the_store(
@@ -359,14 +349,10 @@ def hasty_server(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """Ends any run after one second."""
-    settings = settings_with(
-        new_database_url("hasty"), tmp_path_factory.mktemp("hasty"), offline_delay_ms=40, run_timeout_seconds=1
-    )
-    running = start_server(settings)
-    try:
+    with serving_with(
+        new_database_url, tmp_path_factory, "hasty", offline_delay_ms=40, run_timeout_seconds=1
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def test_a_run_that_takes_too_long_fails_with_run_timeout_and_is_stored_failed(
