@@ -29,7 +29,8 @@ function freePort() {
 
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
-export async function startServer({ offlineDelayMs = 15 } = {}) {
+/** `env` adds AGNO_GRAPHQL_* settings, e.g. `{ AGNO_GRAPHQL_MAX_RUNS_PER_USER: "2" }`. */
+export async function startServer({ offlineDelayMs = 15, env: settings = {} } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "agno-graphql-web-"));
   const port = await freePort();
   const env = {
@@ -39,6 +40,7 @@ export async function startServer({ offlineDelayMs = 15 } = {}) {
     AGNO_GRAPHQL_JWT_SECRET: `browser-test-secret-${port}-0123456789abcdef`,
     AGNO_GRAPHQL_OFFLINE_DELAY_MS: String(offlineDelayMs),
     AGNO_GRAPHQL_LOG_LEVEL: "warning",
+    ...settings,
   };
   const child = spawn(CLI, ["serve", "--host", "127.0.0.1", "--port", String(port)], {
     env,

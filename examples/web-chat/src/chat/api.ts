@@ -1,9 +1,15 @@
-// The GraphQL side of the page: one urql client (HTTP for queries and mutations, graphql-ws for the
-// runAgent subscription) and the operations the page uses. Codegen types every operation from
-// ../../schema.graphql, so a schema change that breaks one fails the build.
-import { Client, fetchExchange, subscriptionExchange } from "@urql/core";
+// The GraphQL side of the page: one urql client (HTTP for queries and mutations, graphql-ws for
+// subscriptions), a run follower that survives websocket drops, and the operations the page uses.
+// Codegen types every operation from ../../schema.graphql, so a schema change that breaks one fails
+// the build.
+import { Client, fetchExchange, stringifyDocument, subscriptionExchange } from "@urql/core";
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
 import { graphql } from "../gql";
+import type {
+  RunAgentInput,
+  RunAgentSubscription as RunAgentSubscriptionResult,
+  RunEventFieldsFragment,
+} from "../gql/graphql";
 
 export const AgentsQuery = graphql(`
   query Agents {
@@ -42,9 +48,14 @@ export const SessionMessagesQuery = graphql(`
       id
       name
       agentId
+      activeRun {
+        id
+        input
+      }
       messages(last: $last, before: $before) {
         nodes {
           id
+          runId
           role
           content
           toolName
@@ -82,39 +93,84 @@ export const DeleteSessionMutation = graphql(`
   }
 `);
 
+export const RunEventFields = graphql(`
+  fragment RunEventFields on RunEvent {
+    __typename
+    runId
+    sessionId
+    index
+    ... on RunContentDelta {
+      delta
+    }
+    ... on ToolCallStarted {
+      toolCall {
+        id
+        name
+        arguments
+      }
+    }
+    ... on ToolCallCompleted {
+      toolCall {
+        id
+        name
+      }
+      result
+      failed
+    }
+    ... on RunCompleted {
+      content
+    }
+    ... on RunFailed {
+      code
+      message
+    }
+    ... on RunCancelled {
+      reason
+      content
+    }
+  }
+`);
+
+// Both subscriptions name their field `event`, so a run reads the same whether it was started or resumed.
 export const RunAgentSubscription = graphql(`
   subscription RunAgent($input: RunAgentInput!) {
-    runAgent(input: $input) {
-      __typename
-      runId
-      sessionId
-      ... on RunContentDelta {
-        delta
-      }
-      ... on ToolCallStarted {
-        toolCall {
-          id
-          name
-          arguments
-        }
-      }
-      ... on ToolCallCompleted {
-        toolCall {
-          id
-          name
-        }
-        result
-        failed
-      }
-      ... on RunCompleted {
+    event: runAgent(input: $input) {
+      ...RunEventFields
+    }
+  }
+`);
+
+export const RunEventsSubscription = graphql(`
+  subscription RunEvents($runId: ID!, $afterIndex: Int) {
+    event: runEvents(runId: $runId, afterIndex: $afterIndex) {
+      ...RunEventFields
+    }
+  }
+`);
+
+export const CancelRunMutation = graphql(`
+  mutation CancelRun($input: CancelRunInput!) {
+    cancelRun(input: $input) {
+      run {
+        id
+        status
         content
       }
-      ... on RunFailed {
-        code
-        message
-      }
-      ... on RunCancelled {
-        reason
+    }
+  }
+`);
+
+export const SessionEventsSubscription = graphql(`
+  subscription SessionEvents {
+    sessionEvents {
+      kind
+      sessionId
+      session {
+        id
+        name
+        agentId
+        updatedAt
+        runCount
       }
     }
   }
@@ -128,16 +184,46 @@ export function endpointUrls(location: Location): { http: string; ws: string } {
   return { http: http.href, ws: ws.href };
 }
 
+/** How a run is followed: started with runAgent, or joined while it goes (after a reload). */
+export type RunStart = { input: RunAgentInput } | { runId: string };
+export type RunEvent = RunEventFieldsFragment;
+const TERMINAL_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled"]);
+
+export interface RunSink {
+  event(event: RunEvent): void;
+  /** The run could not be started or followed (SESSION_BUSY, RATE_LIMITED, NOT_FOUND, a lost socket). */
+  error(code: string | undefined, message: string): void;
+}
+
 export interface Api {
   client: Client;
+  /** Follows a run to its terminal event, across websocket reconnects. Returns a function to stop following. */
+  followRun(start: RunStart, sink: RunSink): () => void;
   dispose(): void;
+}
+
+export interface ApiEvents {
+  /** The server refused the token on the socket (close code 4403). */
+  rejected(): void;
+  /** The websocket came back after a drop: session events sent meanwhile were missed. */
+  reconnected(): void;
+}
+
+function firstError(errors: unknown): { code: string | undefined; message: string } {
+  const first = (Array.isArray(errors) ? errors[0] : errors) as
+    | { message?: string; extensions?: { code?: unknown }; reason?: string; code?: number }
+    | undefined;
+  const code = first?.extensions?.code;
+  const message = first?.message || first?.reason || `the connection closed (${first?.code ?? "no code"})`;
+  return { code: typeof code === "string" ? code : undefined, message };
 }
 
 /**
  * A client that sends the token as a bearer header over HTTP and in the websocket's connection_init
- * payload. `onRejected` runs when the server refuses the token on the socket (close code 4403).
+ * payload. Queries, mutations and sessionEvents go through urql; runs through graphql-ws directly (see
+ * followRun).
  */
-export function createApi(token: string, onRejected: () => void): Api {
+export function createApi(token: string, events: ApiEvents): Api {
   const urls = endpointUrls(window.location);
   const authorization = `Bearer ${token}`;
   const ws: WsClient = createWsClient({
@@ -146,7 +232,10 @@ export function createApi(token: string, onRejected: () => void): Api {
     connectionParams: { Authorization: authorization },
     on: {
       closed: (event) => {
-        if ((event as CloseEvent).code === 4403) onRejected();
+        if ((event as CloseEvent).code === 4403) events.rejected();
+      },
+      connected: (_socket, _payload, wasRetry) => {
+        if (wasRetry) events.reconnected();
       },
     },
   });
@@ -169,5 +258,45 @@ export function createApi(token: string, onRejected: () => void): Api {
       }),
     ],
   });
-  return { client, dispose: () => void ws.dispose() };
+
+  function followRun(start: RunStart, sink: RunSink): () => void {
+    let runId = "runId" in start ? start.runId : null;
+    let afterIndex: number | null = null;
+    let ended = false;
+    // graphql-ws sends a subscription's payload again when the socket comes back after a drop. Read
+    // through these getters, that second send is runEvents after the last index seen, never a second
+    // runAgent: the run went on on the server, and the answer continues where it stopped.
+    const operation = {
+      get query(): string {
+        return stringifyDocument(runId === null ? RunAgentSubscription : RunEventsSubscription);
+      },
+      get variables(): Record<string, unknown> {
+        return runId === null && "input" in start ? { input: start.input } : { runId, afterIndex };
+      },
+    };
+    return ws.subscribe<RunAgentSubscriptionResult>(operation, {
+      next(result) {
+        if (result.errors?.length) {
+          const { code, message } = firstError(result.errors);
+          ended = true;
+          sink.error(code, message);
+        } else if (result.data) {
+          const event = result.data.event;
+          runId = event.runId;
+          afterIndex = event.index;
+          ended = TERMINAL_EVENTS.has(event.__typename);
+          sink.event(event);
+        }
+      },
+      error(error) {
+        if (ended) return; // a socket lost after the terminal event loses nothing
+        ended = true;
+        const { code, message } = firstError(error);
+        sink.error(code, message);
+      },
+      complete() {},
+    });
+  }
+
+  return { client, followRun, dispose: () => void ws.dispose() };
 }

@@ -3,15 +3,18 @@
 import type { CombinedError } from "@urql/core";
 import {
   AgentsQuery,
+  CancelRunMutation,
   createApi,
   DeleteSessionMutation,
   RenameSessionMutation,
-  RunAgentSubscription,
+  SessionEventsSubscription,
   SessionMessagesQuery,
   SessionsQuery,
   type Api,
+  type RunEvent,
+  type RunStart,
 } from "./api";
-import type { RunAgentSubscription as RunEventResult, SessionMessagesQuery as MessagesResult } from "../gql/graphql";
+import type { SessionEventsSubscription as SessionEventResult, SessionMessagesQuery as MessagesResult } from "../gql/graphql";
 
 const TOKEN_KEY = "agno-graphql-chat-token";
 const SESSIONS_PAGE = 15;
@@ -19,8 +22,14 @@ const MESSAGES_PAGE = 20;
 const MAX_PAGE = 100; // the server's default AGNO_GRAPHQL_PAGE_SIZE_MAX
 
 type HistoryMessage = NonNullable<MessagesResult["session"]>["messages"]["nodes"][number];
-type RunEvent = RunEventResult["runAgent"];
-const TERMINAL_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled"]);
+type SessionEvent = SessionEventResult["sessionEvents"];
+/** What the page says for the errors a user can run into by using it, instead of the server's wording. */
+const EXPLAINED: Record<string, string> = {
+  SESSION_BUSY:
+    "This conversation is still answering an earlier message (perhaps in another tab). " +
+    "Wait for it to finish or stop it, then send again.",
+  RATE_LIMITED: "Too many answers are being written for you at once. Wait for one to finish, then send again.",
+};
 interface SessionItem {
   id: string;
   name?: string | null;
@@ -31,6 +40,11 @@ interface OpenSession {
   id: string;
   name?: string | null;
   agentId: string;
+}
+/** The run the open conversation follows; its id is known from its first event on. */
+interface FollowedRun {
+  id: string | null;
+  stop(): void;
 }
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -69,6 +83,7 @@ const ui = {
   composer: byId<HTMLFormElement>("composer"),
   message: byId<HTMLTextAreaElement>("message"),
   send: byId<HTMLButtonElement>("send"),
+  stop: byId<HTMLButtonElement>("stop"),
   error: byId<HTMLElement>("error"),
 };
 
@@ -78,7 +93,7 @@ let sessionsCursor: string | null = null;
 let current: OpenSession | null = null;
 let olderCursor: string | null = null;
 let loadingOlder = false;
-let running = false;
+let run: FollowedRun | null = null;
 /** Bumped whenever another conversation is shown, so late answers for the previous one are dropped. */
 let view = 0;
 
@@ -89,14 +104,15 @@ function errorCode(error: CombinedError): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+function showError(code: string | undefined, message: string): void {
+  if (code === "UNAUTHENTICATED") signOut(`The server refused the token: ${message}`);
+  else ui.error.textContent = (code && EXPLAINED[code]) || message;
+}
+
 /** Show an error; a refused token signs out. Returns true when there was one. */
 function failed(error: CombinedError | undefined): boolean {
   if (!error) return false;
-  if (errorCode(error) === "UNAUTHENTICATED") {
-    signOut(`The server refused the token: ${error.graphQLErrors[0]?.message ?? error.message}`);
-  } else {
-    ui.error.textContent = error.graphQLErrors[0]?.message ?? error.message;
-  }
+  showError(errorCode(error), error.graphQLErrors[0]?.message ?? error.message);
   return true;
 }
 
@@ -120,7 +136,10 @@ function tokenSubject(token: string): string {
 
 async function signIn(token: string): Promise<void> {
   api?.dispose();
-  api = createApi(token, () => signOut("The server refused the token on the websocket (4403)."));
+  api = createApi(token, {
+    rejected: () => signOut("The server refused the token on the websocket (4403)."),
+    reconnected: () => void reloadSessions(), // session events sent while the socket was down are lost
+  });
   const result = await api.client.query(AgentsQuery, {}).toPromise();
   if (failed(result.error) || !result.data) return;
   localStorage.setItem(TOKEN_KEY, token);
@@ -130,9 +149,12 @@ async function signIn(token: string): Promise<void> {
   ui.viewer.textContent = tokenSubject(token);
   ui.signIn.hidden = true;
   ui.app.hidden = false;
+  ui.app.setAttribute("aria-busy", "true"); // until the sidebar and the conversation have loaded
   ui.signInError.textContent = "";
+  watchSessions(api);
   await reloadSessions();
   await showFromLocation();
+  ui.app.removeAttribute("aria-busy");
 }
 
 // ---- sidebar: sessions with cursor paging ---------------------------------------------------------
@@ -168,6 +190,36 @@ function renderSessions(): void {
       return item;
     }),
   );
+}
+
+/** Other tabs (and this one) change sessions: keep the sidebar and the open conversation's title in step. */
+function watchSessions(watching: Api): void {
+  watching.client.subscription(SessionEventsSubscription, {}).subscribe((result) => {
+    if (api === watching && result.data) applySessionEvent(result.data.sessionEvents);
+  });
+}
+
+function applySessionEvent(event: SessionEvent): void {
+  const index = sessions.findIndex((session) => session.id === event.sessionId);
+  const changed = event.session;
+  if (event.kind === "DELETED" || !changed) {
+    if (index >= 0) sessions.splice(index, 1);
+    if (current?.id === event.sessionId) {
+      history.replaceState(null, "", location.pathname);
+      showConversation(null);
+      ui.error.textContent = "That conversation was deleted.";
+    }
+  } else if (event.kind === "CREATED" || event.kind === "UPDATED" || (event.kind === "RUN_STARTED" && index < 0)) {
+    if (index >= 0) sessions.splice(index, 1);
+    sessions.unshift(changed); // newest activity first, as the sidebar is ordered
+  } else if (index >= 0) {
+    sessions[index] = changed;
+  }
+  if (changed && current?.id === changed.id) {
+    current.name = changed.name;
+    ui.title.textContent = changed.name || "Untitled";
+  }
+  renderSessions();
 }
 
 // ---- conversation: history with scroll-back -------------------------------------------------------
@@ -210,6 +262,11 @@ function renderMessage(message: HistoryMessage): HTMLElement[] {
 
 function showConversation(session: OpenSession | null): void {
   view += 1;
+  // The run goes on on the server (onDisconnect CONTINUE); opening its conversation again rejoins it.
+  run?.stop();
+  run = null;
+  ui.messages.removeAttribute("aria-busy");
+  showRunning();
   current = session;
   olderCursor = null;
   ui.loadOlder.hidden = true;
@@ -245,7 +302,14 @@ async function loadMessages(before: string | null): Promise<LoadedSession | null
 async function openSession(id: string): Promise<void> {
   const known = sessions.find((session) => session.id === id);
   showConversation({ id, name: known?.name, agentId: known?.agentId ?? ui.agent.value });
+  // Send waits while the history loads: a message sent now would land in a list about to be replaced.
+  const shown = view;
+  ui.messages.setAttribute("aria-busy", "true");
+  showRunning();
   const session = await loadMessages(null);
+  if (shown !== view) return;
+  ui.messages.removeAttribute("aria-busy");
+  showRunning();
   if (!session || !current) return;
   current.name = session.name;
   current.agentId = session.agentId;
@@ -253,6 +317,13 @@ async function openSession(id: string): Promise<void> {
   ui.agent.value = session.agentId;
   ui.messageList.replaceChildren(...session.messages.nodes.flatMap(renderMessage));
   ui.messages.scrollTop = ui.messages.scrollHeight;
+  // A run still going (the page was reloaded, or it started in another tab) is not in the history yet:
+  // show its message and follow it from its first event, so its answer is rebuilt and keeps growing.
+  const active = session.activeRun;
+  if (active && !session.messages.nodes.some((message) => message.runId === active.id)) {
+    append(bubble("user", active.input ?? ""));
+    follow({ runId: active.id });
+  }
 }
 
 async function loadOlderMessages(): Promise<void> {
@@ -276,7 +347,7 @@ async function showFromLocation(): Promise<void> {
   else showConversation(null);
 }
 
-// ---- composer: a run, streamed ---------------------------------------------------------------------
+// ---- composer: a run, streamed, stopped, resumed ------------------------------------------------
 
 function nearBottom(): boolean {
   return ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 80;
@@ -288,27 +359,37 @@ function append(item: HTMLElement): void {
   if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-function send(text: string): void {
-  if (!api || running || !text.trim()) return;
+/** Send while idle; Stop (once the run's id is known) while a run streams. */
+function showRunning(): void {
+  ui.send.disabled = run !== null || ui.messages.hasAttribute("aria-busy");
+  ui.stop.hidden = run === null;
+  ui.stop.disabled = !run?.id;
+}
+
+/**
+ * Shows a run in the open conversation as it streams, to its terminal event: one the composer starts
+ * (`sent` is its message's bubble) or one already going when the conversation opened.
+ */
+function follow(start: RunStart, sent: HTMLElement | null = null): void {
+  if (!api) return;
   const shown = view;
   const agentId = current?.agentId ?? ui.agent.value;
-  running = true;
-  ui.send.disabled = true;
-  ui.error.textContent = "";
-  append(bubble("user", text));
+  const followed: FollowedRun = { id: "runId" in start ? start.runId : null, stop: () => {} };
   let answer: HTMLElement | null = null;
 
-  const finish = (): void => {
-    running = false;
-    ui.send.disabled = false;
-    answer?.setAttribute("data-state", "done");
-    void reloadSessions().then(() => {
-      const listed = sessions.find((session) => session.id === current?.id);
-      if (listed && current && shown === view) {
-        current.name = listed.name;
-        ui.title.textContent = listed.name || "Untitled";
-      }
-    });
+  const answerBubble = (): HTMLElement => {
+    if (!answer) {
+      answer = bubble("assistant", "");
+      answer.setAttribute("data-state", "streaming");
+      answer.setAttribute("data-run-id", followed.id ?? "");
+      append(answer);
+    }
+    return answer;
+  };
+  const end = (state: "done" | "stopped"): void => {
+    answer?.setAttribute("data-state", state);
+    if (run === followed) run = null;
+    showRunning();
   };
   /** Shows an event in the conversation it belongs to (dropped once another one is open). */
   const show = (event: RunEvent): void => {
@@ -317,16 +398,16 @@ function send(text: string): void {
       current = { id: event.sessionId, name: null, agentId };
       history.replaceState(null, "", `#session=${encodeURIComponent(event.sessionId)}`);
       ui.rename.disabled = ui.remove.disabled = false;
+      renderSessions();
+    }
+    if (!followed.id) {
+      followed.id = event.runId;
+      showRunning();
     }
     switch (event.__typename) {
       case "RunContentDelta": {
-        if (!answer) {
-          answer = bubble("assistant", "");
-          answer.setAttribute("data-state", "streaming");
-          append(answer);
-        }
         const follow = nearBottom();
-        answer.textContent += event.delta;
+        answerBubble().textContent += event.delta;
         if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
         break;
       }
@@ -337,31 +418,52 @@ function send(text: string): void {
         append(toolResultChip(event.toolCall.name, event.failed ? `failed: ${event.result}` : (event.result ?? "")));
         break;
       case "RunCompleted":
-        if (event.content && answer?.textContent !== event.content) {
-          answer = answer ?? bubble("assistant", "");
-          answer.textContent = event.content;
-          if (!answer.isConnected) append(answer);
-        }
+        if (event.content && answer?.textContent !== event.content) answerBubble().textContent = event.content;
+        end("done");
         break;
       case "RunFailed":
         append(el("li", { class: "bubble assistant failed", "data-role": "error" }, `${event.code}: ${event.message}`));
+        end("done");
         break;
       case "RunCancelled":
-        append(el("li", { class: "tool" }, `cancelled${event.reason ? `: ${event.reason}` : ""}`));
+        // The partial answer as stored; the bubble's "stopped" mark comes from its data-state.
+        if (event.content && answerBubble().textContent !== event.content) answerBubble().textContent = event.content;
+        answerBubble().title = event.reason ?? "stopped";
+        end("stopped");
         break;
     }
   };
-
-  const input = { agentId, sessionId: current?.id ?? null, message: text };
-  api.client.subscription(RunAgentSubscription, { input }).subscribe((result) => {
-    if (failed(result.error)) {
-      finish(); // the stream ends with its error
-    } else if (result.data) {
-      const event = result.data.runAgent;
-      show(event);
-      if (TERMINAL_EVENTS.has(event.__typename)) finish();
+  const refused = (code: string | undefined, message: string): void => {
+    if (shown !== view) return;
+    // Refused before it started (SESSION_BUSY, RATE_LIMITED): the message goes back to the composer.
+    if (sent && !followed.id) {
+      sent.remove();
+      if (!ui.message.value) ui.message.value = sent.textContent ?? "";
     }
-  });
+    showError(code, message);
+    end("done");
+  };
+
+  run = followed;
+  showRunning();
+  followed.stop = api.followRun(start, { event: show, error: refused });
+}
+
+function send(text: string): void {
+  if (!api || ui.send.disabled || !text.trim()) return;
+  ui.error.textContent = "";
+  const sent = bubble("user", text);
+  append(sent);
+  const input = { agentId: current?.agentId ?? ui.agent.value, sessionId: current?.id ?? null, message: text };
+  follow({ input }, sent);
+}
+
+async function stopRun(): Promise<void> {
+  if (!api || !run?.id) return;
+  ui.stop.disabled = true;
+  // The stream then ends with RunCancelled, which marks the bubble.
+  const result = await api.client.mutation(CancelRunMutation, { input: { runId: run.id } }).toPromise();
+  failed(result.error);
 }
 
 // ---- rename and delete -----------------------------------------------------------------------------
@@ -413,7 +515,7 @@ ui.messages.addEventListener("scroll", () => {
 ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = ui.message.value;
-  if (running || !text.trim()) return;
+  if (ui.send.disabled || !text.trim()) return;
   ui.message.value = "";
   send(text);
 });
@@ -434,6 +536,7 @@ ui.renameForm.addEventListener("submit", (event) => {
   void rename(ui.renameInput.value.trim());
 });
 ui.remove.addEventListener("click", () => void remove());
+ui.stop.addEventListener("click", () => void stopRun());
 window.addEventListener("hashchange", () => {
   if (api) void showFromLocation();
 });
