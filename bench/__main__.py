@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--streams", type=int)
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument("--only", help="comma-separated scenarios to run (default all: B1,B2,B3,B4)")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end (no cache)")
     args = parser.parse_args(argv)
     config = SMALL if args.small else BenchConfig()
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         streams=args.streams,
         pin=False if args.no_pin else None,
         drop_database=True if args.drop else None,
+        scenarios=tuple(args.only.split(",")) if args.only else None,
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     report = run(config)

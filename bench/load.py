@@ -28,6 +28,12 @@ RUN_DOCUMENT = (
 TERMINAL = {"RunCompleted", "RunFailed", "RunCancelled"}
 
 
+def model_deltas(text: str) -> int:
+    """How many of the benchmark model's deltas a delta holds: each ends with one space, and a server
+    may send several as one message."""
+    return text.count(" ")
+
+
 def _has_graphql_errors(body: bytes) -> bool:
     return body.startswith(b'{"errors"') or b'"errors":' in body[:64]
 
@@ -138,7 +144,7 @@ class _Marks:
         if self.first_event is None:
             self.first_event = at
         if delta is not None:
-            self.count += 1
+            self.count += model_deltas(delta)
             self.first_delta = self.first_delta or at
             self.last = at
 
@@ -195,7 +201,7 @@ async def sse_runs(spec: dict[str, Any]) -> dict[str, Any]:
                     event = json.loads(line[5:])
                     kind = event.get("event")
                     if kind == "RunContent" and event.get("content"):
-                        count += 1
+                        count += model_deltas(event["content"])
                         marks.setdefault("delta", at)
                         marks["last"] = at
                     elif kind in {"RunCompleted", "RunError", "RunCancelled"}:
@@ -233,16 +239,21 @@ async def ws_many(spec: dict[str, Any]) -> dict[str, Any]:
             nonlocal deltas
             if delta is None:
                 return
-            deltas += 1
-            try:
-                added.append((at - float(delta.strip())) * 1000)
-            except ValueError:
-                errors.append(f"unstamped delta {delta[:20]!r}")
+            for stamp in delta.split():
+                deltas += 1
+                try:
+                    added.append((at - float(stamp)) * 1000)
+                except ValueError:
+                    errors.append(f"unstamped delta {stamp[:20]!r}")
+
+        ramp = float(spec.get("ramp_seconds", 0))
 
         async def follow(k: int) -> None:
             ws = sockets[k]
             if ws is None:
                 return
+            # Runs start spread over the ramp (users do not all press enter in the same millisecond).
+            await asyncio.sleep(ramp * k / max(1, len(sessions_ids)))
             variables = {"input": {"agentId": spec["agent"], "sessionId": sessions_ids[k], "message": "go"}}
             try:
                 terminal = await _ws_follow(ws, "1", variables, on_delta)

@@ -44,8 +44,19 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"warm-up, concurrency {config['concurrency']}; figures are medians over rounds.",
         "",
     ]
-    b1 = report["B1"]
-    lines += [
+    if "B1" in report:
+        lines += _b1(report["B1"])
+    if "B2" in report:
+        lines += _b2(report["B2"])
+    if "B3" in report:
+        lines += _b3(report["B3"])
+    if "B4" in report:
+        lines += _b4(report["B4"])
+    return "\n".join(lines)
+
+
+def _b1(b1: dict[str, Any]) -> list[str]:
+    lines = [
         "### B1 list sessions (one page of 20, newest first)",
         "",
         "| side | req/s | p50 ms | p99 ms | bytes | errors |",
@@ -62,12 +73,17 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"agno-graphql / AgentOS: **{_x(r['vs_agentos_rps'])}** (target ≥ 5x: {_verdict(r['vs_agentos_rps'], 5)}); "
         f"agno-graphql / limit: **{_x(r['vs_limit_rps'])}** (target ≥ 0.5x: {_verdict(r['vs_limit_rps'], 0.5)})",
         "",
+    ]
+    return lines
+
+
+def _b2(b2: dict[str, Any]) -> list[str]:
+    lines = [
         "### B2 history (newest 50 messages vs AgentOS's session runs)",
         "",
         "| runs in session | side | req/s | p50 ms | p99 ms | bytes | errors |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    b2 = report["B2"]
     for size, sides in b2["by_runs"].items():
         for side, d in sides.items():
             lines.append(
@@ -82,9 +98,12 @@ def markdown(report: dict[str, Any], command: str) -> str:
         elif name.startswith("ours_p50"):
             target = f" (target ≤ 1.5x: {_verdict(value, 1.5, higher_is_better=False)})"
         lines.append(f"- {name}: **{_x(value)}**{target}")
-    b3 = report["B3"]
-    lines += [
-        "",
+    lines.append("")
+    return lines
+
+
+def _b3(b3: dict[str, Any]) -> list[str]:
+    lines = [
         f"### B3 streaming overhead (one run of {b3['deltas_per_run']} deltas, no model delay)",
         "",
         "| side | deltas/s | first event ms | first delta ms | run s |",
@@ -105,15 +124,18 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"first event vs in-process: **{_x(r['first_event_vs_in_process'])}** "
         f"(target ≤ 3x: {_verdict(r['first_event_vs_in_process'], 3, higher_is_better=False)}); "
         f"AgentOS first event vs in-process: {_x(r['agentos_first_event_vs_in_process'])}.",
+        "",
     ]
-    b4 = report["B4"]
+    return lines
+
+
+def _b4(b4: dict[str, Any]) -> list[str]:
     res = b4["result"]
     lat = res["added_latency_ms"]
     bg = b4["background_b1"]
-    lines += [
-        "",
+    return [
         f"### B4 many streams ({b4['streams']} subscriptions × {b4['deltas_per_stream']} deltas "
-        f"at {b4['model_delay_ms']} ms, with B1 traffic alongside)",
+        f"at {b4['model_delay_ms']} ms, started over {b4.get('ramp_seconds', 0)} s, with B1 traffic alongside)",
         "",
         "| measure | value |",
         "|---|---:|",
@@ -126,7 +148,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"| server RSS baseline / peak MiB | {_n(b4['server_baseline_rss_mib'], 1)} "
         f"/ {_n(b4['server_peak_rss_mib'], 1)} |",
         f"| server CPU busy (cores) | {_n(b4['server_cpu_busy'], 2)} |",
-        f"| server CPU per delta µs | {_n((b4['server_cpu_ms_per_delta'] or 0) * 1000, 1)} |",
+        f"| server CPU per delta µs (B1 traffic and run start/end included) "
+        f"| {_n((b4['server_cpu_ms_per_delta'] or 0) * 1000, 1)} |",
         f"| streams' wall time s (model alone: {b4['deltas_per_stream'] * b4['model_delay_ms'] / 1000:.1f}) | "
         f"{_n(res['run_seconds'], 2)} |",
         f"| B1 alongside: req/s, p50 ms, errors | {_n(bg.get('requests_per_second'))}, "
@@ -137,4 +160,3 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"{_verdict(b4['memory_per_subscription_kib'], 100, higher_is_better=False)}.",
         "",
     ]
-    return "\n".join(lines)
