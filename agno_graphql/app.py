@@ -235,6 +235,7 @@ def build_services(settings: Settings) -> Services:
         build_broker(settings),
         cancel_grace_seconds=settings.cancel_grace_seconds,
         run_timeout_seconds=settings.run_timeout_seconds,
+        coalesce_seconds=settings.stream_coalesce_ms / 1000,
     )
     return Services(settings=settings, db=db, registry=registry, runs=runs, verifier=verifier)
 

@@ -68,6 +68,7 @@ class Settings:
     run_events_retention_seconds: float = 600.0
     shutdown_grace_seconds: float = 30.0
     run_lease_seconds: float = 30.0
+    stream_coalesce_ms: int = 10
     log_level: str = "info"
 
     @property
@@ -134,5 +135,7 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://")
+    if settings.stream_coalesce_ms < 0:
+        raise SettingsError(f"{PREFIX}STREAM_COALESCE_MS must not be negative")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")

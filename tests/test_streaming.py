@@ -10,7 +10,7 @@ import pytest
 from gql import Client, gql
 
 from tests.client import LEGACY_WS, RUN_AGENT, TRANSPORT_WS, execute, run_agent, ws_transport
-from tests.conftest import RunningServer, make_token, start_server
+from tests.conftest import RunningServer, make_token, serving_with, start_server
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
     RUNS,
@@ -197,3 +197,23 @@ async def test_concurrent_runs_of_one_agent_in_two_sessions_keep_their_own_conte
         assert [(run["status"], run["input"], run["content"]) for run in runs] == [("COMPLETED", message, expected)]
         run_ids.add(events[0]["runId"])
     assert len(run_ids) == 2
+
+
+@pytest.mark.parametrize(("coalesce_ms", "one_per_word"), [(50, False), (0, True)], ids=["coalesced", "per-token"])
+def test_a_model_faster_than_the_window_streams_fewer_larger_deltas_with_nothing_lost(
+    new_database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    user_id: str,
+    coalesce_ms: int,
+    one_per_word: bool,
+) -> None:
+    """With no delay between words, deltas within the coalescing window go out together; 0 turns it off."""
+    overrides = {"offline_delay_ms": 0, "stream_coalesce_ms": coalesce_ms}
+    with serving_with(new_database_url, tmp_path_factory, f"coalesce{coalesce_ms}", **overrides) as server:
+        events = asyncio.run(run_agent(server, make_token(user_id), "assistant", LONG_MESSAGE))
+    assert_event_invariants(events)
+    content = deltas(events)
+    assert content == events[-1]["content"] == f"You said: {LONG_MESSAGE}"
+    delta_count = typenames(events).count("RunContentDelta")
+    words = len(content.split())
+    assert (delta_count == words) if one_per_word else (1 < delta_count < words / 2), (delta_count, words)

@@ -161,6 +161,7 @@ class EventTranslator:
     finished: Event | None = None
     cancel_reason: str | None = None
     timed_out: bool = False
+    _held: list[str] = field(default_factory=list)
 
     @property
     def content_so_far(self) -> str:
@@ -178,12 +179,31 @@ class EventTranslator:
             Started(**self._base(), agent_id=self.agent_id, model_provider=self.model_provider, model_id=self.model_id)
         ]
 
-    def translate(self, agno_event: Any) -> list[Event]:
-        """Our events for one of Agno's (none, one, or a synthesized start plus one)."""
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def flush_held(self) -> list[Event]:
+        """The content held back so far, as one delta."""
+        if not self._held or self.finished is not None:
+            return []
+        text = "".join(self._held)
+        self._held.clear()
+        return [ContentDelta(**self._base(), delta=text)]
+
+    def translate(self, agno_event: Any, hold_content: bool = False) -> list[Event]:
+        """Our events for one of Agno's (none, one, or a synthesized start plus one). With `hold_content`,
+        a content delta is kept back, to go out with the next ones as one delta (see `flush_held`)."""
         if self.finished is not None:
             return []
         kind = getattr(agno_event, "event", None)
         out = self._start_if_needed()
+        delta = getattr(agno_event, "content", None) if kind == AgnoEvent.run_content.value else None
+        if hold_content and isinstance(delta, str) and delta:
+            self._content.append(delta)
+            self._held.append(delta)
+            return out
+        out.extend(self.flush_held())
         if kind == AgnoEvent.run_content.value:
             delta = getattr(agno_event, "content", None)
             reasoning = getattr(agno_event, "reasoning_content", None)
@@ -247,7 +267,7 @@ class EventTranslator:
         """End a stream that broke off without a terminal event of its own."""
         if self.finished is not None:
             return []
-        out = self._start_if_needed()
+        out = self._start_if_needed() + self.flush_held()
         out.append(self._finish(Failed(**self._base(), message=message, code=code)))
         return out
 
@@ -256,7 +276,7 @@ class EventTranslator:
             return []
         if self.timed_out:
             return self.fail("The run took too long.", RUN_TIMEOUT)
-        out = self._start_if_needed()
+        out = self._start_if_needed() + self.flush_held()
         content = self.content_so_far or None
         out.append(self._finish(Cancelled(**self._base(), reason=reason, content=content)))
         return out

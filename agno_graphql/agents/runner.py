@@ -13,13 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import uuid4
 
 from agno.agent import Agent
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
-from agno_graphql.agents.events import TERMINAL, Event, EventTranslator
+from agno_graphql.agents.events import TERMINAL, ContentDelta, Event, EventTranslator
 from agno_graphql.agents.registry import AgentSpec
 from agno_graphql.errors import EventsExpired, ShuttingDown
 
@@ -40,6 +40,10 @@ class LocalRun:
     info: RunInfo
     translator: EventTranslator
     task: asyncio.Task[None] | None = None
+    # Translating and publishing happen under this lock, so a delayed flush of held content keeps its order.
+    publishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_delta_at: float = float("-inf")
+    flush_timer: asyncio.TimerHandle | None = None
 
 
 class RunManager:
@@ -50,8 +54,10 @@ class RunManager:
         broker: RunBroker,
         cancel_grace_seconds: float = 10.0,
         run_timeout_seconds: float = 600.0,
+        coalesce_seconds: float = 0.0,
     ) -> None:
         self.broker = broker
+        self._coalesce_seconds = coalesce_seconds
         self._local: dict[str, LocalRun] = {}
         self._cancel_grace_seconds = cancel_grace_seconds
         self._run_timeout_seconds = run_timeout_seconds
@@ -109,19 +115,20 @@ class RunManager:
                 stream_events=True,
             )
             async for agno_event in stream:
-                terminal += await self._publish_until_terminal(info, translator.translate(agno_event))
-            terminal += await self._publish_until_terminal(info, translator.fail("The run ended without a result."))
+                terminal += await self._translate_and_publish(local, agno_event)
+            terminal += await self._end(local, lambda: translator.fail("The run ended without a result."))
         except asyncio.CancelledError:
-            terminal += await self._publish_until_terminal(info, translator.cancel(SERVER_STOPPING))
+            terminal += await self._end(local, lambda: translator.cancel(SERVER_STOPPING))
             raise
         except Exception as exc:
             log.exception("run %s failed", info.run_id)
-            terminal += await self._publish_until_terminal(
-                info, translator.fail(f"The run failed: {type(exc).__name__}.")
-            )
+            message = f"The run failed: {type(exc).__name__}."
+            terminal += await self._end(local, lambda: translator.fail(message))
         finally:
             timer.cancel()
             renewer.cancel()
+            if local.flush_timer is not None:
+                local.flush_timer.cancel()
             await self._finish(info, terminal)
 
     async def _finish(self, info: RunInfo, terminal: list[Event]) -> None:
@@ -148,6 +155,35 @@ class RunManager:
             await self.broker.publish_change(change)
         except Exception:
             log.exception("could not publish a session change")
+
+    async def _translate_and_publish(self, local: LocalRun, agno_event: object) -> list[Event]:
+        """Publish what an Agno event means. Content deltas closer together than the coalescing window are
+        held back and sent as one delta at the end of the window: a model streaming faster than a client
+        can use it costs one GraphQL event per window, not one per token; a delta after a pause goes at once."""
+        async with local.publishing:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            hold = now - local.last_delta_at < self._coalesce_seconds
+            events = local.translator.translate(agno_event, hold_content=hold)
+            if local.translator.holding and local.flush_timer is None:
+                local.flush_timer = loop.call_at(
+                    local.last_delta_at + self._coalesce_seconds, lambda: asyncio.ensure_future(self._flush(local))
+                )
+            if any(isinstance(event, ContentDelta) for event in events):
+                local.last_delta_at = now
+            return await self._publish_until_terminal(local.info, events)
+
+    async def _end(self, local: LocalRun, end: Callable[[], list[Event]]) -> list[Event]:
+        async with local.publishing:
+            return await self._publish_until_terminal(local.info, end())
+
+    async def _flush(self, local: LocalRun) -> None:
+        async with local.publishing:
+            local.flush_timer = None
+            events = local.translator.flush_held()
+            if events:
+                local.last_delta_at = asyncio.get_running_loop().time()
+                await self._publish_until_terminal(local.info, events)
 
     async def _publish_until_terminal(self, info: RunInfo, events: list[Event]) -> list[Event]:
         """Publish the events before a terminal one; return the terminal one (held back)."""

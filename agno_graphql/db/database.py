@@ -120,7 +120,7 @@ class Database:
                 pool_recycle=1800,
                 pool_size=10,
                 max_overflow=20,
-                pool_timeout=10,
+                pool_timeout=30,
             )
             self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
         self.engine: AsyncEngine = engine
