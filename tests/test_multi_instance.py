@@ -66,34 +66,44 @@ def instances(
         yield a, b
 
 
+async def act_during_a_run(
+    runs_on: ServedProcess, token: str, session_id: str, action: Callable[[str], Awaitable[Any]]
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Start a run on one instance, call `action(run_id)` once it streams, and read the run to its end:
+    what the action returned, and every event the starter saw."""
+    async with subscription(runs_on, token, RUN_AGENT, run_input(session_id)) as run:
+        head = await run.events("runAgent", stop_after=2)
+        outcome = await action(head[0]["runId"])
+        tail = await asyncio.wait_for(run.events("runAgent"), timeout=30)
+    return outcome, head + tail
+
+
 async def test_a_run_started_on_one_instance_is_followed_refused_and_cancelled_from_another(
     instances: tuple[ServedProcess, ServedProcess], user_id: str
 ) -> None:
     a, b = instances
     token = make_token(user_id)
     session = await create_session(a, token)
-    async with subscription(a, token, RUN_AGENT, run_input(session["id"])) as on_a:
-        head = await on_a.events("runAgent", stop_after=4)
-        run_id = head[0]["runId"]
+
+    async def from_b(run_id: str) -> tuple[list[dict[str, Any]], asyncio.Task[Any], dict[str, Any]]:
         async with subscription(b, token, RUN_AGENT, run_input(session["id"], "me too")) as second:
             busy = refusal(await second.next())
         watcher = asyncio.create_task(follow(b, token, run_id, after_index=1))
         await asyncio.sleep(0.5)
-
         cancelled = (await execute(b, token, CANCEL_RUN, {"runId": run_id}))["cancelRun"]["run"]
+        return busy, watcher, cancelled
 
-        tail = await asyncio.wait_for(on_a.events("runAgent"), timeout=30)
+    (busy, watcher, cancelled), seen_on_a = await act_during_a_run(a, token, session["id"], from_b)
     watched = await asyncio.wait_for(watcher, timeout=30)
 
     assert codes(busy) == ["SESSION_BUSY"]
     assert cancelled["status"] == "CANCELLED"
-    seen_on_a = head + tail
     assert_event_invariants(seen_on_a)
     assert seen_on_a[-1]["__typename"] == "RunCancelled"
     assert [e["index"] for e in watched] == [e["index"] for e in seen_on_a[2:]]
-    assert content_of(head[:2] + watched) == content_of(seen_on_a) == cancelled["content"]
-    # The session is free again, on either instance.
-    again = await wait_for_status(a, token, run_id, {"CANCELLED"})
+    assert content_of(seen_on_a[:2] + watched) == content_of(seen_on_a) == cancelled["content"]
+    # Instance A reads the run as stored, as B returned it.
+    again = await wait_for_status(a, token, cancelled["id"], {"CANCELLED"})
     assert again["content"] == cancelled["content"]
 
 
@@ -129,17 +139,6 @@ async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
     ]
 
 
-async def act_during_a_run(
-    runs_on: ServedProcess, token: str, session_id: str, action: Callable[[], Awaitable[Any]]
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Start a run on one instance, do something once it streams, and read the run to its end."""
-    async with subscription(runs_on, token, RUN_AGENT, run_input(session_id)) as run:
-        await run.events("runAgent", stop_after=2)
-        outcome = await action()
-        events = await asyncio.wait_for(run.events("runAgent"), timeout=30)
-    return outcome, events
-
-
 async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
     instances: tuple[ServedProcess, ServedProcess], user_id: str
 ) -> None:
@@ -147,7 +146,9 @@ async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
     token = make_token(user_id)
     session = await create_session(a, token)
     rename = {"input": {"sessionId": session["id"], "name": "Renamed on B"}}
-    _, events = await act_during_a_run(a, token, session["id"], lambda: execute(b, token, RENAME_SESSION, rename))
+    _, events = await act_during_a_run(
+        a, token, session["id"], lambda _run_id: execute(b, token, RENAME_SESSION, rename)
+    )
     assert events[-1]["__typename"] == "RunCompleted"
     for served in (a, b):
         snapshot = await session_snapshot(served, token, session["id"])
@@ -161,7 +162,9 @@ async def test_deleting_a_session_on_one_instance_stops_its_run_on_the_other(
     token = make_token(user_id)
     session = await create_session(a, token)
     delete = {"input": {"sessionId": session["id"]}}
-    deleted, events = await act_during_a_run(a, token, session["id"], lambda: execute(b, token, DELETE_SESSION, delete))
+    deleted, events = await act_during_a_run(
+        a, token, session["id"], lambda _run_id: execute(b, token, DELETE_SESSION, delete)
+    )
     assert deleted["deleteSession"]["deletedSessionId"] == session["id"]
     assert events[-1]["__typename"] == "RunCancelled"
     await asyncio.sleep(0.5)
