@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
+_SETUP_ATTEMPTS = 3
 
 
 class DatabaseUrlError(SettingsError):
@@ -154,16 +157,58 @@ class Database:
         async with self._lock:
             if self.is_ready:
                 return
-            try:
-                sessions = await self.agno_db._get_table("sessions", create_table_if_not_found=True)
-                runs = await self.agno_db._get_table("runs", create_table_if_not_found=True)
-                assert sessions is not None and runs is not None
-                await self._create_indexes(sessions)
-            except Exception as exc:
-                self._last_failure = time.monotonic()
-                log.warning("database not ready: %s", type(exc).__name__)
-                raise DatabaseUnavailable() from exc
+            for attempt in range(1, _SETUP_ATTEMPTS + 1):
+                try:
+                    async with self._setup_lock():
+                        sessions, runs = await self._set_up_tables()
+                    break
+                except Exception as exc:
+                    # Another process may have created a table or an index between our check and our
+                    # CREATE (SQLite has no cross-process lock here): a new attempt reflects what it made.
+                    self._forget_tables()
+                    if attempt < _SETUP_ATTEMPTS and await self._reachable():
+                        await asyncio.sleep(0.05 * attempt)
+                        continue
+                    self._last_failure = time.monotonic()
+                    log.warning("database not ready: %s", type(exc).__name__)
+                    raise DatabaseUnavailable() from exc
             self._sessions, self._runs = sessions, runs
+
+    async def _set_up_tables(self) -> tuple[Table, Table]:
+        sessions = await self.agno_db._get_table("sessions", create_table_if_not_found=True)
+        runs = await self.agno_db._get_table("runs", create_table_if_not_found=True)
+        assert sessions is not None and runs is not None
+        await self._create_indexes(sessions)
+        return sessions, runs
+
+    def _forget_tables(self) -> None:
+        for name in (self.agno_db.session_table_name, self.agno_db.runs_table_name):
+            self.agno_db._invalidate_table_cache(name)
+
+    async def _reachable(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def _setup_lock(self) -> AsyncIterator[None]:
+        """On MySQL, one process at a time sets up the tables (several workers start together on a new
+        database, and CREATE TABLE / CREATE INDEX are not idempotent there)."""
+        if self.dialect == "sqlite":
+            yield
+            return
+        name = f"agno_graphql_setup:{self.url.database}"[:64]
+        async with self.engine.connect() as conn:
+            got = (await conn.execute(text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": 60})).scalar()
+            if got != 1:
+                raise TimeoutError("another process holds the table setup lock")
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
     async def _create_indexes(self, sessions: Table) -> None:
         existing = {index.name for index in sessions.indexes}
