@@ -94,10 +94,14 @@ class Services:
         before: str | None = None,
         agent_id: str | None = None,
         ordering: tuple[str, bool] = ("updated_at", True),
+        with_titles: bool = False,
     ) -> Page[SessionRecord]:
+        """A page of the user's sessions; `with_titles` reads each one's first message in the same statement."""
         request = self._page(sessions.session_cursor_kind(ordering[0]), (int, str), first, after, last, before)
         order = SessionOrdering(field=ordering[0], descending=ordering[1])
-        return await sessions.list_sessions(self.db, user_id, request, agent_id=agent_id, ordering=order)
+        return await sessions.list_sessions(
+            self.db, user_id, request, agent_id=agent_id, ordering=order, with_titles=with_titles
+        )
 
     async def session(self, user_id: str, session_id: str) -> SessionRecord | None:
         if not session_id or len(session_id) > MAX_ID_CHARS:

@@ -301,13 +301,20 @@ query Page($first: Int) {
 """
 
 
-async def test_page_run_counts_and_titles_use_the_session_run_index(seeded: Seeded) -> None:
+def _joining(log: StatementLog, table: str) -> list[Statement]:
+    return [s for s in log.statements if re.search(rf"\bJOIN\s+(`?\w+`?\.)?`?{table}\b", s.sql)]
+
+
+async def test_page_titles_and_run_counts_use_the_indexes(seeded: Seeded) -> None:
     log = await _recorded(seeded, make_token(seeded.busy), PAGE_WITH_COUNTS, {"first": PAGE})
-    run_queries = log.selecting_from(RUNS_TABLE)
-    assert len(run_queries) == 2, log.statements
-    for statement in run_queries:
-        plan = await _explain(seeded, statement)
-        _assert_uses_index(seeded, plan, RUNS_TABLE, {RUNS_INDEX[seeded.backend], RUNS_SESSION_INDEX})
+    # The titles come with the page: the sessions in our index's order, each joined to its first run.
+    (page_query,) = _joining(log, RUNS_TABLE)
+    plan = await _explain(seeded, page_query)
+    _assert_uses_index(seeded, plan, SESSIONS_TABLE, {OUR_INDEXES["user_updated"]})
+    _assert_uses_index(seeded, plan, RUNS_TABLE, {RUNS_INDEX[seeded.backend], RUNS_SESSION_INDEX})
+    (count_query,) = log.selecting_from(RUNS_TABLE)
+    plan = await _explain(seeded, count_query)
+    _assert_uses_index(seeded, plan, RUNS_TABLE, {RUNS_INDEX[seeded.backend], RUNS_SESSION_INDEX})
 
 
 async def test_session_page_reads_runs_only_for_its_own_sessions(seeded: Seeded) -> None:
@@ -316,15 +323,24 @@ async def test_session_page_reads_runs_only_for_its_own_sessions(seeded: Seeded)
     newest_first = list(reversed(range(BUSY_SESSIONS)))[:PAGE]
     assert [(n["name"], n["runCount"]) for n in nodes] == [(f"topic {n:02d}", 1) for n in newest_first]
     page_ids = {n["id"] for n in nodes}
-    run_queries = log.selecting_from(RUNS_TABLE)
-    # One batched run count and one batched title query, each for exactly this page's sessions.
-    assert len(run_queries) == 2, [s.sql for s in log.statements]
-    for statement in run_queries:
-        assert re.search(r"\bIN\s*\(", statement.sql), statement.sql
-        assert _session_ids_in(statement, seeded.busy_sessions) == page_ids
-    assert len(log.statements) == 3, [s.sql for s in log.statements]
-    fetched = [s.rowcount for s in run_queries if s.rowcount is not None]
-    assert sum(fetched) <= 2 * PAGE
+    # Two statements: the page with each session's first run joined (for the title), one batched run count.
+    assert len(log.statements) == 2, [s.sql for s in log.statements]
+    (page_query,) = _joining(log, RUNS_TABLE)
+    assert re.search(r"run_index\s*=", page_query.sql), page_query.sql
+    if page_query.rowcount is not None:
+        assert page_query.rowcount <= PAGE + 1
+    (count_query,) = log.selecting_from(RUNS_TABLE)
+    assert re.search(r"\bIN\s*\(", count_query.sql), count_query.sql
+    assert _session_ids_in(count_query, seeded.busy_sessions) == page_ids
+
+
+async def test_titles_of_a_single_session_are_read_on_demand(seeded: Seeded) -> None:
+    session_id = seeded.busy_sessions[0]
+    document = "query One($id: ID!) { session(id: $id) { name } }"
+    result, log = await _run_recorded(seeded, make_token(seeded.busy), document, {"id": session_id})
+    assert result["session"]["name"] == "topic 00"
+    (title_query,) = log.selecting_from(RUNS_TABLE)
+    assert _session_ids_in(title_query, seeded.busy_sessions) == {session_id}
 
 
 async def test_session_list_without_run_fields_reads_no_runs(seeded: Seeded) -> None:
@@ -391,3 +407,26 @@ async def test_index_creation_is_idempotent(new_database_url: Callable[[str], st
     }
     column_lists = [tuple(i["columns"]) for i in again]
     assert len(column_lists) == len(set(column_lists)), again
+
+
+TITLE_SELECTIONS = {
+    "edges": "query Page($first: Int) { sessions(first: $first) { edges { node { id name } } } }",
+    "fragment": """
+        query Page($first: Int) { sessions(first: $first) { nodes { id ...Title } } }
+        fragment Title on Session { name }
+    """,
+    "inline_fragment": """
+        query Page($first: Int) { sessions(first: $first) { ... on SessionConnection { nodes { id t: name } } } }
+    """,
+}
+
+
+@pytest.mark.parametrize("selection", sorted(TITLE_SELECTIONS))
+async def test_page_titles_come_with_the_page_however_name_is_selected(seeded: Seeded, selection: str) -> None:
+    result, log = await _run_recorded(seeded, make_token(seeded.busy), TITLE_SELECTIONS[selection], {"first": PAGE})
+    connection = result["sessions"]
+    nodes = [edge["node"] for edge in connection["edges"]] if "edges" in connection else connection["nodes"]
+    names = [node.get("name", node.get("t")) for node in nodes]
+    assert names == [f"topic {n:02d}" for n in list(reversed(range(BUSY_SESSIONS)))[:PAGE]]
+    assert len(log.statements) == 1, [s.sql for s in log.statements]
+    assert len(_joining(log, RUNS_TABLE)) == 1

@@ -33,6 +33,9 @@ class SessionRecord:
     name: str | None
     created_at: int
     updated_at: int
+    # The first message, shortened, when the query read it (`title_known`); else it is loaded on demand.
+    title: str | None = None
+    title_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _select_sessions(db: Database) -> Select[Any]:
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
-    session_id, agent_id, user_id, name, created_at, updated_at = row
+    session_id, agent_id, user_id, name, created_at, updated_at, *first_input = row
     return SessionRecord(
         id=session_id,
         agent_id=agent_id or "",
@@ -78,6 +81,8 @@ def _record(row: Sequence[Any]) -> SessionRecord:
         name=name,
         created_at=int(created_at or 0),
         updated_at=int(updated_at if updated_at is not None else created_at or 0),
+        title=short_name(first_input[0]) if first_input else None,
+        title_known=bool(first_input),
     )
 
 
@@ -105,6 +110,7 @@ class _ListShape:
     field: str
     descending: bool
     backward: bool
+    with_title: bool = False
 
 
 def _list_statement(db: Database, shape: _ListShape) -> Select[Any]:
@@ -127,7 +133,15 @@ def _list_statement(db: Database, shape: _ListShape) -> Select[Any]:
         filters.append(beyond(key_columns, [bindparam("before_time"), bindparam("before_id")], not shape.descending))
     scan_descending = shape.descending != shape.backward
     order = [c.desc() if scan_descending else c.asc() for c in key_columns]
-    statement = _select_sessions(db).where(*filters).order_by(*order).limit(bindparam("page_limit"))
+    statement = _select_sessions(db)
+    if shape.with_title:
+        # The title is the first run's input: one row per session through Agno's (session_id, run_index) index.
+        r = db.runs
+        first_run = and_(r.c.session_id == t.c.session_id, r.c.run_index == 0)
+        statement = statement.add_columns(r.c.run_data[("input", "input_content")].as_string()).select_from(
+            t.outerjoin(r, first_run)
+        )
+    statement = statement.where(*filters).order_by(*order).limit(bindparam("page_limit"))
     cache[shape] = statement
     return statement
 
@@ -138,6 +152,7 @@ async def list_sessions(
     request: PageRequest,
     agent_id: str | None = None,
     ordering: SessionOrdering = SessionOrdering(),
+    with_titles: bool = False,
 ) -> Page[SessionRecord]:
     await db.ensure_ready()
     t = db.sessions
@@ -148,6 +163,7 @@ async def list_sessions(
         field=ordering.field,
         descending=ordering.descending,
         backward=request.backward,
+        with_title=with_titles,
     )
     params: dict[str, Any] = {"user_id": user_id, "page_limit": request.size + 1}
     if agent_id is not None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from agno_graphql.resolvers.selection import selects
 from agno_graphql.schema.enums import SessionEventKind
 from agno_graphql.schema.events import SessionEvent
 from agno_graphql.schema.inputs import SessionOrder
@@ -33,6 +34,7 @@ async def resolve_sessions(
         before,
         agent_id=str(agent_id) if agent_id is not None else None,
         ordering=SessionOrder.as_ordering(order_by),
+        with_titles=selects(info, ("nodes", "name"), ("edges", "node", "name")),
     )
     return connection(page, Session.from_record)
 

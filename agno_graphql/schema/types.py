@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -211,6 +211,8 @@ class Session:
     created_at: datetime
     updated_at: datetime
     stored_name: strawberry.Private[str | None]
+    title: strawberry.Private[str | None] = None
+    title_known: strawberry.Private[bool] = False
 
     @classmethod
     def from_record(cls, record: Any) -> Session:
@@ -220,13 +222,17 @@ class Session:
             created_at=timestamp(record.created_at),
             updated_at=timestamp(record.updated_at),
             stored_name=record.name,
+            title=record.title,
+            title_known=record.title_known,
         )
 
     @strawberry.field(description="The name given, or else the first user message, shortened.")
-    async def name(self, info: strawberry.Info) -> str | None:
-        if self.stored_name:
-            return self.stored_name
-        return await info.context.session_titles.load(str(self.id))
+    def name(self, info: strawberry.Info) -> str | None:
+        # Not async: a page that read its titles with the sessions answers without a coroutine per node.
+        if self.stored_name or self.title_known:
+            return self.stored_name or self.title
+        pending: Any = info.context.session_titles.load(str(self.id))  # awaited by graphql-core
+        return cast(str | None, pending)
 
     @strawberry.field
     def agent(self, info: strawberry.Info) -> Agent | None:
