@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
@@ -226,31 +226,61 @@ async def first_inputs(db: Database, session_ids: Sequence[str]) -> dict[str, st
         return {session_id: value for session_id, value in (await conn.execute(query)).all()}
 
 
+@dataclass(frozen=True)
+class _BatchShape:
+    after: bool
+    before: bool
+    bounded: bool
+    backward: bool
+
+
+def _batch_statement(db: Database, shape: _BatchShape) -> Select[Any]:
+    """A batch of runs for a page of messages, built once per shape with every value bound (building a Core
+    statement costs more CPU than the database spends on it)."""
+    cache: dict[_BatchShape, Select[Any]] = db.statement_cache.setdefault("history.batch", {})
+    statement = cache.get(shape)
+    if statement is not None:
+        return statement
+    r = db.runs
+    filters = [r.c.session_id == bindparam("session_id", type_=String())]
+    if shape.after:
+        filters.append(r.c.run_index >= bindparam("after_run", type_=Integer()))
+    if shape.before:
+        filters.append(r.c.run_index <= bindparam("before_run", type_=Integer()))
+    if shape.bounded:
+        bound = bindparam("run_bound", type_=Integer())
+        filters.append(r.c.run_index < bound if shape.backward else r.c.run_index > bound)
+    order = r.c.run_index.desc() if shape.backward else r.c.run_index.asc()
+    statement = (
+        select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at)
+        .where(*filters)
+        .order_by(order)
+        .limit(bindparam("batch"))
+    )
+    cache[shape] = statement
+    return statement
+
+
 async def list_messages(
     db: Database, session_id: str, request: PageRequest, roles: Sequence[str] = DEFAULT_ROLES
 ) -> Page[MessageRecord]:
     """One page of the conversation, reading runs in batches from the cursor outwards."""
     await db.ensure_ready()
-    r = db.runs
     wanted = request.size + 1
     batch = max(2, wanted // 2 + 1)
     collected: list[MessageRecord] = []
     run_bound: int | None = None
     backward = request.backward
+    params: dict[str, Any] = {"session_id": session_id}
+    if request.after is not None:
+        params["after_run"] = request.after[0]
+    if request.before is not None:
+        params["before_run"] = request.before[0]
     while len(collected) < wanted:
-        filters = [r.c.session_id == session_id]
-        if request.after is not None:
-            filters.append(r.c.run_index >= request.after[0])
-        if request.before is not None:
-            filters.append(r.c.run_index <= request.before[0])
-        if run_bound is not None:
-            filters.append(r.c.run_index < run_bound if backward else r.c.run_index > run_bound)
-        order = r.c.run_index.desc() if backward else r.c.run_index.asc()
-        query = (
-            select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at).where(*filters).order_by(order).limit(batch)
-        )
+        shape = _BatchShape(request.after is not None, request.before is not None, run_bound is not None, backward)
+        params.update(run_bound=run_bound, batch=batch)
         async with db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_batch_statement(db, shape), params)).all()
         for run_id, run_index, run_data, created_at in rows:
             messages = messages_of_run(run_id, int(run_index or 0), run_data, roles, int(created_at or 0))
             messages = [m for m in messages if _within(m, request)]
