@@ -251,12 +251,8 @@ def _batch_statement(db: Database, shape: _BatchShape) -> Select[Any]:
         bound = bindparam("run_bound", type_=Integer())
         filters.append(r.c.run_index < bound if shape.backward else r.c.run_index > bound)
     order = r.c.run_index.desc() if shape.backward else r.c.run_index.asc()
-    statement = (
-        select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at)
-        .where(*filters)
-        .order_by(order)
-        .limit(bindparam("batch"))
-    )
+    columns: Select[Any] = select(r.c.run_id, r.c.run_index, r.c.run_data, r.c.created_at)
+    statement = columns.where(*filters).order_by(order).limit(bindparam("batch"))
     cache[shape] = statement
     return statement
 
