@@ -1,0 +1,144 @@
+"""What the server holds, counted from outside: `/metrics` in Prometheus text format (AGNO_GRAPHQL_METRICS=true).
+
+The figures are the ones a leak shows in: asyncio tasks, open websockets and the operations running on them,
+runs this process drives, database connections checked out of the pool, resident memory and open file
+descriptors. They are read when asked for, nothing is sampled in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from agno_graphql.services import Services
+
+METRICS_PATH = "/metrics"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ConnectionTracker:
+    """The websocket connections of one GraphQL app that are open now, and the operations running on them."""
+
+    def __init__(self) -> None:
+        self._transport_ws: set[BaseGraphQLTransportWSHandler[Any, Any]] = set()
+        self._legacy_ws: set[BaseGraphQLWSHandler[Any, Any]] = set()
+
+    @property
+    def websockets(self) -> int:
+        return len(self._transport_ws) + len(self._legacy_ws)
+
+    @property
+    def subscriptions(self) -> int:
+        """Operations in flight on the open sockets (subscriptions, and queries sent over a socket)."""
+        return sum(len(h.operations) for h in self._transport_ws) + sum(len(h.subscriptions) for h in self._legacy_ws)
+
+
+def _tracker(handler: BaseGraphQLTransportWSHandler[Any, Any] | BaseGraphQLWSHandler[Any, Any]) -> ConnectionTracker:
+    tracker = getattr(handler.view, "connections", None)
+    assert isinstance(tracker, ConnectionTracker), "the GraphQL view has no ConnectionTracker in `connections`"
+    return tracker
+
+
+class TrackedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws, counted from the moment the socket is accepted until its operations are cleaned up."""
+
+    async def handle(self) -> None:
+        connections = _tracker(self)._transport_ws
+        connections.add(self)
+        try:
+            await super().handle()
+        finally:
+            connections.discard(self)
+
+
+class TrackedLegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
+    """Legacy graphql-ws, counted the same way."""
+
+    async def handle(self) -> None:
+        connections = _tracker(self)._legacy_ws
+        connections.add(self)
+        try:
+            await super().handle()
+        finally:
+            connections.discard(self)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def _pool_figures(services: Services) -> tuple[int, int]:
+    """(checked out, checked in) of the database pool; (0, 0) for a pool that keeps no connections."""
+    pool = services.db.engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    checked_in = getattr(pool, "checkedin", None)
+    if checked_out is None or checked_in is None:
+        return 0, 0
+    return int(checked_out()), int(checked_in())
+
+
+def metric_values(services: Services, connections: ConnectionTracker) -> dict[str, tuple[str, int | None]]:
+    """Name -> (help, value) of every figure, read now; None where this platform cannot tell (no /proc)."""
+    checked_out, checked_in = _pool_figures(services)
+    return {
+        "agno_graphql_asyncio_tasks": ("Asyncio tasks alive in the server's event loop.", len(asyncio.all_tasks())),
+        "agno_graphql_websockets_open": ("GraphQL websocket connections open.", connections.websockets),
+        "agno_graphql_subscriptions_active": (
+            "Operations in flight on open websockets (subscriptions mostly).",
+            connections.subscriptions,
+        ),
+        "agno_graphql_local_runs": ("Runs this process is driving.", len(services.runs.local_runs)),
+        "agno_graphql_db_pool_checked_out": ("Database connections checked out of the pool.", checked_out),
+        "agno_graphql_db_pool_checked_in": ("Database connections idle in the pool.", checked_in),
+        "process_resident_memory_bytes": ("Resident memory size in bytes.", _resident_bytes()),
+        "process_open_fds": ("Open file descriptors.", _open_fds()),
+    }
+
+
+def prometheus_text(values: dict[str, tuple[str, int | None]]) -> str:
+    lines: list[str] = []
+    for name, (help_text, value) in values.items():
+        if value is None:
+            continue
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_prometheus_text(text: str) -> dict[str, float]:
+    """The samples of a Prometheus text page without labels, by name (for tests and the soak)."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def metrics_endpoint(services: Services, connections: ConnectionTracker) -> Callable[[Request], Awaitable[Response]]:
+    """The `/metrics` route handler. Unauthenticated, like /healthz: enable it only where scrapers can reach it."""
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(prometheus_text(metric_values(services, connections)), media_type=PROMETHEUS_TEXT)
+
+    return metrics
