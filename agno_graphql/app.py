@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import strawberry
-from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -39,7 +38,6 @@ from strawberry.subscriptions import (
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
-from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
 from agno_graphql import api
@@ -61,7 +59,6 @@ from agno_graphql.diagnostics import (
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.graphiql import graphiql_page
-from agno_graphql.guards import GuardedWebSocketAdapter, http_error_response, parse_json_body, remember_viewer
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
@@ -75,13 +72,6 @@ GRAPHQL_PATH = "/graphql"
 class AppSchema(strawberry.Schema):
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """ErrorPolicy logs the unexpected errors, once, with their request id; expected ones are not logged."""
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        """Plain HTTP requests (`execute`, not `stream`) cannot carry a subscription's events: refuse them (400)
-        instead of executing them into a null for a non-null field (INTERNAL_SERVER_ERROR)."""
-        allowed = kwargs.get("allowed_operation_types") or set(OperationType)
-        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
-        return await super().execute(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:  # type: ignore[override]
         """A syntax error escapes Strawberry's stream (ParserCache parses in its hook), cutting an SSE or multipart
@@ -132,7 +122,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and websocket authentication."""
 
-    websocket_adapter_class = GuardedWebSocketAdapter  # type: ignore[assignment]
     stream_transport_classes_by_protocol = STREAM_TRANSPORTS
     graphql_transport_ws_handler_class = TrackedTransportWSHandler
     graphql_ws_handler_class = TrackedLegacyWSHandler
@@ -157,19 +146,6 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.services = services
         self.connections = ConnectionTracker()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            response = await self.run(Request(scope, receive))
-        except HTTPException as error:
-            response = http_error_response(error)
-        await response(scope, receive, send)
-
-    def parse_json(self, data: str | bytes) -> Any:
-        return parse_json_body(data)
 
     def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
         return preferred_stream_transport(accept_header(headers), self._stream_transport_map.values())
@@ -197,8 +173,6 @@ class GraphQLApp(GraphQL[Context, None]):
         except AppError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
         context._viewer = viewer
-        if isinstance(context.request, WebSocket):
-            remember_viewer(context.request, viewer)
         return {"userId": viewer.user_id}
 
 
@@ -264,7 +238,7 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.effective_database_url)
     model = build_model(settings)
     agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
-    registry = AgentRegistry(agents, db.agno_db, model, tool_timeout_seconds=settings.tool_timeout_seconds)
+    registry = AgentRegistry(agents, db.agno_db, model)
     secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
     verifier = TokenVerifier(settings, secret)
     runs = RunManager(

@@ -42,13 +42,9 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_leeway_seconds: int = 30
-    denied_users_file: str = ""
     model: str = "offline"
     model_base_url: str = ""
     model_api_key: str = ""
-    model_timeout_seconds: float = 60.0
-    model_max_retries: int = 1
-    tool_timeout_seconds: float = 30.0
     offline_delay_ms: int = 20
     agents: str = ""
     graphiql: bool = True
@@ -73,7 +69,6 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     run_lease_seconds: float = 30.0
     stream_coalesce_ms: int = 10
-    store_retry_seconds: float = 30.0
     metrics: bool = False
     log_level: str = "info"
 
@@ -131,22 +126,17 @@ def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
     positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
-    positive += ["model_timeout_seconds", "tool_timeout_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")
     if settings.page_size_default > settings.page_size_max:
         raise SettingsError(f"{PREFIX}PAGE_SIZE_DEFAULT must not exceed {PREFIX}PAGE_SIZE_MAX")
-    non_negative = ["cancel_grace_seconds", "run_events_retention_seconds", "shutdown_grace_seconds"]
-    non_negative += ["store_retry_seconds"]
-    for name in non_negative:
+    for name in ("cancel_grace_seconds", "run_events_retention_seconds", "shutdown_grace_seconds"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://")
     if settings.stream_coalesce_ms < 0:
         raise SettingsError(f"{PREFIX}STREAM_COALESCE_MS must not be negative")
-    if settings.model_max_retries < 0:
-        raise SettingsError(f"{PREFIX}MODEL_MAX_RETRIES must not be negative")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")
