@@ -52,6 +52,7 @@ class Services:
         self.runs = runs
         self.verifier = verifier
         runs.after_run = self._after_run
+        runs.store_run = self._store_run
 
     def _page(
         self,
@@ -148,6 +149,11 @@ class Services:
             await self.runs.broker.publish_change(SessionChange(kind=kind, user_id=user_id, session_id=session_id))
         except Exception:
             log.warning("could not publish a session change (%s %s)", kind, session_id, exc_info=True)
+
+    async def _store_run(self, run: RunInfo) -> bool:
+        """Once the run has ended: True when it is stored as it ended (Agno's writes are retried for a while
+        if the database was down); False makes the run end with DB_UNAVAILABLE."""
+        return await self.db.store_unsaved(run.run_id, run.session_id, self.settings.store_retry_seconds)
 
     async def _after_run(self, run: RunInfo, terminal: Event | None) -> None:
         """Once Agno has stored the run: put back a name given during it; mark a timed-out run failed."""

@@ -69,6 +69,7 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     run_lease_seconds: float = 30.0
     stream_coalesce_ms: int = 10
+    store_retry_seconds: float = 30.0
     metrics: bool = False
     log_level: str = "info"
 
@@ -131,7 +132,9 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")
     if settings.page_size_default > settings.page_size_max:
         raise SettingsError(f"{PREFIX}PAGE_SIZE_DEFAULT must not exceed {PREFIX}PAGE_SIZE_MAX")
-    for name in ("cancel_grace_seconds", "run_events_retention_seconds", "shutdown_grace_seconds"):
+    non_negative = ["cancel_grace_seconds", "run_events_retention_seconds", "shutdown_grace_seconds"]
+    non_negative += ["store_retry_seconds"]
+    for name in non_negative:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):

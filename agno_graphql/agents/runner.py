@@ -3,7 +3,8 @@
 A run belongs to the server, not to a socket: followers come and go (and may resume from another
 instance), the run goes on until it ends, is cancelled, times out, or the server shuts down. Its
 terminal event is published only after Agno has stored the run and the after-run steps are done, so a
-follower that reads the session next sees the final state.
+follower that reads the session next sees the final state. When the database was down as the run ended,
+storing it is retried for a while; a run that could not be stored ends with DB_UNAVAILABLE instead.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from uuid import uuid4
 from agno.agent import Agent
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
-from agno_graphql.agents.events import TERMINAL, ContentDelta, Event, EventTranslator
+from agno_graphql.agents.events import TERMINAL, ContentDelta, Event, EventTranslator, Failed
 from agno_graphql.agents.registry import AgentSpec
-from agno_graphql.errors import EventsExpired, ShuttingDown
+from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,10 @@ CLIENT_LEFT = "The client disconnected."
 CANCELLED_BY_USER = "Cancelled by the user."
 SERVER_STOPPING = "The server is shutting down."
 SESSION_DELETED = "The session was deleted."
+NOT_STORED = "The run could not be stored: the database is unavailable. Send the message again shortly."
 
 AfterRun = Callable[[RunInfo, Event | None], Awaitable[None]]
+StoreRun = Callable[[RunInfo], Awaitable[bool]]
 
 
 @dataclass
@@ -64,6 +67,8 @@ class RunManager:
         self.accepting = True
         # Set by the services: steps once Agno has stored the run, before the session is free again.
         self.after_run: AfterRun | None = None
+        # Set by the services: make sure the ended run is stored (retrying for a while); False if it is not.
+        self.store_run: StoreRun | None = None
 
     @property
     def local_runs(self) -> list[LocalRun]:
@@ -126,17 +131,19 @@ class RunManager:
             terminal += await self._end(local, lambda: translator.fail(message))
         finally:
             timer.cancel()
-            renewer.cancel()
             if local.flush_timer is not None:
                 local.flush_timer.cancel()
-            await self._finish(info, terminal)
+            await self._finish(info, terminal, renewer)
 
-    async def _finish(self, info: RunInfo, terminal: list[Event]) -> None:
+    async def _finish(self, info: RunInfo, terminal: list[Event], renewer: asyncio.Task[None]) -> None:
+        # The session stays leased while the run is being stored, so no other run writes it meanwhile.
+        terminal, interrupted = await self._stored_or_failed(info, terminal)
         if self.after_run is not None:
             try:
                 await self.after_run(info, terminal[0] if terminal else None)
             except Exception:
                 log.exception("run %s: a step after the run failed", info.run_id)
+        renewer.cancel()
         try:
             await self.broker.release(info)
         except Exception:
@@ -148,6 +155,34 @@ class RunManager:
             await self.broker.seal(info.run_id)
         except Exception:
             log.exception("run %s: could not publish the end of the run", info.run_id)
+        if interrupted:
+            raise asyncio.CancelledError()
+
+    async def _stored_or_failed(self, info: RunInfo, terminal: list[Event]) -> tuple[list[Event], bool]:
+        """The terminal event to publish: the run's own once it is stored, else RunFailed DB_UNAVAILABLE.
+        Also whether the task was cancelled meanwhile (the end is published all the same, then it stops)."""
+        if self.store_run is None:
+            return terminal, False
+        interrupted = False
+        try:
+            stored = await self.store_run(info)
+        except asyncio.CancelledError:
+            stored, interrupted = False, True
+        except Exception:
+            log.exception("run %s: could not make sure it is stored", info.run_id)
+            stored = False
+        if stored or not terminal:
+            return terminal, interrupted
+        end = terminal[0]
+        failed = Failed(
+            run_id=end.run_id,
+            session_id=end.session_id,
+            index=end.index,
+            created_at=time.time(),
+            message=NOT_STORED,
+            code=DB_UNAVAILABLE,
+        )
+        return [failed], interrupted
 
     async def _announce(self, info: RunInfo, kind: str) -> None:
         change = SessionChange(kind=kind, user_id=info.user_id, session_id=info.session_id, run_id=info.run_id)

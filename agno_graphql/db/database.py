@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from agno.db.mysql import AsyncMySQLDb
 from agno.db.mysql.schemas import get_table_schema_definition
 from agno.db.sqlite import AsyncSqliteDb
 from agno.db.utils import json_serializer
+from agno.session import Session
 from sqlalchemy import JSON, Index, Table, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
 _SETUP_ATTEMPTS = 3
+_STORE_FIRST_DELAY_SECONDS = 0.2
+_STORE_MAX_DELAY_SECONDS = 2.0
 
 
 class DatabaseUrlError(SettingsError):
@@ -61,13 +65,115 @@ def _json_columns(table_type: str, session_table_name: str) -> list[str]:
     return [name for name, spec in schema.items() if isinstance(spec, dict) and spec.get("type") is JSON]
 
 
+@dataclass
+class UnsavedRun:
+    """A run row Agno failed to write, with the arguments it wrote it with."""
+
+    run: Any
+    session_id: str
+    user_id: str | None
+    run_index: int | None
+
+
 class MariaDbSafeMySQLDb(AsyncMySQLDb):
-    """Agno's AsyncMySQLDb with JSON column types restored on reflected tables.
+    """Agno's AsyncMySQLDb with JSON column types restored on reflected tables, and a memory of the writes
+    that failed.
 
     MariaDB stores JSON as LONGTEXT with a json_valid check, so a reflected table
     comes back with text columns: reads return strings and dict writes fail.
     Agno's own schema says which columns are JSON; we put that type back.
+
+    When the database is down as a run ends, Agno logs the failed session and run writes and goes on (its
+    run still reports completed). Each failed write is kept here, exactly as Agno made it, so the run manager
+    can write it again once the database is back (`Database.store_unsaved`). A session that cannot be read
+    as a run starts is an error here, not "no such session": Agno would otherwise start a blank session and
+    later write it over the stored one.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unsaved_sessions: dict[str, Session] = {}
+        self.unsaved_runs: dict[str, UnsavedRun] = {}
+        self.unread_sessions: set[str] = set()
+
+    async def get_session(  # type: ignore[override]
+        self,
+        session_id: str,
+        session_type: Any = None,
+        user_id: str | None = None,
+        deserialize: bool | None = True,
+        runs_limit: int | None = None,
+    ) -> Any:
+        found = await super().get_session(session_id, session_type, user_id, deserialize, runs_limit)
+        if found is None and not await self.answers():
+            self.unread_sessions.add(session_id)
+            raise DatabaseUnavailable()
+        return found
+
+    async def upsert_session(self, session: Session, deserialize: bool | None = True) -> Any:
+        saved = await super().upsert_session(session, deserialize)
+        if saved is None:
+            self.unsaved_sessions[session.session_id] = session
+        else:
+            self.unsaved_sessions.pop(session.session_id, None)
+        return saved
+
+    async def upsert_run(
+        self, run: Any, session_id: str, user_id: str | None = None, run_index: int | None = None
+    ) -> None:
+        run_id = str(run["run_id"] if isinstance(run, dict) else run.run_id)
+        try:
+            await super().upsert_run(run, session_id, user_id, run_index)
+        except Exception:
+            self.unsaved_runs[run_id] = UnsavedRun(run, session_id, user_id, run_index)
+            raise
+        self.unsaved_runs.pop(run_id, None)
+
+    async def answers(self) -> bool:
+        try:
+            async with self.db_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def store_unsaved(self, run_id: str, session_id: str, within_seconds: float) -> bool:
+        """Write again what Agno failed to write at the end of this run, retrying with backoff for at most
+        `within_seconds`. True when the run is stored as it ended (also when nothing had failed); False
+        when its session could not be read, or the writes did not succeed in time."""
+        if session_id in self.unread_sessions:
+            self.unread_sessions.discard(session_id)
+            self.unsaved_runs.pop(run_id, None)
+            return False
+        session = self.unsaved_sessions.pop(session_id, None)
+        if session is not None and not any(getattr(run, "run_id", None) == run_id for run in session.runs or []):
+            session = None  # a write left from an earlier run of the session: not this run's to redo
+        unsaved_run = self.unsaved_runs.pop(run_id, None)
+        if session is None and unsaved_run is None:
+            return True
+        log.warning("run %s: not stored at its end (database unavailable); retrying", run_id)
+        deadline = time.monotonic() + within_seconds
+        delay = _STORE_FIRST_DELAY_SECONDS
+        while True:
+            if session is not None and await super().upsert_session(session) is not None:
+                session = None
+            if session is None and unsaved_run is not None:
+                try:
+                    await super().upsert_run(
+                        unsaved_run.run, unsaved_run.session_id, unsaved_run.user_id, unsaved_run.run_index
+                    )
+                    unsaved_run = None
+                except Exception:
+                    pass
+            if session is None and unsaved_run is None:
+                log.warning("run %s: stored after a retry", run_id)
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.error("run %s: still not stored after %.0f s; reported as failed", run_id, within_seconds)
+                return False
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _STORE_MAX_DELAY_SECONDS)
 
     async def _resolve_table(  # type: ignore[override]
         self, table_name: str, table_type: str, create_table_if_not_found: bool | None = False
@@ -219,6 +325,13 @@ class Database:
                     continue
                 index = Index(name, *(sessions.c[c] for c in columns))
                 await conn.run_sync(_create_index, index)
+
+    async def store_unsaved(self, run_id: str, session_id: str, within_seconds: float) -> bool:
+        """After a run has ended: True once it is stored as it ended, False if it could not be within the
+        bound (see `MariaDbSafeMySQLDb`; SQLite is a local file, its writes do not fail this way)."""
+        if isinstance(self.agno_db, MariaDbSafeMySQLDb):
+            return await self.agno_db.store_unsaved(run_id, session_id, within_seconds)
+        return True
 
     async def ping(self) -> bool:
         try:
