@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import strawberry
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -38,6 +39,7 @@ from strawberry.subscriptions import (
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
 from agno_graphql import api
@@ -59,6 +61,7 @@ from agno_graphql.diagnostics import (
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.graphiql import graphiql_page
+from agno_graphql.guards import GuardedWebSocketAdapter, http_error_response, parse_json_body, remember_viewer
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
@@ -72,6 +75,13 @@ GRAPHQL_PATH = "/graphql"
 class AppSchema(strawberry.Schema):
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """ErrorPolicy logs the unexpected errors, once, with their request id; expected ones are not logged."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """Plain HTTP requests (`execute`, not `stream`) cannot carry a subscription's events: refuse them (400)
+        instead of executing them into a null for a non-null field (INTERNAL_SERVER_ERROR)."""
+        allowed = kwargs.get("allowed_operation_types") or set(OperationType)
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:  # type: ignore[override]
         """A syntax error escapes Strawberry's stream (ParserCache parses in its hook), cutting an SSE or multipart
@@ -122,6 +132,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and websocket authentication."""
 
+    websocket_adapter_class = GuardedWebSocketAdapter  # type: ignore[assignment]
     stream_transport_classes_by_protocol = STREAM_TRANSPORTS
     graphql_transport_ws_handler_class = TrackedTransportWSHandler
     graphql_ws_handler_class = TrackedLegacyWSHandler
@@ -146,6 +157,19 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.services = services
         self.connections = ConnectionTracker()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            response = http_error_response(error)
+        await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return parse_json_body(data)
 
     def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
         return preferred_stream_transport(accept_header(headers), self._stream_transport_map.values())
@@ -173,6 +197,8 @@ class GraphQLApp(GraphQL[Context, None]):
         except AppError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
         context._viewer = viewer
+        if isinstance(context.request, WebSocket):
+            remember_viewer(context.request, viewer)
         return {"userId": viewer.user_id}
 
 

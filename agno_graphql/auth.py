@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -16,8 +17,12 @@ from jwt import PyJWK, PyJWKSet
 from agno_graphql.errors import Unauthenticated
 from agno_graphql.settings import Settings, SettingsError
 
+log = logging.getLogger(__name__)
+
 SECRET_FILE = "jwt-secret"
 MAX_TOKEN_CHARS = 8192
+EXPIRED = "Token expired."
+DENIED = "This user is denied access."
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
 
@@ -26,9 +31,53 @@ class KeyFileError(SettingsError):
     """The public key file is missing, unreadable or not a key; the message says which."""
 
 
+class DeniedUsersFileError(SettingsError):
+    """The denied users file is missing or unreadable at startup."""
+
+
 @dataclass(frozen=True)
 class Viewer:
     user_id: str
+    # Epoch seconds from which the token is refused (its `exp` plus the leeway); None when it has no `exp`.
+    refused_from: float | None = None
+
+
+class DeniedUsers:
+    """User ids refused whatever their token says, from a text file (one id a line, `#` comments).
+
+    The file is read again when it changes, looked at no more than once a second, so that an operator can
+    lock a user out without restarting. A file that vanishes or cannot be read later keeps the last list.
+    """
+
+    CHECK_INTERVAL_SECONDS = 1.0
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._checked_at = 0.0
+        self._signature: tuple[int, int, int] | None = None
+        self._users: frozenset[str] = frozenset()
+        try:
+            self._reload()
+        except OSError as exc:
+            raise DeniedUsersFileError(f"AGNO_GRAPHQL_DENIED_USERS_FILE={path!r}: {exc.strerror or exc}") from None
+
+    def _reload(self) -> None:
+        stat = self.path.stat()
+        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        self._checked_at = time.monotonic()
+        if signature == self._signature:
+            return
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        self._users = frozenset(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+        self._signature = signature
+
+    def __contains__(self, user_id: str) -> bool:
+        if time.monotonic() - self._checked_at >= self.CHECK_INTERVAL_SECONDS:
+            try:
+                self._reload()
+            except OSError as exc:
+                log.warning("cannot read the denied users file %s (%s); keeping the last list", self.path, exc)
+        return user_id in self._users
 
 
 def _load_public_keys(path: str) -> tuple[list[Any], dict[str, Any]]:
@@ -79,6 +128,7 @@ class TokenVerifier:
         self.audience = settings.jwt_audience or None
         self.issuer = settings.jwt_issuer or None
         self.leeway = settings.jwt_leeway_seconds
+        self.denied = DeniedUsers(settings.denied_users_file) if settings.denied_users_file else None
         self._secret = secret
         self._keys: list[Any] = []
         self._keys_by_kid: dict[str, Any] = {}
@@ -123,15 +173,34 @@ class TokenVerifier:
                     options={"require": ["sub"], "verify_aud": self.audience is not None},
                 )
             except jwt.ExpiredSignatureError:
-                raise Unauthenticated("Token expired.") from None
+                raise Unauthenticated(EXPIRED) from None
             except jwt.PyJWTError as exc:
                 last_error = exc
                 continue
             subject = claims.get("sub")
             if not isinstance(subject, str) or not subject.strip() or len(subject) > 128:
                 raise Unauthenticated("Token has no valid subject.")
-            return Viewer(user_id=subject)
+            if self.denied is not None and subject in self.denied:
+                raise Unauthenticated(DENIED)
+            expiry = claims.get("exp")
+            refused_from = float(expiry) + self.leeway if isinstance(expiry, int | float) else None
+            return Viewer(user_id=subject, refused_from=refused_from)
         raise Unauthenticated("Invalid token.") from last_error
+
+    def refusal(self, viewer: Viewer) -> str | None:
+        """Why a viewer verified earlier is refused now (its token expired, its user was denied), or None."""
+        if viewer.refused_from is not None and time.time() >= viewer.refused_from:
+            return EXPIRED
+        if self.denied is not None and viewer.user_id in self.denied:
+            return DENIED
+        return None
+
+    def seconds_to_recheck(self, viewer: Viewer) -> float | None:
+        """How long a viewer stays valid for sure: until its token expires, or the next look at the denied users."""
+        delays = [] if viewer.refused_from is None else [max(0.0, viewer.refused_from - time.time())]
+        if self.denied is not None:
+            delays.append(DeniedUsers.CHECK_INTERVAL_SECONDS)
+        return min(delays) if delays else None
 
     def verify_header(self, value: str | None) -> Viewer:
         """`Bearer <token>` from an Authorization header or init payload."""

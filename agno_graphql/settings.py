@@ -42,6 +42,7 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_leeway_seconds: int = 30
+    denied_users_file: str = ""
     model: str = "offline"
     model_base_url: str = ""
     model_api_key: str = ""
