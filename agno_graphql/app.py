@@ -264,7 +264,7 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.effective_database_url)
     model = build_model(settings)
     agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
-    registry = AgentRegistry(agents, db.agno_db, model)
+    registry = AgentRegistry(agents, db.agno_db, model, tool_timeout_seconds=settings.tool_timeout_seconds)
     secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
     verifier = TokenVerifier(settings, secret)
     runs = RunManager(

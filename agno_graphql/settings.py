@@ -46,6 +46,9 @@ class Settings:
     model: str = "offline"
     model_base_url: str = ""
     model_api_key: str = ""
+    model_timeout_seconds: float = 60.0
+    model_max_retries: int = 1
+    tool_timeout_seconds: float = 30.0
     offline_delay_ms: int = 20
     agents: str = ""
     graphiql: bool = True
@@ -128,6 +131,7 @@ def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
     positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
+    positive += ["model_timeout_seconds", "tool_timeout_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number")
@@ -142,5 +146,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://")
     if settings.stream_coalesce_ms < 0:
         raise SettingsError(f"{PREFIX}STREAM_COALESCE_MS must not be negative")
+    if settings.model_max_retries < 0:
+        raise SettingsError(f"{PREFIX}MODEL_MAX_RETRIES must not be negative")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")

@@ -9,17 +9,21 @@ server-sent events (`data: {...}` chunks, then `data: [DONE]`) or answered whole
 - otherwise: "Echo: <the user's text>", word by word.
 
 Every request body is recorded, so tests can check what the agent sent. Setting `fail_status` makes every
-request fail with that HTTP status until it is set back to None.
+request fail with that HTTP status until it is set back to None. Setting `fault` to a `Fault` scripts one of the
+ways a provider breaks (an error status, a 429 with Retry-After, silence, a stream cut off, a malformed chunk),
+for its next `times` requests or all of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -50,12 +54,57 @@ def words(text: str) -> list[str]:
     return [pieces[0]] + [f" {piece}" for piece in pieces[1:]]
 
 
+# A hang ends by itself after this long at most, whatever a test asks for.
+MAX_HANG_SECONDS = 10.0
+
+
+@dataclass
+class Fault:
+    """How the stub misbehaves. Build one with the class methods."""
+
+    kind: str
+    status: int = 500
+    retry_after: str | None = None
+    after_chunks: int | None = None
+    hang_seconds: float = 0.0
+    times: int | None = None
+
+    @classmethod
+    def http_status(cls, status: int, times: int | None = None) -> Fault:
+        return cls("status", status=status, times=times)
+
+    @classmethod
+    def rate_limited(cls, retry_after: str, times: int | None = None) -> Fault:
+        """HTTP 429 with a Retry-After header (seconds)."""
+        return cls("status", status=429, retry_after=retry_after, times=times)
+
+    @classmethod
+    def hang(cls, seconds: float, after_chunks: int | None = None, times: int | None = None) -> Fault:
+        """Send nothing for a while: before the response (`after_chunks` None) or after that many chunks."""
+        return cls("hang", hang_seconds=min(seconds, MAX_HANG_SECONDS), after_chunks=after_chunks, times=times)
+
+    @classmethod
+    def cut(cls, after_chunks: int, times: int | None = None) -> Fault:
+        """Drop the connection after that many chunks of a streamed answer: no [DONE], no end of the body."""
+        return cls("cut", after_chunks=after_chunks, times=times)
+
+    @classmethod
+    def malformed(cls, after_chunks: int, times: int | None = None) -> Fault:
+        """After that many chunks, a `data:` line that is not JSON."""
+        return cls("malformed", after_chunks=after_chunks, times=times)
+
+
+class StubConnectionCut(Exception):
+    """Raised inside a streamed answer so that uvicorn drops the connection mid-body."""
+
+
 class OpenAIStub:
     """The stub's state: what it received and whether it is failing. Serve it with `serve_stub`."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_status: int | None = None
+        self.fault: Fault | None = None
         self.port = 0
         self._lock = threading.Lock()
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
@@ -72,10 +121,32 @@ class OpenAIStub:
         """The recorded request bodies with a message containing `text`, in the order they came."""
         return [body for body in self.received() if any(text in message_text(m) for m in body.get("messages", []))]
 
+    def _take_fault(self) -> Fault | None:
+        with self._lock:
+            fault = self.fault
+            if fault is None:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.fault = None
+            return fault
+
     async def _completions(self, request: Request) -> Response:
         body = await request.json()
         with self._lock:
             self.requests.append(body)
+        fault = self._take_fault()
+        if fault is not None and fault.kind == "status":
+            headers = {"retry-after": fault.retry_after} if fault.retry_after else {"retry-after-ms": "1"}
+            return JSONResponse(
+                {"error": {"message": f"The stub provider answers {fault.status} on purpose.", "type": "stub"}},
+                status_code=fault.status,
+                headers=headers,
+            )
+        if fault is not None and fault.kind == "hang" and fault.after_chunks is None:
+            await asyncio.sleep(fault.hang_seconds)
+            fault = None
         if self.fail_status is not None:
             # retry-after-ms lets the OpenAI client retry at once instead of backing off for seconds.
             return JSONResponse(
@@ -89,7 +160,26 @@ class OpenAIStub:
         if not body.get("stream"):
             return JSONResponse(self._whole_completion(completion_id, model, script))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(self._sse(completion_id, model, script, include_usage), media_type="text/event-stream")
+        chunks = self._sse(completion_id, model, script, include_usage)
+        if fault is not None:
+            chunks = self._faulty(chunks, fault)
+        return StreamingResponse(chunks, media_type="text/event-stream")
+
+    @staticmethod
+    async def _faulty(chunks: AsyncIterator[str], fault: Fault) -> AsyncIterator[str]:
+        """The chunks, until the fault strikes after `fault.after_chunks` of them."""
+        sent = 0
+        async for chunk in chunks:
+            if sent == fault.after_chunks:
+                if fault.kind == "cut":
+                    raise StubConnectionCut("the stub cuts the stream on purpose")
+                if fault.kind == "malformed":
+                    yield 'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "\n\n'
+                    return
+                if fault.kind == "hang":
+                    await asyncio.sleep(fault.hang_seconds)
+            yield chunk
+            sent += 1
 
     @staticmethod
     def _script(body: dict[str, Any]) -> dict[str, Any]:

@@ -219,7 +219,7 @@ async def test_provider_error_fails_the_run_and_the_socket_keeps_working(
 
     assert failed[0]["__typename"] == "RunStarted"
     assert failed[-1]["__typename"] == "RunFailed"
-    assert failed[-1]["code"] == "MODEL_ERROR" and failed[-1]["message"].strip()
+    assert failed[-1]["code"] == "MODEL_UNAVAILABLE" and failed[-1]["message"].strip()
     assert [event["__typename"] for event in failed].count("RunFailed") == 1
     assert recovered[-1]["__typename"] == "RunCompleted"
     assert recovered[-1]["content"] == "Echo: are you there?"

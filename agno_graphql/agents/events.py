@@ -26,6 +26,11 @@ from agno_graphql.db.history import (
 )
 
 MODEL_ERROR = "MODEL_ERROR"
+MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+MODEL_RATE_LIMITED = "MODEL_RATE_LIMITED"
+MODEL_TIMEOUT = "MODEL_TIMEOUT"
+MODEL_BAD_RESPONSE = "MODEL_BAD_RESPONSE"
+MODEL_CODES = (MODEL_ERROR, MODEL_UNAVAILABLE, MODEL_RATE_LIMITED, MODEL_TIMEOUT, MODEL_BAD_RESPONSE)
 RUN_FAILED = "RUN_FAILED"
 RUN_TIMEOUT = "RUN_TIMEOUT"
 RUN_LOST = "RUN_LOST"
@@ -78,6 +83,7 @@ class Completed(Event):
 class Failed(Event):
     message: str
     code: str
+    retry_after_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,27 @@ def replay_stored_run(
     else:
         out.append(Completed(**base, index=len(out), content=run.content, metrics=run.metrics))
     return out
+
+
+_FAILURE_PREFIX = "agno_graphql."
+_RETRY_AFTER = ";retry_after="
+
+
+def failure_type(code: str, retry_after_seconds: int | None = None) -> str:
+    """The `type` of a model failure raised into Agno, which Agno passes on as its RunError's `error_type`:
+    the only field of that event an exception can fill, so it carries the code and the wait."""
+    suffix = f"{_RETRY_AFTER}{retry_after_seconds}" if retry_after_seconds is not None else ""
+    return f"{_FAILURE_PREFIX}{code}{suffix}"
+
+
+def parse_failure_type(error_type: str | None) -> tuple[str, int | None]:
+    """The code and wait `failure_type` put into an error type; MODEL_ERROR for any other error type."""
+    if not error_type or not error_type.startswith(_FAILURE_PREFIX):
+        return MODEL_ERROR, None
+    code, _, wait = error_type[len(_FAILURE_PREFIX) :].partition(_RETRY_AFTER)
+    if code not in MODEL_CODES:
+        return MODEL_ERROR, None
+    return code, int(wait) if wait.isdigit() else None
 
 
 def _tool_call(tool: Any) -> ToolCallRecord:
@@ -226,7 +253,9 @@ class EventTranslator:
             out.append(self._finish(Completed(**self._base(), content=content, metrics=metrics)))
         elif kind == AgnoEvent.run_error.value:
             message = _text(getattr(agno_event, "content", None)) or "The model failed."
-            out.append(self._finish(Failed(**self._base(), message=message, code=MODEL_ERROR)))
+            code, retry_after = parse_failure_type(getattr(agno_event, "error_type", None))
+            failed = Failed(**self._base(), message=message, code=code, retry_after_seconds=retry_after)
+            out.append(self._finish(failed))
         elif kind == AgnoEvent.run_cancelled.value and self.timed_out:
             out.append(self._finish(Failed(**self._base(), message="The run took too long.", code=RUN_TIMEOUT)))
         elif kind == AgnoEvent.run_cancelled.value:

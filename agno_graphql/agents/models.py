@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agno.exceptions import ModelProviderError, ModelRateLimitError
 from agno.models.base import Model
+from agno.models.openai.like import OpenAILike
+from agno.models.response import ModelResponse
 from agno.models.utils import get_model
 
+from agno_graphql.agents.events import (
+    MODEL_BAD_RESPONSE,
+    MODEL_ERROR,
+    MODEL_RATE_LIMITED,
+    MODEL_TIMEOUT,
+    MODEL_UNAVAILABLE,
+    failure_type,
+)
 from agno_graphql.agents.offline import OFFLINE_PROVIDER, OfflineModel
 from agno_graphql.settings import Settings, SettingsError
 
@@ -17,12 +33,16 @@ def build_model(settings: Settings) -> Model:
     """`offline` (default), `provider:model_id` (e.g. `openai:gpt-4o-mini`), or a model id with MODEL_BASE_URL."""
     spec = settings.model.strip()
     if settings.model_base_url:
-        from agno.models.openai.like import OpenAILike
-
         model_id = spec.split(":", 1)[1] if spec.startswith("openai-like:") else spec
         if not model_id or model_id == "offline":
             raise ModelSettingError("set AGNO_GRAPHQL_MODEL to the served model's id when MODEL_BASE_URL is set")
-        return OpenAILike(id=model_id, base_url=settings.model_base_url, api_key=settings.model_api_key or "none")
+        return CompatibleModel(
+            id=model_id,
+            base_url=settings.model_base_url,
+            api_key=settings.model_api_key or "none",
+            timeout=settings.model_timeout_seconds,
+            max_retries=settings.model_max_retries,
+        )
     if spec in ("", OFFLINE_PROVIDER) or spec.startswith(f"{OFFLINE_PROVIDER}:"):
         return OfflineModel(delay_seconds=settings.offline_delay_ms / 1000)
     if ":" not in spec:
@@ -38,3 +58,85 @@ def build_model(settings: Settings) -> Model:
 
 def model_provider(model: Model) -> str:
     return (model.provider or type(model).__name__).lower()
+
+
+class ProviderFailure(ModelProviderError):
+    """A provider failure with its code in `type`, which Agno hands on as the RunError's `error_type`."""
+
+    def __init__(self, code: str, message: str, status_code: int = 502) -> None:
+        super().__init__(message, status_code=status_code)
+        self.type = failure_type(code)
+
+
+class ProviderRateLimited(ModelRateLimitError):
+    """A 429. A ModelRateLimitError, so that Agno's own classification keeps it (and its `type`) as it is."""
+
+    def __init__(self, message: str, retry_after_seconds: int | None) -> None:
+        super().__init__(message, status_code=429)
+        self.type = failure_type(MODEL_RATE_LIMITED, retry_after_seconds)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _retry_after(response: Any) -> int | None:
+    """Whole seconds from the response's Retry-After (or retry-after-ms) header, rounded up."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for header, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            seconds = float(headers.get(header)) / divisor
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return math.ceil(seconds)
+    return None
+
+
+def classify_failure(exc: BaseException, timeout_seconds: float | None) -> ModelProviderError:
+    """What went wrong with the provider, from the OpenAI client's exception under Agno's."""
+    import openai
+
+    for cause in _causes(exc):
+        if isinstance(cause, openai.APITimeoutError):
+            wait = f"{timeout_seconds:g} s" if timeout_seconds else "the timeout"
+            return ProviderFailure(MODEL_TIMEOUT, f"The model provider sent nothing for {wait}.", status_code=504)
+        if isinstance(cause, openai.APIStatusError) and cause.status_code == 429:
+            retry_after = _retry_after(cause.response)
+            hint = f" Try again in {retry_after} s." if retry_after is not None else " Try again later."
+            return ProviderRateLimited("The model provider is rate limiting requests (HTTP 429)." + hint, retry_after)
+        if isinstance(cause, openai.APIStatusError) and cause.status_code >= 500:
+            message = f"The model provider is unavailable (HTTP {cause.status_code})."
+            return ProviderFailure(MODEL_UNAVAILABLE, message, status_code=cause.status_code)
+        if isinstance(cause, openai.APIConnectionError):
+            message = "The model provider could not be reached, or the connection broke off mid-answer."
+            return ProviderFailure(MODEL_UNAVAILABLE, message)
+        if isinstance(cause, json.JSONDecodeError):
+            return ProviderFailure(MODEL_BAD_RESPONSE, "The model provider sent a chunk that is not valid JSON.")
+    if isinstance(exc, ModelProviderError):
+        return exc
+    return ProviderFailure(MODEL_ERROR, f"The model provider failed: {exc}")
+
+
+class CompatibleModel(OpenAILike):
+    """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`)."""
+
+    async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:  # type: ignore[override]
+        try:
+            async for response in super().ainvoke_stream(*args, **kwargs):
+                yield response
+        except ModelProviderError as exc:
+            raise classify_failure(exc, self.timeout) from exc
+
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        try:
+            return await super().ainvoke(*args, **kwargs)
+        except ModelProviderError as exc:
+            raise classify_failure(exc, self.timeout) from exc

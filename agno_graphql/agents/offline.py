@@ -1,8 +1,9 @@
 """The offline demo model: a real Agno model that needs no network and no key.
 
-It restates the user's message word by word, and answers arithmetic questions
-through the agent's tools when the agent has the matching one, so streaming
-and tool calls can be shown and tested anywhere.
+It restates the user's message word by word, answers arithmetic questions
+through the agent's tools when the agent has the matching one, and calls any
+tool of the agent by name when asked to "use the <name> tool" (without
+arguments), so streaming and tool calls can be shown and tested anywhere.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ OFFLINE_MODEL_ID = "offline-demo"
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _ARITHMETIC = re.compile(rf"{_NUMBER}\s*([-+*/x×÷])\s*{_NUMBER}")
+_USE_TOOL = re.compile(r"\buse the (\w+) tool\b", re.IGNORECASE)
 _TOOL_FOR_OPERATOR = {
     "+": "add",
     "-": "subtract",
@@ -70,6 +72,8 @@ class _Plan:
 def plan_reply(messages: list[Message], tools: list[dict[str, Any]] | None) -> _Plan:
     """Decide the reply from the conversation so far (pure, for tests too)."""
     last = messages[-1] if messages else None
+    if last is not None and last.role == "tool" and last.tool_call_error:
+        return _Plan(text=f"The tool {last.tool_name} failed: {_text(last.content)}")
     if last is not None and last.role == "tool":
         return _Plan(text=f"The answer is {_text(last.content)}.")
     user_text = next((_text(m.content) for m in reversed(messages) if m.role == "user"), "")
@@ -78,16 +82,21 @@ def plan_reply(messages: list[Message], tools: list[dict[str, Any]] | None) -> _
         tool_name = _TOOL_FOR_OPERATOR[match.group(2)]
         if tool_name in _tool_names(tools):
             arguments = {"a": _number(match.group(1)), "b": _number(match.group(3))}
-            return _Plan(
-                tool_call={
-                    "id": f"call_{uuid4().hex[:12]}",
-                    "type": "function",
-                    "function": {"name": tool_name, "arguments": json.dumps(arguments)},
-                }
-            )
+            return _Plan(tool_call=_call(tool_name, arguments))
+    requested = _USE_TOOL.search(user_text)
+    if requested and requested.group(1) in _tool_names(tools):
+        return _Plan(tool_call=_call(requested.group(1), {}))
     if not user_text.strip():
         return _Plan(text="I am the offline demo model. Send me a message and I will restate it.")
     return _Plan(text=f"You said: {user_text.strip()}")
+
+
+def _call(tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"call_{uuid4().hex[:12]}",
+        "type": "function",
+        "function": {"name": tool_name, "arguments": json.dumps(arguments)},
+    }
 
 
 def _words(text: str) -> list[str]:

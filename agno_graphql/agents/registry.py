@@ -15,7 +15,7 @@ from agno.tools.function import Function
 from agno.tools.toolkit import Toolkit
 
 from agno_graphql.agents.models import model_provider
-from agno_graphql.agents.tools import CALCULATOR_TOOLS
+from agno_graphql.agents.tools import CALCULATOR_TOOLS, with_timeout
 from agno_graphql.settings import SettingsError
 
 
@@ -113,9 +113,11 @@ def _instructions(agent: Agent) -> list[str]:
 
 
 class AgentRegistry:
-    """Agents by id. Each agent is prepared once: database, model, no telemetry."""
+    """Agents by id. Each agent is prepared once: database, model, tool timeout, no telemetry."""
 
-    def __init__(self, agents: list[Agent], db: AsyncBaseDb, default_model: Model) -> None:
+    def __init__(
+        self, agents: list[Agent], db: AsyncBaseDb, default_model: Model, tool_timeout_seconds: float | None = None
+    ) -> None:
         self._agents: dict[str, Agent] = {}
         self._specs: dict[str, AgentSpec] = {}
         for original in agents:
@@ -130,6 +132,8 @@ class AgentRegistry:
                 agent.model = default_model
             if not isinstance(agent.model, Model):
                 raise AgentsModuleError(f"agent {agent.id!r}: model must be an agno Model instance")
+            if tool_timeout_seconds is not None and isinstance(agent.tools, list):
+                agent.tools = [with_timeout(tool, tool_timeout_seconds) for tool in agent.tools]
             self._agents[agent.id] = agent
             self._specs[agent.id] = AgentSpec(
                 id=agent.id,

@@ -1,6 +1,16 @@
-"""The calculator agent's tools. Type hints and docstrings become their JSON Schemas."""
+"""The calculator agent's tools (type hints and docstrings become their JSON Schemas), and the timeout that
+every agent's tools run under."""
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from agno.tools.function import Function
+from agno.tools.toolkit import Toolkit
 
 
 def _tidy(value: float) -> int | float:
@@ -51,3 +61,42 @@ def divide(a: float, b: float) -> int | float | str:
 
 
 CALCULATOR_TOOLS = [add, subtract, multiply, divide]
+
+
+class ToolTimedOut(Exception):
+    """A tool did not finish in time. Agno turns it into a failed tool call whose result is this message."""
+
+
+def with_timeout(tool: Any, seconds: float) -> Any:
+    """The tool, ended with ToolTimedOut when a call takes longer than `seconds`.
+
+    Plain functions and Agno `Function`s (from `@tool`) are wrapped; toolkits are left as they are. A
+    function that is not async runs in a thread, as Agno runs it: at the timeout the run goes on without
+    it, but the thread itself cannot be stopped and finishes in the background."""
+    if isinstance(tool, Function):
+        if tool.entrypoint is None:
+            return tool
+        timed = tool.model_copy()
+        timed.entrypoint = _timed(tool.entrypoint, tool.name, seconds)
+        return timed
+    if isinstance(tool, Toolkit) or not inspect.isfunction(tool):
+        return tool
+    return _timed(tool, tool.__name__, seconds)
+
+
+def _timed(function: Callable[..., Any], name: str, seconds: float) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function):
+        return function
+    message = f"The tool {name} did not finish within {seconds:g} s and was stopped."
+
+    @functools.wraps(function)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        call = function(*args, **kwargs) if inspect.iscoroutinefunction(function) else None
+        try:
+            if call is not None:
+                return await asyncio.wait_for(call, seconds)
+            return await asyncio.wait_for(asyncio.to_thread(function, *args, **kwargs), seconds)
+        except TimeoutError:
+            raise ToolTimedOut(message) from None
+
+    return timed

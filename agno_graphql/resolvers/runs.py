@@ -37,7 +37,9 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
         case domain.Completed():
             return events.RunCompleted(**base, content=event.content, metrics=RunMetrics.from_data(event.metrics))
         case domain.Failed():
-            return events.RunFailed(**base, message=event.message, code=event.code)
+            return events.RunFailed(
+                **base, message=event.message, code=event.code, retry_after_seconds=event.retry_after_seconds
+            )
         case domain.Cancelled():
             return events.RunCancelled(**base, reason=event.reason, content=event.content)
     raise TypeError(f"unknown run event {type(event).__name__}")

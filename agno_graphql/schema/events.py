@@ -59,6 +59,9 @@ class RunCompleted(RunEvent):
 class RunFailed(RunEvent):
     message: str
     code: str
+    retry_after_seconds: int | None = strawberry.field(
+        default=None, description="With MODEL_RATE_LIMITED: how long the model provider asked to wait, when it said."
+    )
 
 
 @strawberry.type
