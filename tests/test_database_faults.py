@@ -19,23 +19,33 @@ from typing import Any
 
 import httpx
 import pytest
+from agno.agent import Agent
+from agno.run.agent import RunEvent
 
-from tests.auth_support import error_codes
+from agno_graphql.agents.offline import OfflineModel
+from agno_graphql.db.database import Database
+from agno_graphql.db.sessions import create_session
+from tests.auth_support import VIEWER, error_codes
 from tests.client import RUN_AGENT, execute, post
-from tests.conftest import RunningServer, make_token, server_settings, start_server
+from tests.conftest import REQUIRE_MYSQL, RunningServer, make_token, server_settings, start_server
 from tests.mariadb_server import MariaDbServer, available, private_mariadb
 from tests.run_support import LONG_MESSAGE, refusal, run_input, subscription
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=f"no private MariaDB here: {available()}")
+# Where MySQL is required (CI), a missing mariadbd is a failure, not a skip.
+pytestmark = pytest.mark.skipif(
+    available() is not None and not REQUIRE_MYSQL, reason=f"no private MariaDB here: {available()}"
+)
 
 SESSIONS = "query Mine { sessions(first: 20) { totalCount nodes { id messages(first: 50) { totalCount } } } }"
 CREATE = 'mutation Create { createSession(input: {agentId: "assistant"}) { session { id } } }'
 READY_ATTEMPTS = 300  # x 0.1 s
 EVENTS_BEFORE_OUTAGE = 4
-# A run streams its reply (about 80 words) for about a second: it is mid-flight when the database stops,
-# and ends while the database is still down.
+# A run streams its reply (about 80 words) for about a second: it is mid-flight when the database stops.
 OFFLINE_DELAY_MS = 15
-OUTAGE_SECONDS = 2.5
+# Once every run has streamed its whole reply with the database down, the outage goes on this long, so Agno
+# has tried (and failed) to store each run before the database is back.
+AFTER_STREAMED_SECONDS = 0.5
+STREAMED_ATTEMPTS = 600  # x 0.05 s
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +128,19 @@ class Run:
     @property
     def streamed(self) -> str:
         return "".join(e["delta"] for e in self.events if e["__typename"] == "RunContentDelta")
+
+    @property
+    def whole_reply(self) -> str:
+        """What the offline model answers (it restates the message)."""
+        return f"You said: {self.message}"
+
+
+async def _wait_streamed(runs: list[Run]) -> None:
+    for _ in range(STREAMED_ATTEMPTS):
+        if all(run.streamed == run.whole_reply for run in runs):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the runs did not stream their whole replies")
 
 
 class Traffic:
@@ -213,6 +236,7 @@ async def test_server_started_while_database_is_down_recovers_by_itself(
         assert await _status(server, "/readyz") == 503
         body = await post(server, token, SESSIONS)
         assert body.get("data") is None and error_codes(body) == ["DB_UNAVAILABLE"], body
+        assert error_codes(await post(server, token, VIEWER)) == []
         refused = Run(server, token, None, "hello while down")
         await asyncio.wait_for(refused.task, timeout=30)
         assert [error["extensions"]["code"] for error in refused.errors] == ["DB_UNAVAILABLE"]
@@ -240,7 +264,8 @@ async def test_database_restart_during_traffic_and_runs(
             runs = await _start_runs(server, token, existing, new=2)
 
             await asyncio.to_thread(mariadb.kill if crash else mariadb.stop)
-            await asyncio.sleep(OUTAGE_SECONDS)
+            await _wait_streamed(runs)
+            await asyncio.sleep(AFTER_STREAMED_SECONDS)
             assert not any(run.task.done() for run in runs), "a run ended while its result could not be stored"
             await asyncio.to_thread(mariadb.start)
             await asyncio.wait_for(asyncio.gather(*(run.task for run in runs)), timeout=60)
@@ -311,3 +336,28 @@ async def _works_again(server: RunningServer, token: str, session_id: str) -> No
 
 
 SESSION_MESSAGES = "query S($id: ID!) { session(id: $id) { messages(last: 100) { totalCount nodes { content } } } }"
+
+
+async def test_agno_cannot_read_the_session_so_the_run_fails_and_nothing_is_written(
+    mariadb: MariaDbServer, database_url: str
+) -> None:
+    """Agno reads the session as a run starts and, on an error, would start a blank session and later write it
+    over the stored one. With the database down at that moment the run fails instead, writes nothing, and the
+    run manager is told it was not stored (its clients get DB_UNAVAILABLE)."""
+    db = Database(database_url)
+    try:
+        await db.ensure_ready()
+        await create_session(db, "reader", "assistant", "named-session", "My name")
+        agent = Agent(id="assistant", model=OfflineModel(delay_seconds=0), db=db.agno_db, telemetry=False)
+        await asyncio.to_thread(mariadb.stop)
+
+        stream = agent.arun("hello", session_id="named-session", user_id="reader", stream=True, stream_events=True)
+        kinds = [event.event async for event in stream]  # type: ignore[union-attr]
+        assert kinds[-1] == RunEvent.run_error.value and RunEvent.run_completed.value not in kinds
+        assert not await db.store_unsaved("any-run", "named-session", within_seconds=0)
+
+        await asyncio.to_thread(mariadb.start)
+        sessions, runs = _stored(mariadb, database_url)
+        assert sessions["named-session"]["data"] == {"session_name": "My name"} and runs == []
+    finally:
+        await db.dispose()

@@ -7,6 +7,7 @@ by our own read queries (which use the same engine and Agno's table objects).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -155,16 +156,15 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
         deadline = time.monotonic() + within_seconds
         delay = _STORE_FIRST_DELAY_SECONDS
         while True:
-            if session is not None and await super().upsert_session(session) is not None:
-                session = None
-            if session is None and unsaved_run is not None:
-                try:
-                    await super().upsert_run(
-                        unsaved_run.run, unsaved_run.session_id, unsaved_run.user_id, unsaved_run.run_index
-                    )
-                    unsaved_run = None
-                except Exception:
-                    pass
+            if await self.answers():
+                if session is not None and await super().upsert_session(session) is not None:
+                    session = None
+                if session is None and unsaved_run is not None:
+                    with contextlib.suppress(Exception):
+                        await super().upsert_run(
+                            unsaved_run.run, unsaved_run.session_id, unsaved_run.user_id, unsaved_run.run_index
+                        )
+                        unsaved_run = None
             if session is None and unsaved_run is None:
                 log.warning("run %s: stored after a retry", run_id)
                 return True
