@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from gql import Client, gql
 
+from agno_graphql.settings import SettingsError, load_settings
 from tests.client import execute, run_agent, ws_transport
 from tests.conftest import RunningServer, free_port, make_token, serving_with
 from tests.openai_stub import Fault, OpenAIStub, message_text, serve_stub, words
@@ -173,3 +174,23 @@ async def test_unreachable_provider_fails_with_model_unavailable(
     assert [event["__typename"] for event in events] == ["RunStarted", "RunFailed"]
     assert events[-1]["code"] == "MODEL_UNAVAILABLE"
     assert events[-1]["message"] == "The model provider could not be reached, or the connection broke off mid-answer."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODEL_TIMEOUT_SECONDS", "0"), ("MODEL_MAX_RETRIES", "-1"), ("TOOL_TIMEOUT_SECONDS", "-5")],
+)
+def test_timeouts_and_retries_out_of_range_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"AGNO_GRAPHQL_{variable}"):
+        load_settings({f"AGNO_GRAPHQL_{variable}": value}, env_file=None)
+
+
+def test_timeouts_and_retries_are_read_from_the_environment() -> None:
+    environ = {
+        "AGNO_GRAPHQL_MODEL_TIMEOUT_SECONDS": "2.5",
+        "AGNO_GRAPHQL_MODEL_MAX_RETRIES": "0",
+        "AGNO_GRAPHQL_TOOL_TIMEOUT_SECONDS": "7",
+    }
+    settings = load_settings(environ, env_file=None)
+
+    assert (settings.model_timeout_seconds, settings.model_max_retries, settings.tool_timeout_seconds) == (2.5, 0, 7)
