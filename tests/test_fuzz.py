@@ -5,7 +5,8 @@ over HTTP with a valid token to the real server, whose database holds sessions w
 tool calls for the generated ids to find. The server must answer 200 (413 or 400 only for its
 request limits), stay alive, and give every error a code that is not INTERNAL_SERVER_ERROR.
 The examples are derandomized, so a run is reproducible; their number per test and backend is
-AGNO_GRAPHQL_FUZZ_EXAMPLES (default 60; `make fuzz` runs 2000).
+AGNO_GRAPHQL_FUZZ_EXAMPLES (default 60; `make fuzz` runs 2000). AGNO_GRAPHQL_FUZZ_SEED=N draws other
+examples, reproducibly for the same N, for long runs that look beyond the derandomized ones.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
 from hypothesis_graphql import mutations, queries
 
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 SCHEMA_SDL = (Path(__file__).resolve().parent.parent / "schema.graphql").read_text()
 EXAMPLES = int(os.environ.get("AGNO_GRAPHQL_FUZZ_EXAMPLES", "60"))
+SEED = os.environ.get("AGNO_GRAPHQL_FUZZ_SEED", "")
 
 AGENT_IDS = ("assistant", "calculator")
 READER, WRITER = "fuzz-reader", "fuzz-writer"
@@ -157,7 +160,7 @@ def http() -> Iterator[httpx.Client]:
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=not SEED,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -183,6 +186,12 @@ def check_response(server: RunningServer, http: httpx.Client, token: str, docume
         assert body.get("data") is not None, body
 
 
+def seeded(test: Any) -> Any:
+    """The test with AGNO_GRAPHQL_FUZZ_SEED's examples, when it is set."""
+    return fixed_seed(int(SEED))(test) if SEED else test
+
+
+@seeded
 @FUZZ_SETTINGS
 @given(document=QUERIES)
 def test_generated_queries_never_fail_internally(
@@ -191,6 +200,7 @@ def test_generated_queries_never_fail_internally(
     check_response(server, http, reader_token, document)
 
 
+@seeded
 @FUZZ_SETTINGS
 @given(document=MUTATIONS)
 def test_generated_mutations_never_fail_internally(
