@@ -264,6 +264,9 @@ async def test_database_restart_during_traffic_and_runs(
             runs = await _start_runs(server, token, existing, new=2)
 
             await asyncio.to_thread(mariadb.kill if crash else mariadb.stop)
+            refused = Run(server, token, None, "hello during the outage")
+            await asyncio.wait_for(refused.task, timeout=30)
+            assert [error["extensions"]["code"] for error in refused.errors] == ["DB_UNAVAILABLE"]
             await _wait_streamed(runs)
             await asyncio.sleep(AFTER_STREAMED_SECONDS)
             assert not any(run.task.done() for run in runs), "a run ended while its result could not be stored"

@@ -36,6 +36,7 @@ _RETRY_AFTER_FAILURE_SECONDS = 1.0
 _SETUP_ATTEMPTS = 3
 _STORE_FIRST_DELAY_SECONDS = 0.2
 _STORE_MAX_DELAY_SECONDS = 2.0
+_ANSWER_SECONDS = 5.0
 
 
 class DatabaseUrlError(SettingsError):
@@ -131,8 +132,9 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
         self.unsaved_runs.pop(run_id, None)
 
     async def answers(self) -> bool:
+        """Whether the database answers a trivial query, within a bound (a lost network may not refuse)."""
         try:
-            async with self.db_engine.connect() as conn:
+            async with asyncio.timeout(_ANSWER_SECONDS), self.db_engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:
             return False
