@@ -1,4 +1,5 @@
-"""Property-based: valid operations generated from schema.graphql never break the server.
+"""Property-based: valid operations generated from schema.graphql never break the server, nor do
+generated websocket messages.
 
 hypothesis-graphql writes queries and mutations that are valid for the schema; each is sent
 over HTTP with a valid token to the real server, whose database holds sessions with runs and
@@ -26,6 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
 from hypothesis_graphql import mutations, queries
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.client import bearer, execute, post, run_agent
 from tests.conftest import RunningServer, make_token
@@ -207,3 +211,65 @@ def test_generated_mutations_never_fail_internally(
     server: RunningServer, writer_token: str, http: httpx.Client, document: str
 ) -> None:
     check_response(server, http, writer_token, document)
+
+
+# --- websocket messages: whatever a client sends, the socket is answered or closed with a code ---
+
+JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+SOCKET_QUERIES = (
+    "{ viewer { userId } }",
+    "subscription { sessionEvents { kind } }",
+    'subscription { runEvents(runId: "no-such-run") { index } }',
+    "{ nope }",
+    "{",
+)
+SUBSCRIBE_PAYLOADS = st.fixed_dictionaries(
+    {},
+    optional={
+        "query": st.sampled_from(SOCKET_QUERIES) | JSON_VALUES,
+        "variables": JSON_VALUES,
+        "operationName": JSON_VALUES,
+        "extensions": JSON_VALUES,
+    },
+)
+MESSAGE_TYPES = ("connection_init", "ping", "pong", "subscribe", "complete", "next", "error", "start", "bogus")
+SOCKET_MESSAGES = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(MESSAGE_TYPES) | JSON_VALUES},
+        optional={"id": st.text(max_size=6) | JSON_VALUES, "payload": SUBSCRIBE_PAYLOADS | JSON_VALUES},
+    ),
+)
+# Codes a message may close the socket with: bad message, and a second connection_init.
+SOCKET_CLOSE_CODES = {4400, 4429}
+
+
+def check_socket_message(server: RunningServer, token: str, message: Any) -> None:
+    """Send one message on an acknowledged socket, then a ping: a pong comes back, or a close with a code."""
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+    with connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10) as socket:
+        socket.send(json.dumps(init))
+        assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
+        try:
+            socket.send(json.dumps(message))
+            socket.send(json.dumps({"type": "ping"}))
+            for _ in range(20):
+                frame = str(socket.recv(timeout=10))
+                assert "INTERNAL_SERVER_ERROR" not in frame, frame
+                if json.loads(frame).get("type") == "pong":
+                    return
+            raise AssertionError("no pong after 20 frames")
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "the server dropped the socket without a close frame"
+            assert closed.rcvd.code in SOCKET_CLOSE_CODES, closed.rcvd
+
+
+@seeded
+@FUZZ_SETTINGS
+@given(message=SOCKET_MESSAGES)
+def test_generated_websocket_messages_never_drop_the_socket(server: RunningServer, message: Any) -> None:
+    check_socket_message(server, make_token("fuzz-socket"), message)
