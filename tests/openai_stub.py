@@ -10,7 +10,8 @@ server-sent events (`data: {...}` chunks, then `data: [DONE]`) or answered whole
 
 Every request body is recorded, so tests can check what the agent sent. Setting `fail_status` makes every
 request fail with that HTTP status until it is set back to None. Setting `fault` to a `Fault` scripts one of the
-ways a provider breaks (an error status, a 429 with Retry-After, silence, a stream cut off, a malformed chunk),
+ways a provider breaks (an error status, a 429 with Retry-After, silence, a stream cut off or ended early, a
+malformed chunk),
 for its next `times` requests or all of them.
 """
 
@@ -87,6 +88,11 @@ class Fault:
     def cut(cls, after_chunks: int, times: int | None = None) -> Fault:
         """Drop the connection after that many chunks of a streamed answer: no [DONE], no end of the body."""
         return cls("cut", after_chunks=after_chunks, times=times)
+
+    @classmethod
+    def end_early(cls, after_chunks: int, times: int | None = None) -> Fault:
+        """End the body cleanly after that many chunks: no finish reason, no [DONE]."""
+        return cls("end", after_chunks=after_chunks, times=times)
 
     @classmethod
     def malformed(cls, after_chunks: int, times: int | None = None) -> Fault:
@@ -173,6 +179,8 @@ class OpenAIStub:
             if sent == fault.after_chunks:
                 if fault.kind == "cut":
                     raise StubConnectionCut("the stub cuts the stream on purpose")
+                if fault.kind == "end":
+                    return
                 if fault.kind == "malformed":
                     yield 'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "\n\n'
                     return

@@ -62,6 +62,7 @@ CASES = {
     "silent-provider": Case(Fault.hang(SILENCE_SECONDS), "MODEL_TIMEOUT"),
     "stream-stalls": Case(Fault.hang(SILENCE_SECONDS, after_chunks=3), "MODEL_TIMEOUT", chunks_before=3, requests=1),
     "stream-cut": Case(Fault.cut(after_chunks=3), "MODEL_UNAVAILABLE", chunks_before=3, requests=1),
+    "stream-ends-early": Case(Fault.end_early(after_chunks=3), "MODEL_UNAVAILABLE", chunks_before=3, requests=1),
     "malformed-chunk": Case(Fault.malformed(after_chunks=3), "MODEL_BAD_RESPONSE", chunks_before=3, requests=1),
 }
 

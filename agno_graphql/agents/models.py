@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterator
+from contextlib import suppress
+from contextvars import ContextVar
 from typing import Any
 
 from agno.exceptions import ModelProviderError, ModelRateLimitError
@@ -125,15 +127,36 @@ def classify_failure(exc: BaseException, timeout_seconds: float | None) -> Model
     return ProviderFailure(MODEL_ERROR, f"The model provider failed: {exc}")
 
 
+# The finish reasons seen in the stream being read in this task (the OpenAI client hides whether [DONE] came).
+_finish_reasons: ContextVar[list[str] | None] = ContextVar("finish_reasons", default=None)
+
+
 class CompatibleModel(OpenAILike):
-    """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`)."""
+    """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`), and a stream
+    that ends without a finish reason taken for what it is: an answer that broke off, not a complete one."""
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:  # type: ignore[override]
+        finish_reasons: list[str] = []
+        token = _finish_reasons.set(finish_reasons)
         try:
             async for response in super().ainvoke_stream(*args, **kwargs):
                 yield response
         except ModelProviderError as exc:
             raise classify_failure(exc, self.timeout) from exc
+        finally:
+            with suppress(ValueError):
+                _finish_reasons.reset(token)
+        if not finish_reasons:
+            message = "The model provider's answer broke off: its stream ended without a finish reason."
+            raise ProviderFailure(MODEL_UNAVAILABLE, message)
+
+    def _parse_provider_response_delta(self, response_delta: Any) -> ModelResponse:
+        choices = getattr(response_delta, "choices", None) or []
+        reason = getattr(choices[0], "finish_reason", None) if choices else None
+        finish_reasons = _finish_reasons.get()
+        if reason and finish_reasons is not None:
+            finish_reasons.append(str(reason))
+        return super()._parse_provider_response_delta(response_delta)
 
     async def ainvoke(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
         try:
