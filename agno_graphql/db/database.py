@@ -21,7 +21,7 @@ from agno.db.mysql.schemas import get_table_schema_definition
 from agno.db.sqlite import AsyncSqliteDb
 from agno.db.utils import json_serializer
 from agno.session import Session
-from sqlalchemy import JSON, Index, Table, text
+from sqlalchemy import JSON, Index, Table, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -107,10 +107,25 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
         runs_limit: int | None = None,
     ) -> Any:
         found = await super().get_session(session_id, session_type, user_id, deserialize, runs_limit)
-        if found is None and not await self.answers():
+        if found is None and await self._stored_or_unknown(session_id, user_id):
             self.unread_sessions.add(session_id)
             raise DatabaseUnavailable()
         return found
+
+    async def _stored_or_unknown(self, session_id: str, user_id: str | None) -> bool:
+        """After Agno found no session: whether it is there after all (so Agno's read failed), or the database
+        cannot say. False only when the session is known not to exist."""
+        try:
+            table = await self._get_table(table_type="sessions")
+            if table is None:
+                return False
+            query = select(table.c.session_id).where(table.c.session_id == session_id)
+            if user_id is not None:
+                query = query.where(table.c.user_id == user_id)
+            async with asyncio.timeout(_ANSWER_SECONDS), self.db_engine.connect() as conn:
+                return (await conn.execute(query)).first() is not None
+        except Exception:
+            return True
 
     async def upsert_session(self, session: Session, deserialize: bool | None = True) -> Any:
         saved = await super().upsert_session(session, deserialize)
