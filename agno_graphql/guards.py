@@ -34,6 +34,9 @@ CLOSE_BAD_MESSAGE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_INIT_TIMEOUT = 4408
 UNSUPPORTED_CONTENT_TYPE = "Unsupported content type"
+SUBSCRIPTIONS_NEED = (
+    "Subscriptions need a websocket (graphql-transport-ws), or Accept: text/event-stream or multipart/mixed."
+)
 _OPERATION_MESSAGES = {"subscribe", "start"}
 _ID_MESSAGES = {"subscribe", "start", "complete", "stop"}
 
@@ -64,7 +67,7 @@ def http_error_response(error: HTTPException) -> Response:
     elif message.startswith("mutations are not allowed"):
         message = "Mutations must be sent with POST."
     elif message.startswith("subscriptions are not allowed"):
-        message = "Subscriptions need a websocket (graphql-transport-ws), or Accept: text/event-stream or multipart/mixed."
+        message = SUBSCRIPTIONS_NEED
     code = HTTP_ERROR_CODES.get(error.status_code, BAD_REQUEST)
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return JSONResponse(body, status_code=error.status_code)
