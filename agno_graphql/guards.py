@@ -142,13 +142,19 @@ class GuardedWebSocketAdapter(ASGIWebSocketAdapter):
             except TimeoutError:
                 continue
 
+    def _too_big(self, text: str) -> bool:
+        # A character is at most 4 bytes of UTF-8: most frames are measured without encoding them.
+        return len(text) > self.max_bytes or (len(text) * 4 > self.max_bytes and len(text.encode()) > self.max_bytes)
+
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 text = await self._receive_text()
                 if text is None:
                     return
-                if len(text) > self.max_bytes or len(text.encode()) > self.max_bytes:
+                if len(text) > self.max_bytes or (
+                    len(text) * 4 > self.max_bytes and len(text.encode()) > self.max_bytes
+                ):
                     await self.close(CLOSE_MESSAGE_TOO_BIG, "Message too big")
                     return
                 try:
