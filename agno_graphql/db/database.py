@@ -67,6 +67,10 @@ def _json_columns(table_type: str, session_table_name: str) -> list[str]:
     return [name for name, spec in schema.items() if isinstance(spec, dict) and spec.get("type") is JSON]
 
 
+def _run_id(run: Any) -> str:
+    return str(run.get("run_id") if isinstance(run, dict) else getattr(run, "run_id", None))
+
+
 @dataclass
 class UnsavedRun:
     """A run row Agno failed to write, with the arguments it wrote it with."""
@@ -138,7 +142,7 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
     async def upsert_run(
         self, run: Any, session_id: str, user_id: str | None = None, run_index: int | None = None
     ) -> None:
-        run_id = str(run["run_id"] if isinstance(run, dict) else run.run_id)
+        run_id = _run_id(run)
         try:
             await super().upsert_run(run, session_id, user_id, run_index)
         except Exception:
@@ -164,7 +168,7 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
             self.unsaved_runs.pop(run_id, None)
             return False
         session = self.unsaved_sessions.pop(session_id, None)
-        if session is not None and not any(getattr(run, "run_id", None) == run_id for run in session.runs or []):
+        if session is not None and run_id not in {_run_id(run) for run in session.runs or []}:
             session = None  # a write left from an earlier run of the session: not this run's to redo
         unsaved_run = self.unsaved_runs.pop(run_id, None)
         if session is None and unsaved_run is None:
