@@ -60,6 +60,7 @@ class Settings:
     max_message_chars: int = 32_000
     connection_init_timeout_seconds: float = 10.0
     max_subscriptions_per_connection: int = 20
+    ws_compression: bool = False
     allowed_origins: tuple[str, ...] = ()
     page_size_default: int = 20
     page_size_max: int = 100

@@ -26,6 +26,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from agno_graphql.app import build_services, create_app
+from agno_graphql.cli import server_options
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
 
@@ -180,12 +181,12 @@ class RunningServer:
         self.thread.join(timeout=30)
 
 
-def serve_in_thread(app: Any, name: str, lifespan: str = "on") -> tuple[uvicorn.Server, threading.Thread, int]:
+def serve_in_thread(
+    app: Any, name: str, lifespan: str = "on", **options: Any
+) -> tuple[uvicorn.Server, threading.Thread, int]:
     """Serve an ASGI app with uvicorn on a free loopback port, in a thread with its own event loop."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws_max_size=1_048_576
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name=f"{name}-{port}")
     thread.start()
@@ -200,7 +201,7 @@ def serve_in_thread(app: Any, name: str, lifespan: str = "on") -> tuple[uvicorn.
 def start_server(settings: Settings) -> RunningServer:
     """A real agno-graphql server on a free loopback port."""
     services = build_services(settings)
-    server, thread, port = serve_in_thread(create_app(settings, services), "agno-graphql")
+    server, thread, port = serve_in_thread(create_app(settings, services), "agno-graphql", **server_options(settings))
     return RunningServer(settings=settings, services=services, port=port, server=server, thread=thread)
 
 
