@@ -148,12 +148,10 @@ class MariaDbServer:
 
 
 @contextmanager
-def private_mariadb(folder: Path, started: bool = True) -> Iterator[MariaDbServer]:
-    """A private MariaDB in `folder`, installed (and started unless asked not to); always stopped at the end."""
+def private_mariadb(folder: Path) -> Iterator[MariaDbServer]:
+    """A private MariaDB in `folder`, installed and started; always stopped at the end."""
     server = MariaDbServer(folder)
-    server.install()
-    if started:
-        server.start()
+    server.start()
     try:
         yield server
     finally:
