@@ -220,9 +220,8 @@ async def test_a_frame_over_the_body_limit_closes_with_1009(strict: RunningServe
     """The app applies AGNO_GRAPHQL_MAX_BODY_BYTES to frames itself, whatever the ASGI server's own limit."""
     async with await acknowledged(strict.ws_url, user_id) as socket:
         await socket.send(subscribe("big", message="x" * SMALL_FRAME_LIMIT))
-        code, reason = await close_code(socket)
+        code, _reason = await close_code(socket)
     assert code == 1009
-    assert "too big" in reason.lower()
     async with await acknowledged(strict.ws_url, user_id) as socket:
         await socket.send(subscribe("small", message="x" * (SMALL_FRAME_LIMIT // 2)))
         async with asyncio.timeout(WAIT_SECONDS):
