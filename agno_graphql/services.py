@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
 
 from agno_graphql.agents.broker import RunInfo, SessionChange
-from agno_graphql.agents.events import RUN_TIMEOUT, Event, Failed, replay_stored_run
+from agno_graphql.agents.events import Event, Failed, replay_stored_run
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
 from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, SESSION_DELETED, RunManager
 from agno_graphql.auth import TokenVerifier
@@ -20,7 +20,7 @@ from agno_graphql.db.database import Database
 from agno_graphql.db.history import MessageRecord, RunRecord
 from agno_graphql.db.pagination import Page, PageRequest, page_request
 from agno_graphql.db.sessions import SessionOrdering, SessionRecord
-from agno_graphql.errors import BadUserInput, EventsExpired, NotFound
+from agno_graphql.errors import DB_UNAVAILABLE, BadUserInput, EventsExpired, NotFound
 from agno_graphql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,8 @@ class Services:
         name = await self.runs.broker.take_pending_name(run.session_id, run.run_id)
         if name is not None:
             await sessions.rename_session(self.db, run.user_id, run.session_id, name)
-        if isinstance(terminal, Failed) and terminal.code == RUN_TIMEOUT:
-            await history.set_run_status(self.db, run.run_id, "ERROR")
+        if isinstance(terminal, Failed) and terminal.code != DB_UNAVAILABLE:
+            await history.record_failure(self.db, run.run_id, terminal.code, terminal.message)
 
     async def session_messages(
         self,

@@ -19,6 +19,7 @@ from agno_graphql.settings import SettingsError, load_settings
 from tests.client import execute, run_agent, ws_transport
 from tests.conftest import RunningServer, free_port, make_token, serving_with
 from tests.openai_stub import Fault, OpenAIStub, message_text, serve_stub, words
+from tests.run_support import follow
 
 STUB_MODEL = "stub-model"
 MODEL_TIMEOUT_SECONDS = 1.0
@@ -28,7 +29,7 @@ SILENCE_SECONDS = 3.0
 RUN = """
 subscription Run($input: RunAgentInput!) {
   runAgent(input: $input) {
-    __typename sessionId index
+    __typename runId sessionId index
     ... on RunContentDelta { delta }
     ... on RunCompleted { content }
     ... on RunFailed { message code retryAfterSeconds }
@@ -86,6 +87,7 @@ def server_on_stub(
         model_api_key="stub-key",
         model_timeout_seconds=MODEL_TIMEOUT_SECONDS,
         model_max_retries=1,
+        run_events_retention_seconds=0,
     ) as running:
         yield running
 
@@ -137,6 +139,13 @@ async def test_provider_fault_fails_the_run_with_its_code_and_the_session_goes_o
     # Agno stores what streamed before the failure; with nothing streamed, the error message.
     assert runs[1]["content"] == (partial or failed[-1]["message"])
     assert ("USER", failing_message) in [(m["role"], m["content"]) for m in stored["messages"]["nodes"]]
+    # Told again from the store (the events are kept no time here), the run fails the same way.
+    replay = await follow(server_on_stub, token, failed[0]["runId"])
+    assert (replay[-1]["__typename"], replay[-1]["code"], replay[-1]["message"]) == (
+        "RunFailed",
+        case.code,
+        failed[-1]["message"],
+    )
     # The next run sees the session's history; Agno leaves the failed turn out of it.
     (request,) = stub.requests_mentioning(last_message)
     turns = [(m["role"], message_text(m)) for m in request["messages"] if m["role"] != "system"]

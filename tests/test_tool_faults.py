@@ -18,6 +18,7 @@ from agno.tools import tool
 
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token, serving_with
+from tests.run_support import follow
 
 TOOL_TIMEOUT_SECONDS = 0.5
 # Far beyond the tool timeout; bounded, so that nothing waits forever if the timeout does not work.
@@ -81,6 +82,7 @@ def fragile_server(
         "tool-faults",
         agents="tests.test_tool_faults:make_agents",
         tool_timeout_seconds=TOOL_TIMEOUT_SECONDS,
+        run_events_retention_seconds=0,
     ) as running:
         yield running
 
@@ -103,6 +105,11 @@ async def test_tool_that_raises_is_a_failed_call_and_the_run_goes_on(
     assert completed["failed"] is True
     assert FUSE_MESSAGE in completed["result"]
     assert events[-1]["content"] == f"The tool explode failed: {completed['result']}"
+
+    # Told again from the store (the events are kept no time here), the call is still a failed one.
+    replay = await follow(fragile_server, make_token(user_id), events[0]["runId"])
+    (replayed,) = of_type(replay, "ToolCallCompleted")
+    assert (replayed["failed"], replayed["result"]) == (True, completed["result"])
 
 
 async def test_failed_tool_call_is_stored_and_the_session_goes_on(fragile_server: RunningServer, user_id: str) -> None:

@@ -125,16 +125,18 @@ def replay_stored_run(
     ]
     if run.content:
         out.append(ContentDelta(**base, index=len(out), delta=run.content))
-    results = {m.tool_call_id: m.content for m in messages if m.role == "tool" and m.tool_call_id}
+    results = {m.tool_call_id: m for m in messages if m.role == "tool" and m.tool_call_id}
     for message in messages:
         for call in message.tool_calls:
             out.append(ToolStarted(**base, index=len(out), tool_call=call))
-            result = results.get(call.id)
-            out.append(ToolCompleted(**base, index=len(out), tool_call=call, result=result, failed=False))
+            answer = results.get(call.id)
+            result, failed = (answer.content, answer.tool_call_error) if answer is not None else (None, False)
+            out.append(ToolCompleted(**base, index=len(out), tool_call=call, result=result, failed=failed))
     if run.status == "CANCELLED":
         out.append(Cancelled(**base, index=len(out), reason=None, content=run.content))
     elif run.status == "ERROR":
-        out.append(Failed(**base, index=len(out), message="The run failed.", code=RUN_FAILED))
+        code, reason = run.failure or (RUN_FAILED, "The run failed.")
+        out.append(Failed(**base, index=len(out), message=reason, code=code))
     else:
         out.append(Completed(**base, index=len(out), content=run.content, metrics=run.metrics))
     return out

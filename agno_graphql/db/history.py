@@ -51,6 +51,7 @@ class MessageRecord:
     tool_call_id: str | None
     tool_name: str | None
     created_at: int
+    tool_call_error: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class RunRecord:
     content: str | None
     created_at: int
     metrics: RunMetricsData | None = None
+    # How a failed run failed, as its RunFailed said (kept in the run's metadata): (code, message).
+    failure: tuple[str, str] | None = None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -147,7 +150,19 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         content=_as_text(data.get("content")),
         created_at=int(created_at or data.get("created_at") or 0),
         metrics=metrics_data(data.get("metrics")),
+        failure=_failure_of(data),
     )
+
+
+FAILURE_KEY = "agno_graphql_failure"
+
+
+def _failure_of(data: dict[str, Any]) -> tuple[str, str] | None:
+    metadata = data.get("metadata")
+    failure = metadata.get(FAILURE_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(failure, dict) or not isinstance(failure.get("code"), str):
+        return None
+    return failure["code"], str(failure.get("message") or "")
 
 
 def messages_of_run(
@@ -178,6 +193,7 @@ def messages_of_run(
                 tool_call_id=message.get("tool_call_id"),
                 tool_name=message.get("tool_name"),
                 created_at=int(message.get("created_at") or created_at),
+                tool_call_error=bool(message.get("tool_call_error")),
             )
         )
     return records
@@ -340,7 +356,16 @@ async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRec
     return run, messages_of_run(run.id, run.run_index, row[5], DEFAULT_ROLES, run.created_at)
 
 
-async def set_run_status(db: Database, run_id: str, status: str) -> None:
+async def record_failure(db: Database, run_id: str, code: str, message: str) -> None:
+    """Mark a stored run failed with the code and message its followers saw, so a replay tells the same."""
     r = db.runs
     async with db.engine.begin() as conn:
-        await conn.execute(update(r).where(r.c.run_id == run_id).values(status=status))
+        row = (await conn.execute(select(r.c.run_data).where(r.c.run_id == run_id).with_for_update())).first()
+        if row is None:
+            return
+        data = dict(_as_dict(row[0]))
+        metadata = data.get("metadata")
+        kept = metadata if isinstance(metadata, dict) else {}
+        data["metadata"] = {**kept, FAILURE_KEY: {"code": code, "message": message}}
+        data["status"] = "ERROR"
+        await conn.execute(update(r).where(r.c.run_id == run_id).values(status="ERROR", run_data=data))
