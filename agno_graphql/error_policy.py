@@ -14,7 +14,9 @@ from graphql import GraphQLError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions.mask_errors import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from agno_graphql.errors import (
     INTERNAL_SERVER_ERROR,
@@ -25,6 +27,12 @@ from agno_graphql.errors import (
 )
 
 log = logging.getLogger("agno_graphql.errors")
+
+BAD_REQUEST = "BAD_REQUEST"
+# The request cannot be run as sent: an operationName the document lacks, an operation type the transport does
+# not carry (a mutation over multipart subscriptions), no query. Over plain HTTP Strawberry makes them a 400;
+# over SSE and multipart they arrive here as errors.
+_REQUEST_ERRORS = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
 
 _UNREACHABLE = (OperationalError, DisconnectionError, PoolTimeout, ConnectionError, OSError)
 
@@ -52,6 +60,8 @@ def coded_error(error: GraphQLError, request_id: str) -> GraphQLError:
     if isinstance(original, AppError):
         extensions = {**(error.extensions or {}), "code": original.code, **original.details}
         return _with(error, original.message, extensions)
+    if isinstance(original, _REQUEST_ERRORS):
+        return _with(error, error.message, {**(error.extensions or {}), "code": BAD_REQUEST})
     if original is None:
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", pre_execution_code(error.message))

@@ -26,8 +26,8 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
 from agno_graphql.auth import TokenVerifier, Viewer
+from agno_graphql.error_policy import BAD_REQUEST
 
-BAD_REQUEST = "BAD_REQUEST"
 HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_BAD_MESSAGE = 4400

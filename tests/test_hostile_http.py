@@ -14,6 +14,7 @@ import pytest
 from tests.client import bearer, post
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import RENAME_SESSION, codes, create_session
+from tests.test_http_streaming import MULTIPART_ACCEPT, SSE_ACCEPT, multipart_parts, sse_events
 
 VIEWER = "{ viewer { userId } }"
 
@@ -190,3 +191,42 @@ async def test_a_very_long_string_argument_is_bad_user_input_or_not_found(server
     assert await post(server, token, inline) == {"data": {"session": None}}
     named = await post(server, token, "query($id: ID!) { session(id: $id) { name } }", {"id": session["id"]})
     assert named == {"data": {"session": {"name": "Short"}}}
+
+
+async def streamed_errors(server: RunningServer, user_id: str, accept: str, body: dict[str, Any]) -> list[Any]:
+    """The errors of the one result an SSE or multipart response carries."""
+    headers = {**bearer(make_token(user_id)), "Accept": accept}
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream("POST", server.http_url, json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        if accept == SSE_ACCEPT:
+            events = await sse_events(response)
+            assert [name for name, _ in events] == ["next", "complete"], events
+            results = [json.loads(events[0][1])]
+        else:
+            parts = multipart_parts((await response.aread()).decode(), "graphql")
+            results = [part["payload"] for part in parts if part != {}]
+    assert len(results) == 1 and results[0]["data"] is None, results
+    return list(results[0]["errors"])
+
+
+STREAMED_BAD_REQUESTS = {
+    "an unknown operationName over SSE": (SSE_ACCEPT, {"query": SESSION_EVENTS, "operationName": "Nope"}),
+    "an unknown operationName over multipart": (MULTIPART_ACCEPT, {"query": SESSION_EVENTS, "operationName": "Nope"}),
+    "a mutation over multipart subscriptions": (
+        MULTIPART_ACCEPT,
+        {"query": 'mutation { deleteSession(input: {sessionId: "x"}) { deletedSessionId } }'},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STREAMED_BAD_REQUESTS))
+async def test_a_streamed_request_that_cannot_run_is_a_coded_bad_request(
+    server: RunningServer, user_id: str, case: str
+) -> None:
+    """Were INTERNAL_SERVER_ERROR: Strawberry streams these as errors wrapping its own exceptions."""
+    accept, body = STREAMED_BAD_REQUESTS[case]
+    errors = await streamed_errors(server, user_id, accept, body)
+    assert codes(errors) == ["BAD_REQUEST"], errors
