@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint schema fuzz bench web test-web typed-client test-js clean
+.PHONY: install run test lint schema fuzz bench soak web test-web typed-client test-js clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ BENCH_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_bench
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --database-url '$(BENCH_DATABASE_URL)'
+
+# The soak (RELIABILITY.md; not part of CI): SOAK_MINUTES of mixed traffic on two instances over MariaDB (a fresh
+# database next to SOAK_DATABASE_URL's, dropped afterwards) and Redis, then the database and resource checks.
+SOAK_MINUTES ?= 10
+SOAK_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_soak
+SOAK_REDIS_URL ?= redis://127.0.0.1:6379/0
+soak: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --database-url '$(SOAK_DATABASE_URL)' --redis-url '$(SOAK_REDIS_URL)'
 
 # The example chat page and offline GraphiQL (examples/web-chat): npm ci when the lock changes, then
 # codegen, tsc --noEmit and esbuild into examples/web-chat/dist (served at /chat and /graphql).

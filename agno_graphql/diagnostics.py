@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -116,21 +117,36 @@ def metric_values(services: Services, connections: ConnectionTracker) -> dict[st
     }
 
 
-def prometheus_text(values: dict[str, tuple[str, int | None]]) -> str:
+def tasks_by_coroutine() -> Counter[str]:
+    """How many tasks run each coroutine (by qualified name): where a count of tasks that grew comes from."""
+    names: Counter[str] = Counter()
+    for task in asyncio.all_tasks():
+        coroutine = task.get_coro()
+        names[getattr(coroutine, "__qualname__", None) or type(coroutine).__name__] += 1
+    return names
+
+
+def prometheus_text(values: dict[str, tuple[str, int | None]], tasks: Counter[str] | None = None) -> str:
     lines: list[str] = []
     for name, (help_text, value) in values.items():
         if value is None:
             continue
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    if tasks:
+        name = "agno_graphql_asyncio_tasks_by_coroutine"
+        lines += [f"# HELP {name} Asyncio tasks alive, by the coroutine they run.", f"# TYPE {name} gauge"]
+        for coroutine, count in sorted(tasks.items()):
+            label = coroutine.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{name}{{coroutine="{label}"}} {count}')
     return "\n".join(lines) + "\n"
 
 
 def parse_prometheus_text(text: str) -> dict[str, float]:
-    """The samples of a Prometheus text page without labels, by name (for tests and the soak)."""
+    """The samples of a Prometheus text page by name, labels included (`name{label="value"}`): for tests, soak."""
     samples: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            name, _, value = line.partition(" ")
+            name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
 
@@ -139,6 +155,7 @@ def metrics_endpoint(services: Services, connections: ConnectionTracker) -> Call
     """The `/metrics` route handler. Unauthenticated, like /healthz: enable it only where scrapers can reach it."""
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(prometheus_text(metric_values(services, connections)), media_type=PROMETHEUS_TEXT)
+        text = prometheus_text(metric_values(services, connections), tasks_by_coroutine())
+        return PlainTextResponse(text, media_type=PROMETHEUS_TEXT)
 
     return metrics
