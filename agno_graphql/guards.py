@@ -34,6 +34,7 @@ CLOSE_BAD_MESSAGE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_INIT_TIMEOUT = 4408
 UNSUPPORTED_CONTENT_TYPE = "Unsupported content type"
+TOO_DEEP = "The JSON is nested too deeply."
 SUBSCRIPTIONS_NEED = (
     "Subscriptions need a websocket (graphql-transport-ws), or Accept: text/event-stream or multipart/mixed."
 )
@@ -54,6 +55,8 @@ def parse_json_body(data: str | bytes) -> object:
         parsed = json.loads(text)
     except JSONDecodeError:
         raise HTTPException(400, "Unable to parse request body as JSON") from None
+    except RecursionError:
+        raise HTTPException(400, TOO_DEEP) from None
     if not isinstance(parsed, dict | list):
         raise HTTPException(400, 'The request body must be a JSON object: {"query": "...", "variables": {...}}.')
     return parsed
@@ -163,6 +166,9 @@ class GuardedWebSocketAdapter(ASGIWebSocketAdapter):
                     if ignore_parsing_errors:
                         continue
                     raise NonJsonMessageReceived from None
+                except RecursionError:
+                    await self.close(CLOSE_BAD_MESSAGE, TOO_DEEP)
+                    return
                 if problem := message_problem(message):
                     await self.close(CLOSE_BAD_MESSAGE, problem)
                     return

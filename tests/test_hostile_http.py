@@ -64,6 +64,18 @@ async def test_a_body_that_is_not_utf8_is_a_bad_request(server: RunningServer, u
     assert_bad_request(response, "UTF-8")
 
 
+async def test_json_nested_too_deeply_is_a_bad_request(server: RunningServer, user_id: str) -> None:
+    """Was a 500: the JSON decoder ran out of stack (RecursionError) on 100,000 nested lists (200 kB)."""
+    nested = "[" * 100_000 + "]" * 100_000
+    body = f'{{"query": "{{ viewer {{ userId }} }}", "variables": {{"a": {nested}}}}}'
+    response = await send(server, user_id, content=body, headers={"Content-Type": "application/json"})
+    assert_bad_request(response, "nested too deeply")
+    shallow = "[" * 3000 + "]" * 3000
+    response = await send(server, user_id, "GET", params={"query": VIEWER, "variables": shallow})
+    assert_bad_request(response, "nested too deeply")
+    await assert_still_serving(server, user_id)
+
+
 async def test_a_body_that_is_not_json_is_a_bad_request(server: RunningServer, user_id: str) -> None:
     response = await send(server, user_id, content=b'{"query": ', headers={"Content-Type": "application/json"})
     assert_bad_request(response, "JSON")

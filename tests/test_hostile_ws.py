@@ -175,6 +175,7 @@ MALFORMED = {
     "an operationName that is a number": '{"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }", '
     '"operationName": 5}}',
     "a complete whose id is an object": '{"id": {"a": 1}, "type": "complete"}',
+    "JSON nested too deeply": '{"type": "ping", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}",
 }
 
 
