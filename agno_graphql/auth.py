@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SECRET_FILE = "jwt-secret"
 MAX_TOKEN_CHARS = 8192
 EXPIRED = "Token expired."
+MAX_RECHECK_SECONDS = 3600.0
 DENIED = "This user is denied access."
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
@@ -178,14 +179,21 @@ class TokenVerifier:
                 last_error = exc
                 continue
             subject = claims.get("sub")
-            if not isinstance(subject, str) or not subject.strip() or len(subject) > 128:
+            if not isinstance(subject, str) or not subject.strip() or len(subject) > 128 or not subject.isprintable():
                 raise Unauthenticated("Token has no valid subject.")
             if self.denied is not None and subject in self.denied:
                 raise Unauthenticated(DENIED)
-            expiry = claims.get("exp")
-            refused_from = float(expiry) + self.leeway if isinstance(expiry, int | float) else None
-            return Viewer(user_id=subject, refused_from=refused_from)
+            return Viewer(user_id=subject, refused_from=self._refused_from(claims.get("exp")))
         raise Unauthenticated("Invalid token.") from last_error
+
+    def _refused_from(self, expiry: Any) -> float | None:
+        """When a verified token's `exp` (plus the leeway) passes; None without one, or past any clock."""
+        if not isinstance(expiry, int | float) or isinstance(expiry, bool):
+            return None
+        try:
+            return float(expiry) + self.leeway
+        except OverflowError:  # an integer of hundreds of digits: PyJWT compares it exactly, a float cannot hold it
+            return None
 
     def refusal(self, viewer: Viewer) -> str | None:
         """Why a viewer verified earlier is refused now (its token expired, its user was denied), or None."""
@@ -197,10 +205,10 @@ class TokenVerifier:
 
     def seconds_to_recheck(self, viewer: Viewer) -> float | None:
         """How long a viewer stays valid for sure: until its token expires, or the next look at the denied users."""
-        delays = [] if viewer.refused_from is None else [max(0.0, viewer.refused_from - time.time())]
+        delays = [] if viewer.refused_from is None else [min(MAX_RECHECK_SECONDS, viewer.refused_from - time.time())]
         if self.denied is not None:
             delays.append(DeniedUsers.CHECK_INTERVAL_SECONDS)
-        return min(delays) if delays else None
+        return max(0.0, min(delays)) if delays else None
 
     def verify_header(self, value: str | None) -> Viewer:
         """`Bearer <token>` from an Authorization header or init payload."""

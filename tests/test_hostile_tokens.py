@@ -85,6 +85,8 @@ BAD_TOKENS: dict[str, Callable[[str], str]] = {
     "wrong issuer": lambda user: token_for(user, iss="https://elsewhere.test/"),
     "no audience": lambda user: jwt.encode(claims_for(user, iss=ISSUER), TEST_SECRET, algorithm="HS256"),
     "denied user": lambda user: token_for(ALWAYS_DENIED),
+    "subject with a control character": lambda user: token_for(f"{user}\x00admin"),
+    "exp a string": lambda user: token_for(user, exp="tomorrow"),
 }
 
 
@@ -127,6 +129,17 @@ async def test_a_bad_token_is_refused_over_http(strict: TokenServer, user_id: st
 @pytest.mark.parametrize("case", list(BAD_TOKENS))
 async def test_a_bad_token_is_refused_over_websockets(strict: TokenServer, user_id: str, case: str) -> None:
     assert await close_code_of_init(strict.running, BAD_TOKENS[case](user_id)) == 4403
+
+
+async def test_a_token_whose_exp_no_float_can_hold_is_served(strict: TokenServer, user_id: str) -> None:
+    """Was INTERNAL_SERVER_ERROR (HTTP) and a dropped socket: the expiry did not fit a float."""
+    token = token_for(user_id, exp=10**400)
+    response = await viewer_request(strict.running, bearer(token), VIEWER)
+    assert response.json() == {"data": {"viewer": {"userId": user_id}}}
+    async with transport_ws(strict.running, token) as socket:
+        await socket.send(json.dumps({"type": "ping"}))
+        async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+            assert json.loads(await socket.recv()) == {"type": "pong"}
 
 
 async def test_a_socket_is_closed_when_its_token_expires_and_its_run_goes_on(strict: TokenServer, user_id: str) -> None:
