@@ -1,5 +1,5 @@
 """Property-based: valid operations generated from schema.graphql never break the server, nor do
-generated websocket messages.
+generated websocket messages or the claims of correctly signed tokens.
 
 hypothesis-graphql writes queries and mutations that are valid for the schema; each is sent
 over HTTP with a valid token to the real server, whose database holds sessions with runs and
@@ -31,8 +31,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from tests.auth_support import hs256_token_with_raw_key
 from tests.client import bearer, execute, post, run_agent
-from tests.conftest import RunningServer, make_token
+from tests.conftest import TEST_SECRET, RunningServer, make_token
 
 # graphql-core cancels the sibling fields of one whose error nulls their parent; coroutines it had built for them
 # but not started are reported when collected. That is its bookkeeping, not the server's.
@@ -273,3 +274,46 @@ def check_socket_message(server: RunningServer, token: str, message: Any) -> Non
 @given(message=SOCKET_MESSAGES)
 def test_generated_websocket_messages_never_drop_the_socket(server: RunningServer, message: Any) -> None:
     check_socket_message(server, make_token("fuzz-socket"), message)
+
+
+# --- tokens: whatever claims a correctly signed token carries, it is served or refused, never an internal error ---
+
+# Times at the edges (past what a float or 64 bits hold) as well as anywhere.
+EDGE_TIMES = st.sampled_from([10**400, -(10**400), 2**1024, 1e308, 2**63, 2**64, 2**31, -1, 0, True])
+TIMES = EDGE_TIMES | st.integers() | st.floats(allow_nan=True) | JSON_VALUES
+# Mostly a good subject and a plausible expiry, so that most tokens get as far as their expiry being used.
+CLAIMS = st.fixed_dictionaries(
+    {
+        "sub": mostly(st.just("fuzz-token-user"), st.text(max_size=140) | JSON_VALUES),
+        "exp": mostly(EDGE_TIMES | st.integers(min_value=2**31, max_value=2**40), TIMES),
+    },
+    optional={"nbf": TIMES, "iat": TIMES, "aud": st.text(max_size=10) | JSON_VALUES, "iss": JSON_VALUES},
+)
+TOKEN_HEADERS = st.fixed_dictionaries({}, optional={"kid": JSON_VALUES, "typ": JSON_VALUES, "crit": JSON_VALUES})
+
+
+def check_token(server: RunningServer, http: httpx.Client, token: str) -> None:
+    """Over HTTP: the viewer, or UNAUTHENTICATED. Over a websocket: the ack, or a close with 4403."""
+    body = http.post(server.http_url, json={"query": "{ viewer { userId } }"}, headers=bearer(token)).json()
+    codes = [(error.get("extensions") or {}).get("code") for error in body.get("errors") or []]
+    assert codes in ([], ["UNAUTHENTICATED"]), body
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+    with connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10) as socket:
+        socket.send(json.dumps(init))
+        try:
+            answer = json.loads(socket.recv(timeout=10))
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4403, closed.rcvd
+            assert codes == ["UNAUTHENTICATED"], "refused on the socket, served over HTTP"
+            return
+    assert answer["type"] == "connection_ack", answer
+    assert codes == [] and answer["payload"]["userId"] == body["data"]["viewer"]["userId"], (answer, body)
+
+
+@seeded
+@FUZZ_SETTINGS
+@given(claims=CLAIMS, headers=TOKEN_HEADERS)
+def test_generated_token_claims_are_served_or_refused(
+    server: RunningServer, http: httpx.Client, claims: dict[str, Any], headers: dict[str, Any]
+) -> None:
+    check_token(server, http, hs256_token_with_raw_key(claims, TEST_SECRET.encode(), headers))
