@@ -6,6 +6,8 @@ session of someone else exactly as a missing one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
@@ -51,6 +53,7 @@ class Services:
         self.registry = registry
         self.runs = runs
         self.verifier = verifier
+        self._background: set[asyncio.Future[None]] = set()
         runs.after_run = self._after_run
         runs.store_run = self._store_run
 
@@ -214,16 +217,41 @@ class Services:
                 raise NotFound("Session not found.", sessionId=session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
-        else:
-            # Stored before the run, not by Agno at its end: a cancelled first run is then stored like any
-            # other (Agno writes a cancelled run before its session, which MySQL's foreign key refuses),
-            # and the user's other tabs can list the session at once.
-            record = await self.create_session(user_id, spec.id, None, None)
-            session_id = record.id
+        # Once asked, the run is started even if the client leaves meanwhile: a start cut half way would hold
+        # the session's lock, or leave a session made for the message without it.
+        starting = asyncio.ensure_future(self._start_run(user_id, spec, session_id, message))
+        try:
+            info = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if cancel_on_disconnect:
+                starting.add_done_callback(self._cancel_started_run)
+            raise
+        return self._follow(info.run_id, -1, cancel_on_disconnect)
+
+    async def _start_run(self, user_id: str, spec: AgentSpec, session_id: str | None, message: str) -> RunInfo:
         agent = self.registry.get(spec.id)
         assert agent is not None
-        info = await self.runs.start(agent, spec, user_id, session_id, message)
-        return self._follow(info.run_id, -1, cancel_on_disconnect)
+        if session_id is not None:
+            return await self.runs.start(agent, spec, user_id, session_id, message)
+        # Stored before the run, not by Agno at its end: a cancelled first run is then stored like any
+        # other (Agno writes a cancelled run before its session, which MySQL's foreign key refuses),
+        # and the user's other tabs can list the session at once.
+        record = await self.create_session(user_id, spec.id, None, None)
+        try:
+            return await self.runs.start(agent, spec, user_id, record.id, message)
+        except Exception:
+            # Not admitted (RATE_LIMITED, SHUTTING_DOWN, Redis down): the session made for it goes too.
+            with contextlib.suppress(Exception):
+                await self.delete_session(user_id, record.id)
+            raise
+
+    def _cancel_started_run(self, starting: asyncio.Future[RunInfo]) -> None:
+        """The client that asked for this run left (onDisconnect: CANCEL) before it had started."""
+        if starting.cancelled() or starting.exception() is not None:
+            return
+        cancelling = asyncio.ensure_future(self.runs.cancel(starting.result().run_id, CLIENT_LEFT))
+        self._background.add(cancelling)
+        cancelling.add_done_callback(self._background.discard)
 
     async def _follow(self, run_id: str, after_index: int, cancel_on_disconnect: bool) -> AsyncIterator[Event]:
         finished = False

@@ -342,6 +342,9 @@ async def test_a_users_runs_at_once_are_capped_with_rate_limited(forgetful_serve
             someone_else = await asyncio.wait_for(elsewhere.events("runAgent"), timeout=30)
     assert codes(refusal(refused)) == ["RATE_LIMITED"]
     assert someone_else[-1]["__typename"] == "RunCompleted"
+    # The refused run left no session behind: only the two that ran are listed.
+    listed = await execute(server, token, "{ sessions(first: 10) { totalCount } }")
+    assert listed["sessions"]["totalCount"] == 2
 
 
 @pytest.fixture(scope="module")
