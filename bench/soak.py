@@ -83,6 +83,9 @@ class SoakConfig:
     word_delay_ms: int = 40
     think_seconds: float = 1.0  # a stream worker's pause between runs (uniform 0..2x)
     sample_seconds: float = 5.0
+    # Finished runs' events stay in memory this long (AGNO_GRAPHQL_RUN_EVENTS_RETENTION_SECONDS, 600 by default): kept
+    # well under a third of the load, memory reaches its steady state early and growth after that is a leak.
+    retention_seconds: float = 60.0
     seed: int = 1
     keep_database: bool = False
     # Allowed drift from the first third of the load to the last (median of the samples of each).
@@ -115,6 +118,7 @@ class SeenRun:
     message: str
     terminal: str
     content: str
+    failure_code: str = ""
 
 
 class Soak:
@@ -163,6 +167,7 @@ class Soak:
             "AGNO_GRAPHQL_JWT_SECRET": SECRET,
             "AGNO_GRAPHQL_METRICS": "true",
             "AGNO_GRAPHQL_OFFLINE_DELAY_MS": str(self.config.word_delay_ms),
+            "AGNO_GRAPHQL_RUN_EVENTS_RETENTION_SECONDS": str(self.config.retention_seconds),
             "AGNO_GRAPHQL_LOG_LEVEL": "warning",
             "AGNO_GRAPHQL_GRAPHIQL": "false",
             "AGNO_GRAPHQL_STATE_DIR": str(self.state_dir / "state"),
@@ -348,6 +353,7 @@ class Soak:
                 await self.close(ws, cut=False)
         self.check_stream(run_id, events)
         seen.terminal, seen.content = str(terminal), str(events[-1].get("content") or "")
+        seen.failure_code = str(events[-1].get("code") or "")
         return seen
 
     def check_stream(self, run_id: str, events: list[dict[str, Any]]) -> None:
@@ -515,7 +521,12 @@ class Soak:
             )
         )
         checks.append(("final status, none running", set(statuses) <= FINAL_STATUSES, dict(statuses).__repr__()))
-        pairs = Counter(f"{self.runs[r].terminal or 'no terminal'} stored {stored[r][2]}" for r in wrong_status)
+        pairs = Counter(
+            f"{self.runs[r].terminal or 'no terminal'} {self.runs[r].failure_code} stored {stored[r][2]}".replace(
+                "  ", " "
+            )
+            for r in wrong_status
+        )
         checks.append(
             (
                 "stored status = the client's terminal event",
@@ -684,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word-delay-ms", type=int, default=SoakConfig.word_delay_ms)
     parser.add_argument("--think-seconds", type=float, default=SoakConfig.think_seconds)
     parser.add_argument("--sample-seconds", type=float, default=SoakConfig.sample_seconds)
+    parser.add_argument("--retention-seconds", type=float, default=SoakConfig.retention_seconds)
     parser.add_argument("--seed", type=int, default=SoakConfig.seed)
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--out", type=Path, help="write the report as JSON here too")
@@ -696,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         word_delay_ms=args.word_delay_ms,
         think_seconds=args.think_seconds,
         sample_seconds=args.sample_seconds,
+        retention_seconds=args.retention_seconds,
         seed=args.seed,
         keep_database=args.keep_database,
     )
