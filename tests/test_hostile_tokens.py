@@ -30,11 +30,12 @@ from tests.auth_support import (
     unsigned_token,
     viewer_request,
 )
-from tests.client import bearer
+from tests.client import RUN_AGENT, bearer
 from tests.conftest import TEST_SECRET, RunningServer, make_token, serving_with
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import poll, subscribe_run, transport_ws
 from tests.run_support import LONG_MESSAGE, SESSION_EVENTS, content_of, follow, run_input
+from tests.test_http_streaming import multipart_parts, open_stream, sse_events
 
 AUDIENCE = "agno-graphql-hostile"
 ISSUER = "https://issuer.hostile.test/"
@@ -159,6 +160,47 @@ async def test_a_socket_is_closed_when_its_token_expires_and_its_run_goes_on(str
     assert [event["index"] for event in events] == list(range(len(events)))
     assert events[-1]["__typename"] == "RunCompleted"
     assert events[-1]["content"] == content_of(events) == f"You said: {LONG_MESSAGE}"
+
+
+async def streamed_results(
+    server: RunningServer, token: str, protocol: str, document: str, variables: dict[str, Any] | None
+) -> list[Any]:
+    """Every result of an SSE or multipart subscription, to its end."""
+    stream = open_stream(server, token, protocol, document, variables)
+    async with asyncio.timeout(CLOSE_WAIT_SECONDS), stream as response:
+        assert response.status_code == 200
+        if protocol == "sse":
+            events = await sse_events(response)
+            assert events[-1] == ("complete", "")
+            return [json.loads(data) for _, data in events[:-1]]
+        parts = multipart_parts((await response.aread()).decode(), "graphql")
+        return [part["payload"] for part in parts if part != {}]
+
+
+async def test_a_run_streamed_over_sse_ends_unauthenticated_when_the_token_expires_and_goes_on(
+    strict: TokenServer, user_id: str
+) -> None:
+    server = strict.running
+    results = await streamed_results(
+        server, token_for(user_id, exp=int(time.time()) + 3), "sse", RUN_AGENT, run_input(None)
+    )
+    seen = [result["data"]["runAgent"] for result in results[:-1]]
+    assert seen and seen[0]["__typename"] == "RunStarted" and seen[-1]["__typename"] == "RunContentDelta"
+    assert [error["extensions"]["code"] for error in results[-1]["errors"]] == ["UNAUTHENTICATED"]
+    assert results[-1]["errors"][0]["message"] == "Token expired."
+
+    rest = await follow(server, token_for(user_id), seen[0]["runId"], after_index=seen[-1]["index"])
+    assert rest[-1]["__typename"] == "RunCompleted"
+    assert rest[-1]["content"] == content_of(seen + rest) == f"You said: {LONG_MESSAGE}"
+
+
+async def test_an_idle_multipart_subscription_ends_unauthenticated_when_the_token_expires(
+    strict: TokenServer, user_id: str
+) -> None:
+    token = token_for(user_id, exp=int(time.time()) + 2)
+    results = await streamed_results(strict.running, token, "multipart", SESSION_EVENTS, None)
+    assert len(results) == 1
+    assert [error["extensions"]["code"] for error in results[0]["errors"]] == ["UNAUTHENTICATED"]
 
 
 async def test_a_denied_user_is_refused_and_their_open_socket_closed_until_let_back_in(

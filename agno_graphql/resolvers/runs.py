@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 
 from agno_graphql.agents import events as domain
+from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
 from agno_graphql.schema.enums import DisconnectPolicy
 from agno_graphql.schema.inputs import RunAgentInput
@@ -54,7 +55,7 @@ async def run_agent(info: strawberry.Info, input: RunAgentInput) -> AsyncGenerat
         input.message,
         cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
     )
-    async for event in stream:
+    async for event in while_token_holds(info.context, stream):
         yield to_run_event(event)
 
 
@@ -63,7 +64,7 @@ async def run_events(
 ) -> AsyncGenerator[events.RunEvent, None]:
     """Follow a run, from the start or after an index, to its terminal event."""
     stream = await info.context.services.run_events(info.context.user_id, str(run_id), after_index)
-    async for event in stream:
+    async for event in while_token_holds(info.context, stream):
         yield to_run_event(event)
 
 

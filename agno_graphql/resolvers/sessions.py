@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from agno_graphql.resolvers.selection import selects
+from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema.enums import SessionEventKind
 from agno_graphql.schema.events import SessionEvent
 from agno_graphql.schema.inputs import SessionOrder
@@ -46,7 +47,8 @@ async def resolve_session(info: strawberry.Info, id: strawberry.ID) -> Session |
 
 async def session_events(info: strawberry.Info) -> AsyncGenerator[SessionEvent, None]:
     """The viewer's session changes from now on."""
-    async for change in info.context.services.session_changes(info.context.user_id):
+    changes = info.context.services.session_changes(info.context.user_id)
+    async for change in while_token_holds(info.context, changes):
         yield SessionEvent(
             kind=SessionEventKind[change.kind],
             session_id=strawberry.ID(change.session_id),
