@@ -23,7 +23,9 @@ def server_options(settings: Settings) -> dict[str, object]:
     Websocket compression is off unless asked for: each compressed connection keeps zlib state (measured
     ~64 KiB of RSS per open subscription) for deltas of a few dozen bytes; Node's `ws` server makes the same
     choice by default."""
-    return {"ws_max_size": WS_MAX_MESSAGE_BYTES, "ws_per_message_deflate": settings.ws_compression}
+    # The app closes a frame over MAX_BODY_BYTES with 1009 itself; uvicorn's own limit must not be lower.
+    frame_limit = max(WS_MAX_MESSAGE_BYTES, settings.max_body_bytes)
+    return {"ws_max_size": frame_limit, "ws_per_message_deflate": settings.ws_compression}
 
 def _fail(message: str) -> int:
     print(f"agno-graphql: {message}", file=sys.stderr)
