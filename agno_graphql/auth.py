@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ MAX_RECHECK_SECONDS = 3600.0
 DENIED = "This user is denied access."
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
+# Verified tokens remembered by their digest, so a client's every request does not verify the signature again.
+VERIFIED_CACHE_SIZE = 4096
+VERIFIED_CACHE_SECONDS = 300.0
 
 
 class KeyFileError(SettingsError):
@@ -131,6 +135,8 @@ class TokenVerifier:
         self.leeway = settings.jwt_leeway_seconds
         self.denied = DeniedUsers(settings.denied_users_file) if settings.denied_users_file else None
         self._secret = secret
+        # digest of the token -> (its viewer, monotonic time until which the entry may be used)
+        self._verified: dict[bytes, tuple[Viewer, float]] = {}
         self._keys: list[Any] = []
         self._keys_by_kid: dict[str, Any] = {}
         if settings.jwt_public_key_file:
@@ -155,6 +161,21 @@ class TokenVerifier:
     def verify(self, token: str) -> Viewer:
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("Invalid token.")
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and time.monotonic() < remembered[1]:
+            viewer = remembered[0]
+            reason = self.refusal(viewer)
+            if reason is not None:
+                raise Unauthenticated(reason)
+            return viewer
+        viewer = self._verify_signed(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[digest] = (viewer, time.monotonic() + VERIFIED_CACHE_SECONDS)
+        return viewer
+
+    def _verify_signed(self, token: str) -> Viewer:
         try:
             keys = self._candidate_keys(token)
         except jwt.PyJWTError:

@@ -15,6 +15,9 @@ import pytest
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from websockets.exceptions import ConnectionClosed
 
+from agno_graphql.auth import TokenVerifier
+from agno_graphql.errors import Unauthenticated
+from agno_graphql.settings import Settings
 from tests.auth_support import (
     VIEWER,
     VIEWER_AND_SESSIONS,
@@ -306,3 +309,24 @@ async def test_websocket_without_valid_token_closed_with_4403(server: RunningSer
             await receive(socket)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(tmp_path: Path) -> None:
+    """Verified tokens are remembered (no signature check per request), but never past their `exp`."""
+    verifier = TokenVerifier(Settings(state_dir=str(tmp_path), jwt_leeway_seconds=0), TEST_SECRET)
+    token = make_token("soon-gone", exp=int(time.time()) + 1)
+    assert verifier.verify(token).user_id == "soon-gone"
+    assert verifier.verify(token).user_id == "soon-gone"
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_with_another_signature(tmp_path: Path) -> None:
+    verifier = TokenVerifier(Settings(state_dir=str(tmp_path)), TEST_SECRET)
+    good = make_token("someone")
+    assert verifier.verify(good).user_id == "someone"
+    header, payload, signature = good.split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(Unauthenticated):
+        verifier.verify(forged)
