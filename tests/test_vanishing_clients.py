@@ -15,19 +15,20 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from agno_graphql.diagnostics import parse_prometheus_text
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer, make_token, serving_with
+from tests.matrix_support import receive
 from tests.run_support import wait_for_status
 
 CLIENTS = 200
@@ -101,15 +102,6 @@ async def metrics(server: RunningServer) -> dict[str, float]:
     return parse_prometheus_text(response.text)
 
 
-async def next_message(ws: ClientConnection) -> dict[str, Any]:
-    while True:
-        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-        if message.get("type") == "ping":
-            await ws.send(json.dumps({"type": "pong"}))
-            continue
-        return dict(message)
-
-
 async def vanish(server: RunningServer, client: Client) -> None:
     """Connect, maybe start a run, and leave at the client's moment."""
     await asyncio.sleep(client.pause_before_leaving)
@@ -121,7 +113,7 @@ async def vanish(server: RunningServer, client: Client) -> None:
         await ws.send(json.dumps(init))
         if client.departure == "before_ack":
             return
-        assert (await next_message(ws))["type"] == "connection_ack"
+        assert (await receive(ws))["type"] == "connection_ack"
         policy = "CANCEL" if client.departure == "cancel_mid_stream" else "CONTINUE"
         variables = {"input": {"agentId": "assistant", "message": client.message, "onDisconnect": policy}}
         await ws.send(
@@ -130,7 +122,7 @@ async def vanish(server: RunningServer, client: Client) -> None:
         if client.departure == "after_subscribe":
             return
         while len(client.seen) < client.events_before_leaving:
-            message = await next_message(ws)
+            message = await receive(ws)
             assert message["type"] == "next" and not message["payload"].get("errors"), message
             client.seen.append(message["payload"]["data"]["runAgent"])
         client.run_id, client.session_id = client.seen[0]["runId"], client.seen[0]["sessionId"]
@@ -177,7 +169,9 @@ def stored_runs(database_url: str) -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture
-def metered_server(new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+def metered_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     with serving_with(
         new_database_url, tmp_path_factory, "vanish", metrics=True, offline_delay_ms=WORD_DELAY_MS
     ) as running:
