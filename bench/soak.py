@@ -191,7 +191,9 @@ class Soak:
             self.servers.append((process, port))
             # One after the other: the first creates the tables.
             self._wait_healthy(n)
-        log(f"database {self.database}, servers on ports {[port for _, port in self.servers]}")
+        log(
+            f"database {self.database}, servers on ports {[port for _, port in self.servers]}, logs in {self.state_dir}"
+        )
 
     def _wait_healthy(self, n: int, timeout: float = 90) -> None:
         process, port = self.servers[n]
