@@ -121,6 +121,28 @@ async def test_a_run_whose_client_left_instance_a_is_resumed_on_instance_b(
     assert stored["content"] == FULL_ANSWER
 
 
+FOLLOWERS_PER_RUN = 45  # x 3 runs: more followers on one instance than its Redis pool has connections (100)
+
+
+async def test_more_followers_on_another_instance_than_redis_connections_all_see_every_event(
+    instances: tuple[ServedProcess, ServedProcess], user_id: str
+) -> None:
+    a, b = instances
+    token = make_token(user_id)
+    heads = [await start_run(a, token, None, seen=2) for _ in range(3)]
+    followers = [
+        asyncio.create_task(follow(b, token, head[0]["runId"], after_index=head[-1]["index"]))
+        for head in heads
+        for _ in range(FOLLOWERS_PER_RUN)
+    ]
+    seen = await asyncio.gather(*followers)
+
+    for number, rest in enumerate(seen):
+        head = heads[number // FOLLOWERS_PER_RUN]
+        assert_event_invariants(head + rest)
+        assert content_of(head + rest) == FULL_ANSWER, number
+
+
 async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
     instances: tuple[ServedProcess, ServedProcess], user_id: str
 ) -> None:

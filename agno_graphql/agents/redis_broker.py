@@ -4,6 +4,8 @@
   `<index + 1>-0`, so a follower on any instance resumes after an index with one XRANGE. The stream is
   capped (MAXLEN) and expires a retention period after the run ends. Followers on the instance that
   drives the run read its in-memory log instead, so a busy instance does not poll Redis per event.
+  Followers on other instances hold no connection while they wait: one blocking XREAD per instance
+  watches every stream they wait on (`StreamWatcher`) and wakes them.
 - The session lock (`<prefix>:session:<id>:run`) and the user's slots (a sorted set scored by expiry)
   are taken in one Lua script, so two instances can never both start a run in one session. The driving
   instance renews the lease while the run goes; if it dies, the lease lapses and the session is free.
@@ -23,7 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from agno_graphql.agents.broker import (
@@ -50,9 +52,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 'OK'
 """
 
-# KEYS: session lock, user's runs; ARGV: run id, now ms, lease ms.
+# KEYS: session lock, user's runs; ARGV: run id, now ms, lease ms. Only while the run holds the session:
+# a late renewal must not put a released run back among the user's slots.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
@@ -75,12 +79,105 @@ redis.call('DEL', KEYS[1])
 return pending['name']
 """
 
-FOLLOW_BLOCK_MS = 2000
 FOLLOW_BATCH = 500
+MAX_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 10.0
+# How long a follower waits for new events before it looks whether the run is still going.
+FOLLOW_WAIT_SECONDS = 2.0
+# A run released by its instance writes its terminal event next; wait this long for it before calling it lost.
+TERMINAL_GRACE_SECONDS = 30.0
+WATCH_BLOCK_MS = 1000
 
 
 def _entry_id(index: int) -> str:
     return f"{index + 1}-0"
+
+
+def _id_key(entry_id: bytes | str) -> tuple[int, int]:
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    major, _, minor = raw.partition("-")
+    return int(major), int(minor or 0)
+
+
+class StreamWatcher:
+    """One blocking XREAD per instance over every run stream its followers wait on.
+
+    A follower reads with XRANGE (a pooled connection, briefly) and, when it is at the end, waits here to be
+    woken when its stream grows. Hundreds of followers then hold no Redis connection each, and the
+    instance's one watching connection is interrupted (CLIENT UNBLOCK) when a new stream is to be watched.
+    """
+
+    def __init__(self, url: str, commands: Any) -> None:
+        self._redis: Any = Redis.from_url(url, decode_responses=False, max_connections=1)
+        self._commands = commands
+        self._waiting: dict[str, list[tuple[tuple[int, int], asyncio.Future[None]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._client_id: int | None = None
+        self._watching: set[str] = set()
+
+    async def wait(self, key: str, after_id: str, timeout: float) -> None:
+        """Until the stream `key` has an entry after `after_id`, or `timeout` seconds have passed."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (_id_key(after_id), waiter)
+        self._waiting.setdefault(key, []).append(entry)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch())
+        elif key not in self._watching:
+            await self._interrupt()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=timeout)
+        except TimeoutError:
+            pass
+        finally:
+            entries = self._waiting.get(key)
+            if entries is not None:
+                with contextlib.suppress(ValueError):
+                    entries.remove(entry)
+                if not entries:
+                    del self._waiting[key]
+
+    async def _interrupt(self) -> None:
+        if self._client_id is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._commands.execute_command("CLIENT", "UNBLOCK", self._client_id)
+
+    async def _watch(self) -> None:
+        while self._waiting:
+            streams = {
+                key: "{}-{}".format(*min(position for position, _ in entries)) for key, entries in self._waiting.items()
+            }
+            try:
+                if self._client_id is None:
+                    self._client_id = int(await self._redis.client_id())
+                self._watching = set(streams)
+                reply = await self._redis.xread(streams, count=1, block=WATCH_BLOCK_MS)
+            except (RedisError, OSError):
+                self._client_id = None
+                self._watching = set()
+                log.warning("watching run streams failed; trying again", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for raw_key, entries in reply or []:
+                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                newest = _id_key(entries[-1][0])
+                still = []
+                for position, waiter in self._waiting.get(key, []):
+                    if position >= newest:
+                        still.append((position, waiter))
+                    elif not waiter.done():
+                        waiter.set_result(None)
+                if still:
+                    self._waiting[key] = still
+                else:
+                    self._waiting.pop(key, None)
+        self._watching = set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._redis.aclose()
 
 
 class RedisBroker:
@@ -88,7 +185,10 @@ class RedisBroker:
         self.limits = limits or BrokerLimits()
         self.prefix = prefix
         # Typed loosely: redis-py's stubs cannot tell bytes replies (decode_responses=False) from str ones.
-        self.redis: Any = Redis.from_url(url, decode_responses=False)
+        # Commands wait for a free connection rather than fail when all are in use; followers hold none.
+        pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS)
+        self.redis: Any = Redis(connection_pool=pool, decode_responses=False)
+        self._watcher = StreamWatcher(url, self.redis)
         self._local = LocalLogs(self.limits)
         self._pending: dict[str, list[Event]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
@@ -145,6 +245,7 @@ class RedisBroker:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
+        await self._watcher.close()
         await self.redis.aclose()
 
     async def ping(self) -> bool:
@@ -276,7 +377,7 @@ class RedisBroker:
     async def _follow_stream(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
         key = self._stream_key(run_id)
         entries = await self.redis.xrange(key, min=f"({_entry_id(after_index)}", count=FOLLOW_BATCH)
-        if not entries and not await self.redis.exists(key) and not await self._is_going(run_id):
+        if not entries and not await self.redis.exists(key) and await self._run_state(run_id) != "going":
             raise EventsExpired("The run's events are no longer held.")
         if entries and decode_event(entries[0][1][b"e"]).index > after_index + 1:
             raise EventsExpired(
@@ -284,6 +385,7 @@ class RedisBroker:
             )
         last_id = _entry_id(after_index)
         last_index = after_index
+        ending_since: float | None = None
         while True:
             for entry_id, fields in entries:
                 event = decode_event(fields[b"e"])
@@ -292,32 +394,47 @@ class RedisBroker:
                 if isinstance(event, TERMINAL):
                     return
             entries = await self._read_after(key, last_id)
-            # The run is released just before its terminal event is written: look once more before
-            # concluding that the instance driving it went away.
-            if not entries and not await self._is_going(run_id):
-                entries = await self._read_after(key, last_id)
-            if not entries and not await self._is_going(run_id):
-                # The instance driving the run went away without ending it.
-                info = await self.run_info(run_id)
-                yield Failed(
-                    run_id=run_id,
-                    session_id=info.session_id if info is not None else "",
-                    index=last_index + 1,
-                    created_at=time.time(),
-                    message="The server running this run stopped.",
-                    code=RUN_LOST,
-                )
-                return
+            if entries:
+                continue
+            state = await self._run_state(run_id)
+            if state == "going":
+                continue
+            if state == "ending":
+                # Released by its instance, which writes the terminal event next (later under load).
+                ending_since = ending_since if ending_since is not None else time.monotonic()
+                if time.monotonic() - ending_since < TERMINAL_GRACE_SECONDS:
+                    continue
+            # The instance driving the run went away without ending it.
+            info = await self.run_info(run_id)
+            yield Failed(
+                run_id=run_id,
+                session_id=info.session_id if info is not None else "",
+                index=last_index + 1,
+                created_at=time.time(),
+                message="The server running this run stopped.",
+                code=RUN_LOST,
+            )
+            return
 
-    async def _read_after(self, key: str, last_id: str) -> list[Any]:
-        reply = await self.redis.xread({key: last_id}, count=FOLLOW_BATCH, block=FOLLOW_BLOCK_MS)
-        return list(reply[0][1]) if reply else []
+    async def _read_after(self, key: str, last_id: str | bytes) -> list[Any]:
+        """The entries after `last_id`, waiting a while for some if there are none yet."""
+        after = last_id.decode() if isinstance(last_id, bytes) else last_id
+        entries = await self.redis.xrange(key, min=f"({after}", count=FOLLOW_BATCH)
+        if entries:
+            return list(entries)
+        await self._watcher.wait(key, after, FOLLOW_WAIT_SECONDS)
+        return list(await self.redis.xrange(key, min=f"({after}", count=FOLLOW_BATCH))
 
-    async def _is_going(self, run_id: str) -> bool:
+    async def _run_state(self, run_id: str) -> str:
+        """`going` (its instance holds the session), `ending` (released, its terminal event on the way), or
+        `lost` (no record, or the lease lapsed without a release: its instance went away)."""
         info = await self.run_info(run_id)
-        if info is None or info.finished:
-            return False
-        return await self.redis.get(self._lock_key(info.session_id)) == run_id.encode()
+        if info is None:
+            return "lost"
+        if info.finished:
+            return "ending"
+        held = await self.redis.get(self._lock_key(info.session_id)) == run_id.encode()
+        return "going" if held else "lost"
 
     async def run_info(self, run_id: str) -> RunInfo | None:
         raw = await self.redis.hgetall(self._info_key(run_id))

@@ -108,7 +108,8 @@ class RunManager:
         info, translator = local.info, local.translator
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))
-        renewer = asyncio.create_task(self._keep_session(info))
+        lease_ended = asyncio.Event()
+        renewer = asyncio.create_task(self._keep_session(info, lease_ended))
         terminal: list[Event] = []
         try:
             stream = agent.arun(
@@ -133,9 +134,11 @@ class RunManager:
             timer.cancel()
             if local.flush_timer is not None:
                 local.flush_timer.cancel()
-            await self._finish(info, terminal, renewer)
+            await self._finish(info, terminal, renewer, lease_ended)
 
-    async def _finish(self, info: RunInfo, terminal: list[Event], renewer: asyncio.Task[None]) -> None:
+    async def _finish(
+        self, info: RunInfo, terminal: list[Event], renewer: asyncio.Task[None], lease_ended: asyncio.Event
+    ) -> None:
         # The session stays leased while the run is being stored, so no other run writes it meanwhile.
         terminal, interrupted = await self._stored_or_failed(info, terminal)
         if self.after_run is not None:
@@ -143,7 +146,10 @@ class RunManager:
                 await self.after_run(info, terminal[0] if terminal else None)
             except Exception:
                 log.exception("run %s: a step after the run failed", info.run_id)
-        renewer.cancel()
+        # No renewal may land after the release: stop the renewer and wait until it has stopped.
+        lease_ended.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(renewer, timeout=5.0)
         try:
             await self.broker.release(info)
         except Exception:
@@ -227,10 +233,16 @@ class RunManager:
             await self.broker.append(info.run_id, ongoing)
         return [event for event in events if isinstance(event, TERMINAL)]
 
-    async def _keep_session(self, info: RunInfo) -> None:
+    async def _keep_session(self, info: RunInfo, ended: asyncio.Event) -> None:
+        """Renew the session's lease until `ended` is set. A flag, not only cancellation: a cancel that lands
+        inside a Redis call can be lost (seen with redis-py 8.1), and a renewal after the release would keep
+        the user's slot taken."""
         interval = max(0.5, self.broker.limits.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), timeout=interval)
+            if ended.is_set():
+                return
             try:
                 await self.broker.renew(info)
             except Exception:
