@@ -8,6 +8,7 @@ descriptors. They are read when asked for, nothing is sampled in the background.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -15,10 +16,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from agno_graphql.services import Services
+
+log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -57,6 +61,13 @@ class TrackedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             await super().handle()
         finally:
             connections.discard(self)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        # A client that leaves while its subscription is being sent to is not a server error.
+        if isinstance(error, WebSocketDisconnected):
+            log.debug("a client left while its subscription was sending: %s", error)
+            return
+        await super().handle_task_exception(error)
 
 
 class TrackedLegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -179,9 +180,10 @@ def metered_server(
 
 
 async def test_clients_that_vanish_mid_run_leave_nothing_behind_and_every_run_is_stored_once(
-    metered_server: RunningServer,
+    metered_server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = metered_server
+    caplog.set_level(logging.ERROR, logger="strawberry")
     users = [f"vanish-{n}" for n in range(CLIENTS // CLIENTS_PER_USER)]
     crowd = clients(users)
     assert set(Counter(c.departure for c in crowd)) == set(DEPARTURES)
@@ -238,6 +240,8 @@ async def test_clients_that_vanish_mid_run_leave_nothing_behind_and_every_run_is
                 assert (run["id"], session["id"]) == (client.run_id, client.session_id)
     streamed = [c for c in crowd if c.departure in {"mid_stream", "cut_mid_stream", "cancel_mid_stream"}]
     assert all(c.run_id for c in streamed) and len(stored) >= len(streamed) + 1
+    # Clients leaving are no server errors: nothing logged as one.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_metrics_are_off_unless_enabled(server: RunningServer) -> None:
