@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint schema fuzz bench soak web test-web typed-client test-js clean
+.PHONY: install run test lint schema fuzz fuzz-long bench soak web test-web typed-client test-js clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ schema: $(STAMP)
 
 fuzz: $(STAMP)
 	AGNO_GRAPHQL_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_fuzz.py -q
+
+# The property tests at length (RELIABILITY.md), other examples than the suite's with SEED=N; at most 30 minutes.
+SEED ?= 1
+fuzz-long: $(STAMP)
+	AGNO_GRAPHQL_FUZZ_SEED=$(SEED) AGNO_GRAPHQL_FUZZ_EXAMPLES=3000 timeout 1800 $(BIN)/python -m pytest tests/test_fuzz.py -q --hypothesis-show-statistics
 
 # The full benchmark (BENCHMARKS.md) against the local MariaDB, in its own database (reused while its seed matches).
 BENCH_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_bench
