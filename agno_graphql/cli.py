@@ -13,7 +13,6 @@ from agno_graphql.settings import Settings, SettingsError, load_settings
 DEV_TOKEN_TTL = 7 * 24 * 3600
 
 
-
 WS_MAX_MESSAGE_BYTES = 1_048_576
 
 
@@ -26,6 +25,7 @@ def server_options(settings: Settings) -> dict[str, object]:
     # The app closes a frame over MAX_BODY_BYTES with 1009 itself; uvicorn's own limit must not be lower.
     frame_limit = max(WS_MAX_MESSAGE_BYTES, settings.max_body_bytes)
     return {"ws_max_size": frame_limit, "ws_per_message_deflate": settings.ws_compression}
+
 
 def _fail(message: str) -> int:
     print(f"agno-graphql: {message}", file=sys.stderr)
