@@ -223,8 +223,7 @@ class Services:
         try:
             info = await asyncio.shield(starting)
         except asyncio.CancelledError:
-            if cancel_on_disconnect:
-                starting.add_done_callback(self._cancel_started_run)
+            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
             raise
         return self._follow(info.run_id, -1, cancel_on_disconnect)
 
@@ -245,9 +244,10 @@ class Services:
                 await self.delete_session(user_id, record.id)
             raise
 
-    def _cancel_started_run(self, starting: asyncio.Future[RunInfo]) -> None:
-        """The client that asked for this run left (onDisconnect: CANCEL) before it had started."""
-        if starting.cancelled() or starting.exception() is not None:
+    def _abandoned_start(self, starting: asyncio.Future[RunInfo], cancel: bool) -> None:
+        """The client that asked for this run left before it had started: the run goes on, unless the client
+        asked for it to be cancelled then (onDisconnect: CANCEL). A refusal has nobody left to hear it."""
+        if starting.cancelled() or starting.exception() is not None or not cancel:
             return
         cancelling = asyncio.ensure_future(self.runs.cancel(starting.result().run_id, CLIENT_LEFT))
         self._background.add(cancelling)
