@@ -1,0 +1,83 @@
+"""The limits of issue 3 with the Redis broker, across two instances sharing one database and one Redis:
+a run whose events have expired from Redis is told from the store on the other instance, and a user's
+cap on runs at once counts the runs of every instance."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.client import RUN_AGENT
+from tests.conftest import RunningServer, make_token, server_settings, start_server
+from tests.matrix_support import codes
+from tests.run_support import follow, refusal, run_input, subscription
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def two_instances(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """A and B on one database and one Redis prefix; events kept no time after a run ends, one run per user."""
+    database_url = new_database_url("audit-redis")
+    shared = {
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"agql-audit-{uuid.uuid4().hex[:8]}",
+        "offline_delay_ms": 40,
+        "run_events_retention_seconds": 0,
+        "max_runs_per_user": 1,
+    }
+    a = start_server(server_settings(database_url, tmp_path_factory.mktemp("audit-a"), **shared))
+    b = start_server(server_settings(database_url, tmp_path_factory.mktemp("audit-b"), **shared))
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_a_run_whose_redis_events_expired_is_told_from_the_store_on_another_instance(
+    two_instances: tuple[RunningServer, RunningServer], user_id: str
+) -> None:
+    a, b = two_instances
+    token = make_token(user_id)
+    async with subscription(a, token, RUN_AGENT, run_input(None, "What is 12 * 7?", "calculator")) as sub:
+        original = await asyncio.wait_for(sub.events("runAgent"), timeout=30)
+    run_id = original[0]["runId"]
+    await asyncio.sleep(0.2)
+
+    replay = await follow(b, token, run_id)
+    resumed = await follow(b, token, run_id, after_index=2)
+
+    assert [e["__typename"] for e in replay] == [
+        "RunStarted",
+        "RunContentDelta",
+        "ToolCallStarted",
+        "ToolCallCompleted",
+        "RunCompleted",
+    ]
+    assert [e["index"] for e in replay] == [0, 1, 2, 3, 4]
+    assert replay[1]["delta"] == replay[-1]["content"] == original[-1]["content"] == "The answer is 84."
+    assert [(e["__typename"], e["index"]) for e in resumed] == [("RunCompleted", 3)]
+
+
+async def test_a_users_cap_on_runs_at_once_counts_the_runs_of_every_instance(
+    two_instances: tuple[RunningServer, RunningServer], user_id: str
+) -> None:
+    a, b = two_instances
+    token = make_token(user_id)
+    async with subscription(a, token, RUN_AGENT, run_input(None)) as first:
+        head = await first.events("runAgent", stop_after=2)
+        async with subscription(b, token, RUN_AGENT, run_input(None, "on b")) as second:
+            refused = await second.next()
+        tail = await asyncio.wait_for(first.events("runAgent"), timeout=30)
+    assert codes(refusal(refused)) == ["RATE_LIMITED"]
+    assert (head + tail)[-1]["__typename"] == "RunCompleted"
+    # Once A's run has ended, the user's slot is free on B too.
+    async with subscription(b, token, RUN_AGENT, run_input(None, "now")) as third:
+        events = await asyncio.wait_for(third.events("runAgent"), timeout=30)
+    assert events[-1]["content"] == "You said: now"
