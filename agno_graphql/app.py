@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import timedelta
@@ -60,6 +61,7 @@ from agno_graphql.diagnostics import (
 )
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
+from agno_graphql.execution import PlainFieldExecutor, lighten_simple_resolvers
 from agno_graphql.graphiql import graphiql_page
 from agno_graphql.guards import GuardedWebSocketAdapter, http_error_response, parse_json_body, remember_viewer
 from agno_graphql.services import Services
@@ -120,13 +122,16 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return AppSchema(
+    schema = AppSchema(
         query=api.Query,
         mutation=api.Mutation,
         subscription=api.Subscription,
         types=api.EVENT_TYPES,
         extensions=extensions,
+        execution_context_class=PlainFieldExecutor,
     )
+    lighten_simple_resolvers(schema)
+    return schema
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -333,9 +338,19 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     return app
 
 
+def freeze_startup_objects() -> None:
+    """Keep what exists once the app is built (modules, the schema, Agno's and SQLAlchemy's classes: some 200,000
+    objects) out of the garbage collector's full collections, which otherwise walk all of it again and again
+    under load (BENCHMARKS.md, change 12). For a serving process, not for the tests' many apps in one process."""
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_environment() -> Starlette:
     """The app built from AGNO_GRAPHQL_* settings: the factory each worker of `serve --workers N` calls."""
     from agno_graphql.settings import load_settings
 
     settings = load_settings()
-    return create_app(settings, build_services(settings))
+    app = create_app(settings, build_services(settings))
+    freeze_startup_objects()
+    return app

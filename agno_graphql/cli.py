@@ -21,10 +21,18 @@ def server_options(settings: Settings) -> dict[str, object]:
 
     Websocket compression is off unless asked for: each compressed connection keeps zlib state (measured
     ~64 KiB of RSS per open subscription) for deltas of a few dozen bytes; Node's `ws` server makes the same
-    choice by default."""
+    choice by default.
+
+    On SIGTERM uvicorn waits for HTTP responses still streaming (runs followed over SSE or multipart) before the
+    app's shutdown: that wait is bounded by the shutdown grace too, so such a run is cancelled and stored instead
+    of outliving the grace (a run can so get up to twice the grace: the wait, then the run manager's)."""
     # The app closes a frame over MAX_BODY_BYTES with 1009 itself; uvicorn's own limit must not be lower.
     frame_limit = max(WS_MAX_MESSAGE_BYTES, settings.max_body_bytes)
-    return {"ws_max_size": frame_limit, "ws_per_message_deflate": settings.ws_compression}
+    return {
+        "ws_max_size": frame_limit,
+        "ws_per_message_deflate": settings.ws_compression,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
 
 
 def _fail(message: str) -> int:
@@ -35,7 +43,7 @@ def _fail(message: str) -> int:
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from agno_graphql.app import build_services, create_app
+    from agno_graphql.app import build_services, create_app, freeze_startup_objects
 
     if workers > 1 and not settings.redis_url:
         return _fail(
@@ -68,6 +76,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     sys.stdout.flush()
     options = {"host": host, "port": port, "log_level": settings.log_level, **server_options(settings)}
     if app is not None:
+        freeze_startup_objects()
         uvicorn.run(app, **options)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same environment.

@@ -101,13 +101,15 @@ def _open_fds() -> int | None:
 
 
 def _pool_figures(services: Services) -> tuple[int, int]:
-    """(checked out, checked in) of the database pool; (0, 0) for a pool that keeps no connections."""
-    pool = services.db.engine.pool
-    checked_out = getattr(pool, "checkedout", None)
-    checked_in = getattr(pool, "checkedin", None)
-    if checked_out is None or checked_in is None:
-        return 0, 0
-    return int(checked_out()), int(checked_in())
+    """(checked out, checked in) of the database pools (the writer's and the reader's, one pool on SQLite);
+    (0, 0) for pools that keep no connections."""
+    checked_out = checked_in = 0
+    for engine in {services.db.engine, services.db.reader}:
+        pool = engine.pool
+        out, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
+        if out is not None and idle is not None:
+            checked_out, checked_in = checked_out + int(out()), checked_in + int(idle())
+    return checked_out, checked_in
 
 
 def metric_values(services: Services, connections: ConnectionTracker) -> dict[str, tuple[str, int | None]]:

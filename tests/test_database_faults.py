@@ -369,3 +369,42 @@ async def test_agno_cannot_read_the_session_so_the_run_fails_and_nothing_is_writ
         assert sessions["named-session"]["data"] == {"session_name": "My name"} and runs == []
     finally:
         await db.dispose()
+
+
+def _server_counters(mariadb: MariaDbServer) -> dict[str, int]:
+    connection = mariadb.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_rollback', 'Com_admin_commands')"
+            )
+            return {name: int(value) for name, value in cursor.fetchall()}
+    finally:
+        connection.close()
+
+
+async def test_a_page_of_sessions_is_one_round_trip_and_reads_recover_after_a_restart(
+    mariadb: MariaDbServer, database_url: str, tmp_path: Path
+) -> None:
+    """Reads go through autocommit connections: one SELECT per page, no ROLLBACK after it and no ping before it
+    while the pool is in use (the counters are the private server's alone). A connection left idle across a
+    restart is pinged and replaced, so the first page after the restart is answered, not DB_UNAVAILABLE."""
+    token = make_token("pager")
+    async with serving(database_url, tmp_path / "state") as server:
+        for _ in range(3):
+            await execute(server, token, CREATE)
+        assert len((await execute(server, token, SESSIONS))["sessions"]["nodes"]) == 3
+        page = "query Page { sessions(first: 20) { nodes { id name createdAt } } }"
+        await execute(server, token, page)
+        before = await asyncio.to_thread(_server_counters, mariadb)
+        pages = 20
+        for _ in range(pages):
+            assert len((await execute(server, token, page))["sessions"]["nodes"]) == 3
+        after = await asyncio.to_thread(_server_counters, mariadb)
+        spent = {name: after[name] - before[name] for name in after}
+        assert spent == {"Com_select": pages, "Com_rollback": 0, "Com_admin_commands": 0}, spent
+
+        await asyncio.to_thread(mariadb.stop)
+        await asyncio.to_thread(mariadb.start)
+        await _wait_ready(server)
+        assert len((await execute(server, token, page))["sessions"]["nodes"]) == 3

@@ -64,15 +64,17 @@ def streaming_server(
 
 
 class InFlightStatements:
-    """Statements the server has sent to the database and not yet got an answer for."""
+    """Statements the server has sent to the database and not yet got an answer for, through any of its engines
+    (the writer's and, on MySQL, the reader's)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.sync_engine
+    def __init__(self, *engines: AsyncEngine) -> None:
+        self._engines = {engine.sync_engine for engine in engines}
         self._lock = threading.Lock()
         self._statements: dict[int, str] = {}
-        event.listen(self._engine, "before_cursor_execute", self._before)
-        event.listen(self._engine, "after_cursor_execute", self._after)
-        event.listen(self._engine, "handle_error", self._error)
+        for engine in self._engines:
+            event.listen(engine, "before_cursor_execute", self._before)
+            event.listen(engine, "after_cursor_execute", self._after)
+            event.listen(engine, "handle_error", self._error)
 
     def _before(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         with self._lock:
@@ -91,9 +93,10 @@ class InFlightStatements:
             return sum(1 for statement in self._statements.values() if table in statement)
 
     def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._before)
-        event.remove(self._engine, "after_cursor_execute", self._after)
-        event.remove(self._engine, "handle_error", self._error)
+        for engine in self._engines:
+            event.remove(engine, "before_cursor_execute", self._before)
+            event.remove(engine, "after_cursor_execute", self._after)
+            event.remove(engine, "handle_error", self._error)
 
 
 class OutsideLock:
@@ -175,7 +178,7 @@ async def run_while_requests_wait(
     """Take the lock and send the blocked requests, see them wait in the database, and stream a run to its
     last delta meanwhile. With `lock_once_streaming`, the run starts first and the lock is taken at its
     first delta: Agno reads the session's runs when a run starts, so a lock on them would hold the run too."""
-    watch = InFlightStatements(server.services.db.engine)
+    watch = InFlightStatements(server.services.db.engine, server.services.db.reader)
     tasks: list[asyncio.Task[Any]] = []
     lock: OutsideLock | None = None
     outcome = Outcome()

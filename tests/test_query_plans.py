@@ -78,12 +78,15 @@ class StatementLog:
 @contextmanager
 def recording(server: RunningServer) -> Iterator[StatementLog]:
     log = StatementLog()
-    engine = server.services.db.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", log.record)
+    db = server.services.db
+    engines = {db.engine.sync_engine, db.reader.sync_engine}  # one engine on SQLite
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", log.record)
     try:
         yield log
     finally:
-        event.remove(engine, "after_cursor_execute", log.record)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", log.record)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Building Agno's async database from one SQLAlchemy URL, and keeping it usable.
 
-The Agno db object is shared by the agents (which write sessions and runs) and
-by our own read queries (which use the same engine and Agno's table objects).
+The Agno db object's engine serves the agents (which write sessions and runs) and our own writes. Our read
+queries use Agno's table objects through a second engine on MySQL, `reader`, whose connections autocommit: a
+read is one round trip, where the writer's pool adds a ping before and a ROLLBACK after every use (BENCHMARKS.md,
+change 10). On SQLite the two are one engine.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,9 @@ from agno.db.mysql.schemas import get_table_schema_definition
 from agno.db.sqlite import AsyncSqliteDb
 from agno.db.utils import json_serializer
 from agno.session import Session
-from sqlalchemy import JSON, Index, Table, select, text
+from sqlalchemy import JSON, Executable, Index, Table, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agno_graphql.errors import DatabaseUnavailable
@@ -242,6 +244,7 @@ class Database:
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(self.url, json_serializer=json_serializer, connect_args={"timeout": 30})
             self.agno_db = AsyncSqliteDb(db_engine=engine)
+            reader = engine
         else:
             engine = create_async_engine(
                 self.url,
@@ -253,7 +256,9 @@ class Database:
                 pool_timeout=30,
             )
             self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
+            reader = _autocommit_reader(self.url)
         self.engine: AsyncEngine = engine
+        self.reader: AsyncEngine = reader
         self._sessions: Table | None = None
         self._runs: Table | None = None
         self._lock = asyncio.Lock()
@@ -363,5 +368,36 @@ class Database:
             return False
         return True
 
+    async def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
+        """The rows of one read. A pooled connection that died since its last use (the server restarted) fails
+        the statement and invalidates the pool; the read is then tried once more on a new connection, which is
+        safe as a read changes nothing. This replaces a ping before every use."""
+        for attempt in range(2):
+            try:
+                async with self.reader.connect() as conn:
+                    return (await conn.execute(statement, params)).all()
+            except DBAPIError as error:
+                if attempt or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
+
+
+def _autocommit_reader(url: URL) -> AsyncEngine:
+    """An engine for single-statement reads: autocommit connections, so none has a transaction to roll back when
+    it goes back to the pool, and no ping before use (`Database.read` replaces a dead connection instead)."""
+    return create_async_engine(
+        url,
+        json_serializer=json_serializer,
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
+        pool_reset_on_return=None,
+        pool_recycle=1800,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=30,
+    )

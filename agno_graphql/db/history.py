@@ -214,8 +214,7 @@ async def list_runs(db: Database, session_id: str, request: PageRequest) -> Page
         filters.append(beyond([r.c.run_index], request.before, descending=True))
     order = r.c.run_index.desc() if request.backward else r.c.run_index.asc()
     query = select(*_run_columns(db)).where(*filters).order_by(order).limit(request.size + 1)
-    async with db.engine.connect() as conn:
-        rows = [run_record(row) for row in (await conn.execute(query)).all()]
+    rows = [run_record(row) for row in await db.read(query)]
 
     async def count_total() -> int:
         counts = await run_counts(db, [session_id])
@@ -228,8 +227,7 @@ async def run_counts(db: Database, session_ids: Sequence[str]) -> dict[str, int]
     await db.ensure_ready()
     r = db.runs
     query = select(r.c.session_id, func.count()).where(r.c.session_id.in_(session_ids)).group_by(r.c.session_id)
-    async with db.engine.connect() as conn:
-        return {session_id: int(count) for session_id, count in (await conn.execute(query)).all()}
+    return {session_id: int(count) for session_id, count in await db.read(query)}
 
 
 async def first_inputs(db: Database, session_ids: Sequence[str]) -> dict[str, str | None]:
@@ -238,8 +236,7 @@ async def first_inputs(db: Database, session_ids: Sequence[str]) -> dict[str, st
     r = db.runs
     first_input = r.c.run_data[("input", "input_content")].as_string()
     query = select(r.c.session_id, first_input).where(r.c.session_id.in_(session_ids), r.c.run_index == 0)
-    async with db.engine.connect() as conn:
-        return {session_id: value for session_id, value in (await conn.execute(query)).all()}
+    return {session_id: value for session_id, value in await db.read(query)}
 
 
 @dataclass(frozen=True)
@@ -291,8 +288,7 @@ async def list_messages(
     while len(collected) < wanted:
         shape = _BatchShape(request.after is not None, request.before is not None, run_bound is not None, backward)
         params.update(run_bound=run_bound, batch=batch)
-        async with db.engine.connect() as conn:
-            rows = (await conn.execute(_batch_statement(db, shape), params)).all()
+        rows = await db.read(_batch_statement(db, shape), params)
         for run_id, run_index, run_data, created_at in rows:
             messages = messages_of_run(run_id, int(run_index or 0), run_data, roles, int(created_at or 0))
             messages = [m for m in messages if _within(m, request)]
@@ -339,8 +335,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
             f"WHERE r.session_id = :session_id AND m.role IN ({role_list}) "
             "AND (m.from_history IS NULL OR m.from_history IN ('false', '0'))"
         )
-    async with db.engine.connect() as conn:
-        return int((await conn.execute(text(sql), params)).scalar_one())
+    return int((await db.read(text(sql), params))[0][0])
 
 
 async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:
@@ -348,8 +343,8 @@ async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRec
     await db.ensure_ready()
     r = db.runs
     query = select(*_run_columns(db)).where(r.c.run_id == run_id)
-    async with db.engine.connect() as conn:
-        row = (await conn.execute(query)).first()
+    rows = await db.read(query)
+    row = rows[0] if rows else None
     if row is None or row[0] != run_id:
         return None
     run = run_record(row)

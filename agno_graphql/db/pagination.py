@@ -98,21 +98,25 @@ def beyond(columns: Sequence[ColumnElement[Any]], key: Sequence[Any], descending
 
 @dataclass
 class Page(Generic[T]):
-    """One page of items with their cursors, as the Connection spec describes it."""
+    """One page of items, as the Connection spec describes it. Cursors are made when asked for: a page shown as
+    `nodes` needs only the first and the last."""
 
     items: list[T]
-    cursors: list[str]
+    cursor_of: Callable[[T], str]
     has_next_page: bool
     has_previous_page: bool
     count_total: Callable[[], Awaitable[int]]
 
+    def cursors(self) -> list[str]:
+        return [self.cursor_of(item) for item in self.items]
+
     @property
     def start_cursor(self) -> str | None:
-        return self.cursors[0] if self.cursors else None
+        return self.cursor_of(self.items[0]) if self.items else None
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
+        return self.cursor_of(self.items[-1]) if self.items else None
 
 
 def finish_page(
@@ -131,7 +135,7 @@ def finish_page(
         has_next, has_previous = more, request.after is not None
     return Page(
         items=rows,
-        cursors=[cursor_of(row) for row in rows],
+        cursor_of=cursor_of,
         has_next_page=has_next,
         has_previous_page=has_previous,
         count_total=count_total,

@@ -172,15 +172,13 @@ async def list_sessions(
         params["after_time"], params["after_id"] = request.after
     if request.before is not None:
         params["before_time"], params["before_id"] = request.before
-    async with db.engine.connect() as conn:
-        rows = [_record(row) for row in (await conn.execute(_list_statement(db, shape), params)).all()]
+    rows = [_record(row) for row in await db.read(_list_statement(db, shape), params)]
 
     async def count_total() -> int:
         listed = _owned(db, user_id)
         if agent_id is not None:
             listed.append(_exactly(db, t.c.agent_id, agent_id))
-        async with db.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(t).where(*listed))).scalar_one())
+        return int((await db.read(select(func.count()).select_from(t).where(*listed)))[0][0])
 
     def cursor_of(record: SessionRecord) -> str:
         key = record.updated_at if ordering.field == "updated_at" else record.created_at
@@ -206,8 +204,8 @@ def _get_statement(db: Database) -> Select[Any]:
 
 async def get_session(db: Database, user_id: str, session_id: str) -> SessionRecord | None:
     await db.ensure_ready()
-    async with db.engine.connect() as conn:
-        row = (await conn.execute(_get_statement(db), {"session_id": session_id, "user_id": user_id})).first()
+    rows = await db.read(_get_statement(db), {"session_id": session_id, "user_id": user_id})
+    row = rows[0] if rows else None
     return _record(row) if row is not None else None
 
 

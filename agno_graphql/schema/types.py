@@ -37,15 +37,17 @@ class Edge(Generic[T]):
     node: T
 
 
+def _edges(self: Connection[T]) -> list[Edge[T]]:
+    return [Edge(cursor=c, node=node) for node, c in zip(self.nodes, self.cursors(), strict=True)]
+
+
 @strawberry.type
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
+    edges: list[Edge[T]] = strawberry.field(resolver=_edges)
     page_info: PageInfo
+    nodes: list[T]
+    cursors: strawberry.Private[Callable[[], list[str]]]
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field
-    def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
 
     @strawberry.field(description="All items in the list, not just this page (counted only when asked for).")
     async def total_count(self) -> int:
@@ -55,13 +57,14 @@ class Connection(Generic[T]):
 def connection(page: Any, to_node: Callable[[Any], T]) -> Connection[T]:
     """A Connection from a domain page (items, cursors, flags and a counter)."""
     return Connection(
-        edges=[Edge(cursor=c, node=to_node(item)) for item, c in zip(page.items, page.cursors, strict=True)],
+        nodes=[to_node(item) for item in page.items],
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
             start_cursor=page.start_cursor,
             end_cursor=page.end_cursor,
         ),
+        cursors=page.cursors,
         count_total=page.count_total,
     )
 

@@ -1,10 +1,9 @@
 """SIGTERM while a run is followed over plain HTTP (graphql-sse; a multipart subscription behaves the same): the
 shutdown grace period applies to it as to a run followed over a websocket, and the run is stored CANCELLED.
 
-Known gap (audit of issue 3): uvicorn closes websockets at once on SIGTERM but waits, with no limit, for HTTP
-responses still streaming before it runs the app's shutdown, so SHUTDOWN_GRACE_SECONDS starts only when the run
-has ended by itself (up to RUN_TIMEOUT_SECONDS). Passing `timeout_graceful_shutdown=settings.shutdown_grace_seconds`
-in `cli.server_options` makes this test pass; then remove the xfail mark."""
+uvicorn closes websockets at once on SIGTERM but waits for HTTP responses still streaming before it runs the
+app's shutdown; without a limit on that wait (`cli.server_options`), SHUTDOWN_GRACE_SECONDS started only once the
+run had ended by itself, up to RUN_TIMEOUT_SECONDS later."""
 
 from __future__ import annotations
 
@@ -49,7 +48,6 @@ async def follow_over_http(url: str, token: str, accept: str, started: asyncio.E
     return "".join(received)
 
 
-@pytest.mark.xfail(strict=True, reason="uvicorn waits for HTTP streams before the app's shutdown (no grace)")
 async def test_sigterm_with_a_run_followed_over_sse_ends_within_the_grace_and_stores_it_cancelled(
     new_database_url: Callable[[str], str],
     tmp_path: Path,

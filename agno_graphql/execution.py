@@ -1,0 +1,230 @@
+"""The executor: graphql-core's, with plain fields completed directly.
+
+Most fields this API returns are plain attributes of Strawberry types with a scalar or enum type and no
+resolver, argument, permission or extension: a session's id, a message's content, a delta's text. graphql-core
+completes each one through a path, a resolve info, Strawberry's resolver wrapper and the completion chain, which
+was about half of a session page's CPU and most of a streamed event's. Here such a field is read and coerced
+directly, with the same resolver and the same coercion; anything else, and any value that is not plainly valid
+(null for a non-null field, a failed coercion), goes through graphql-core's own path, so results and errors are
+the same as without this executor (tests/test_execution.py compares them).
+
+Subscriptions execute their selection once per event. graphql-core collects the root fields again for every
+event, which also defeats its memo of sub-selections (keyed by the identity of the collected fields, and grown by
+one entry per event for the life of the subscription); the root fields are collected once per subscription here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import GraphQLLeafType, GraphQLObjectType, OperationType, Undefined, is_leaf_type, is_non_null_type
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+TYPENAME = "__typename"
+
+
+class _Leaf:
+    """How to complete one plain field directly."""
+
+    __slots__ = ("leaf_type", "nullable", "resolve")
+
+    def __init__(self, resolve: Callable[..., Any], leaf_type: GraphQLLeafType, nullable: bool) -> None:
+        self.resolve = resolve
+        self.leaf_type = leaf_type
+        self.nullable = nullable
+
+
+# How each field of a collected selection is completed, in its order: a _Leaf, the type name for __typename, or
+# None for graphql-core's own path.
+_Plan = tuple[_Leaf | str | None, ...]
+_PLANS_KEPT = 4096
+# Plans by selection, across requests: a selection is told by its response names and the identity of its syntax
+# nodes. Each value keeps its nodes alive, so no other node can take an identity while the key is kept.
+_plans: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Plan]] = {}
+
+
+class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Shared with the per-event copies of a subscription's executor (graphql-core copies it shallowly).
+        self._plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+        self._root_fields: dict[str, GroupedFieldSet] = {}
+        middleware = self.middleware_manager
+        self._direct = middleware is None or not middleware.middlewares
+
+    def execute_collected_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: GroupedFieldSet,
+        serially: bool,
+        new_defer_usages: Any,
+    ) -> Any:
+        if self.operation.operation == OperationType.SUBSCRIPTION:
+            # Same document, variables and root type for every event: the same collected fields.
+            grouped_field_set = self._root_fields.setdefault(root_type.name, grouped_field_set)
+        return super().execute_collected_root_fields(
+            root_type, root_value, grouped_field_set, serially, new_defer_usages
+        )
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        if not self._direct:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            plan = self._plan(parent_type, grouped_field_set)
+            for (response_name, field_details_list), how in zip(grouped_field_set.items(), plan, strict=True):
+                if how.__class__ is str:
+                    results[response_name] = how
+                    continue
+                if how is not None:
+                    value = _complete_directly(how, source_value, is_awaitable)  # type: ignore[arg-type]
+                    if value is not Undefined:
+                        results[response_name] = value
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[name] for name in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                name = awaitable_fields[0]
+                results[name] = await results[name]
+            else:
+                values = await gather_with_cancel(*(results[name] for name in awaitable_fields))
+                results.update(zip(awaitable_fields, values, strict=True))
+            return results
+
+        return get_results()
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
+        # graphql-core memoizes collected sub-fields, so the same selection on many objects (a page's nodes, a
+        # stream's events) is the same object within an operation; the value keeps the key's object alive.
+        local = self._plans.get(id(grouped_field_set))
+        if local is not None:
+            return local[1]
+        nodes = tuple(detail.node for details in grouped_field_set.values() for detail in details)
+        key = (parent_type.name, tuple(grouped_field_set), tuple(map(id, nodes)))
+        shared = _plans.get(key)
+        if shared is None:
+            plan = tuple(_how(parent_type, details) for details in grouped_field_set.values())
+            if len(_plans) >= _PLANS_KEPT:
+                del _plans[next(iter(_plans))]
+            _plans[key] = shared = (nodes, plan)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, shared[1])
+        return shared[1]
+
+
+def _how(parent_type: GraphQLObjectType, details: FieldDetailsList) -> _Leaf | str | None:
+    node = details[0].node
+    name = node.name.value
+    if any(detail.fragment_variable_values is not None for detail in details):
+        return None
+    if name == TYPENAME:
+        return parent_type.name
+    field = parent_type.fields.get(name)
+    if field is None or field.args or node.arguments:
+        return None
+    # Strawberry marks the resolver of a field with no resolver, permission, extension or error handler.
+    if not getattr(field.resolve, "_is_default", False):
+        return None
+    field_type = field.type
+    nullable = not is_non_null_type(field_type)
+    named = field_type if nullable else field_type.of_type  # type: ignore[attr-defined]
+    if not is_leaf_type(named):
+        return None
+    return _Leaf(field.resolve, named, nullable)  # type: ignore[arg-type]
+
+
+_PLAIN_VALUES = frozenset({str, int, float, bool, datetime})
+
+
+def _complete_directly(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> Any:
+    """The completed value, or Undefined when graphql-core should complete it (and report any error)."""
+    try:
+        value = leaf.resolve(source, None)
+        if value is None:
+            return None if leaf.nullable else Undefined
+        if value.__class__ not in _PLAIN_VALUES and is_awaitable(value):
+            return Undefined  # graphql-core awaits it (a String would otherwise serialize the awaitable itself)
+        coerced = leaf.leaf_type.coerce_output_value(value)
+    except Exception:  # graphql-core completes it again and reports the error
+        return Undefined
+    return Undefined if coerced is None else coerced
+
+
+def lighten_simple_resolvers(schema: strawberry.Schema) -> int:
+    """Give fields with a small synchronous resolver (no argument, permission, extension or error handler; it
+    takes the object and at most `info`) a resolver that calls it directly, as Strawberry would but without
+    converting arguments and chaining extensions for each call (a session's `name` on every node of a page).
+    Returns how many fields it changed."""
+    converter = schema.schema_converter
+    if converter._exception_handler_specs:
+        return 0
+    info_class = schema.config.info_class
+    changed = 0
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type is schema._schema.subscription_type:
+            continue
+        for graphql_field in graphql_type.fields.values():
+            field = graphql_field.extensions.get("strawberry-definition")
+            resolver = getattr(field, "base_resolver", None)
+            if resolver is None or graphql_field.args or not _is_simple(field, resolver):
+                continue
+            graphql_field.resolve = _direct_resolver(resolver.wrapped_func, resolver.info_parameter, field, info_class)
+            changed += 1
+    return changed
+
+
+def _is_simple(field: Any, resolver: Any) -> bool:
+    if field.arguments or field.extensions or field.permission_classes or resolver.is_async:
+        return False
+    if resolver.self_parameter is None or resolver.root_parameter or resolver.parent_parameter:
+        return False
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    return set(resolver.signature.parameters) <= {resolver.self_parameter.name, info_name}
+
+
+def _direct_resolver(
+    function: Callable[..., Any], info_parameter: Any, field: Any, info_class: type[Any]
+) -> Callable[..., Any]:
+    if info_parameter is None:
+
+        def resolve_without_info(source: Any, info: Any) -> Any:
+            return function(source)
+
+        return resolve_without_info
+    name = info_parameter.name
+
+    def resolve_with_info(source: Any, info: Any) -> Any:
+        return function(source, **{name: info_class(_raw_info=info, _field=field)})
+
+    return resolve_with_info
