@@ -37,6 +37,9 @@ CLIENTS_PER_USER = 4  # under the default cap of 5 runs per user: no client is r
 SEED = 20261125
 WORD_DELAY_MS = 20  # the demo model restates ~50 words: a run lasts about 1 s
 FILLER = " ".join(f"w{i}" for i in range(48))
+# A client that cancels its run as it leaves asks for a reply ten times as long (about 10 s), so the run is still
+# going when the departure reaches the server even on a loaded machine, where 200 clients' event loops lag.
+CANCELLED_FILLER = " ".join([FILLER] * 10)
 FINAL_STATUSES = {"COMPLETED", "CANCELLED", "ERROR"}
 MEMORY_SLACK_BYTES = 50 * 1024 * 1024  # a leak check: 200 leaked runs or sockets with their buffers would pass it
 SETTLE_ATTEMPTS = 300  # x 0.1 s
@@ -83,17 +86,21 @@ DEPARTURES = ("before_init", "before_ack", "after_subscribe", "mid_stream", "cut
 
 def clients(users: list[str]) -> list[Client]:
     rng = random.Random(SEED)
-    return [
-        Client(
-            number=n,
-            user_id=users[n // CLIENTS_PER_USER],
-            departure=rng.choice(DEPARTURES),
-            events_before_leaving=rng.randint(1, 6),
-            pause_before_leaving=rng.uniform(0, 0.2),
-            message=f"client {n} {FILLER}",
+    crowd = []
+    for n in range(CLIENTS):
+        departure = rng.choice(DEPARTURES)
+        filler = CANCELLED_FILLER if departure == "cancel_mid_stream" else FILLER
+        crowd.append(
+            Client(
+                number=n,
+                user_id=users[n // CLIENTS_PER_USER],
+                departure=departure,
+                events_before_leaving=rng.randint(1, 6),
+                pause_before_leaving=rng.uniform(0, 0.2),
+                message=f"client {n} {filler}",
+            )
         )
-        for n in range(CLIENTS)
-    ]
+    return crowd
 
 
 async def metrics(server: RunningServer) -> dict[str, float]:
