@@ -43,8 +43,9 @@ class _Leaf:
 # None for graphql-core's own path.
 _Plan = tuple[_Leaf | str | None, ...]
 _PLANS_KEPT = 4096
-# Plans by selection, across requests: a selection is told by its response names and the identity of its syntax
-# nodes. Each value keeps its nodes alive, so no other node can take an identity while the key is kept.
+# Plans by selection, across requests: a selection is told by the identity of its type (several schemas may share
+# a parsed document), its response names and the identity of its syntax nodes. Each value keeps the type and the
+# nodes alive, so no other object can take one of those identities while the key is kept.
 _plans: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Plan]] = {}
 
 
@@ -131,8 +132,8 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         local = self._plans.get(id(grouped_field_set))
         if local is not None:
             return local[1]
-        nodes = tuple(detail.node for details in grouped_field_set.values() for detail in details)
-        key = (parent_type.name, tuple(grouped_field_set), tuple(map(id, nodes)))
+        nodes = (parent_type, *(detail.node for details in grouped_field_set.values() for detail in details))
+        key = (tuple(grouped_field_set), tuple(map(id, nodes)))
         shared = _plans.get(key)
         if shared is None:
             plan = tuple(_how(parent_type, details) for details in grouped_field_set.values())

@@ -21,6 +21,7 @@ import pytest
 import strawberry
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import queries
+from strawberry.extensions import ParserCache
 from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
@@ -328,3 +329,43 @@ async def test_a_long_subscription_collects_its_fields_once_not_once_per_event()
 async def test_generated_operations_answer_as_without_the_executor(document: str) -> None:
     fast, reference = await _both(document)
     assert fast == reference
+
+
+@strawberry.type(name="Item")
+class IntItem:
+    value: int
+
+
+@strawberry.type(name="Query")
+class IntRoot:
+    @strawberry.field
+    def item(self) -> IntItem:
+        return IntItem(value=7)
+
+
+@strawberry.type(name="Item")
+class TextItem:
+    value: str | None
+
+
+@strawberry.type(name="Query")
+class TextRoot:
+    @strawberry.field
+    def item(self) -> TextItem:
+        return TextItem(value="seven")
+
+
+async def test_two_schemas_sharing_a_parsed_document_keep_their_own_plans() -> None:
+    """Strawberry's ParserCache shares parsed documents between schemas: a plan made for one schema's type must
+    not answer for another schema's type of the same name."""
+
+    def schema_of(root: type) -> strawberry.Schema:
+        built = strawberry.Schema(query=root, execution_context_class=PlainFieldExecutor, extensions=[ParserCache()])
+        lighten_simple_resolvers(built)
+        return built
+
+    int_schema, text_schema = schema_of(IntRoot), schema_of(TextRoot)
+    document = "{ item { value } }"
+    for _ in range(2):  # the text schema first: its plan would coerce the other's 7 to "7"
+        assert (await text_schema.execute(document)).data == {"item": {"value": "seven"}}
+        assert (await int_schema.execute(document)).data == {"item": {"value": 7}}
