@@ -62,8 +62,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
-# KEYS: session lock, user's runs; ARGV: run id.
+# KEYS: session lock, user's runs, run info; ARGV: run id. The run is marked finished in the same step as its
+# session is freed: a follower elsewhere that found the session free while the run was not yet marked finished
+# took it for lost (RUN_LOST) although its end was on the way.
 _RELEASE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'finished', 'true') end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
@@ -318,8 +321,8 @@ class RedisBroker:
 
     async def release(self, run: RunInfo) -> None:
         await self._flush(run.run_id)
-        await self._release(keys=[self._lock_key(run.session_id), self._user_key(run.user_id)], args=[run.run_id])
-        await self.redis.hset(self._info_key(run.run_id), "finished", "true")
+        keys = [self._lock_key(run.session_id), self._user_key(run.user_id), self._info_key(run.run_id)]
+        await self._release(keys=keys, args=[run.run_id])
         self._local.seal(run.run_id)
 
     # the event log
