@@ -143,3 +143,23 @@ async def wait_for_status(
 
 def content_of(events: list[dict[str, Any]]) -> str:
     return "".join(event["delta"] for event in events if event["__typename"] == "RunContentDelta")
+
+
+async def check_run_told_from_store(started_on: RunningServer, followed_on: RunningServer, token: str) -> None:
+    """A calculator run on `started_on`, then followed on `followed_on` once its events are no longer held: the
+    run is told from the store (RunStarted, the content as one delta, the tool events, the end), and a resume
+    after index 2 gets only the end, numbered after it."""
+    async with subscription(started_on, token, RUN_AGENT, run_input(None, "What is 12 * 7?", "calculator")) as sub:
+        original = await asyncio.wait_for(sub.events("runAgent"), timeout=30)
+    run_id = original[0]["runId"]
+    await asyncio.sleep(0.2)
+
+    replay = await follow(followed_on, token, run_id)
+    resumed = await follow(followed_on, token, run_id, after_index=2)
+
+    kinds = ["RunStarted", "RunContentDelta", "ToolCallStarted", "ToolCallCompleted", "RunCompleted"]
+    assert [e["__typename"] for e in replay] == kinds
+    assert [e["index"] for e in replay] == [0, 1, 2, 3, 4]
+    assert replay[1]["delta"] == replay[-1]["content"] == original[-1]["content"] == "The answer is 84."
+    assert replay[2]["toolCall"]["name"] == "multiply" and replay[3]["result"] == "84"
+    assert [(e["__typename"], e["index"], e["content"]) for e in resumed] == [("RunCompleted", 3, "The answer is 84.")]

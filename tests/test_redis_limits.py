@@ -13,7 +13,7 @@ import pytest
 from tests.client import RUN_AGENT
 from tests.conftest import RunningServer, make_token, server_settings, start_server
 from tests.matrix_support import codes
-from tests.run_support import follow, refusal, run_input, subscription
+from tests.run_support import check_run_told_from_store, refusal, run_input, subscription
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -44,25 +44,7 @@ async def test_a_run_whose_redis_events_expired_is_told_from_the_store_on_anothe
     two_instances: tuple[RunningServer, RunningServer], user_id: str
 ) -> None:
     a, b = two_instances
-    token = make_token(user_id)
-    async with subscription(a, token, RUN_AGENT, run_input(None, "What is 12 * 7?", "calculator")) as sub:
-        original = await asyncio.wait_for(sub.events("runAgent"), timeout=30)
-    run_id = original[0]["runId"]
-    await asyncio.sleep(0.2)
-
-    replay = await follow(b, token, run_id)
-    resumed = await follow(b, token, run_id, after_index=2)
-
-    assert [e["__typename"] for e in replay] == [
-        "RunStarted",
-        "RunContentDelta",
-        "ToolCallStarted",
-        "ToolCallCompleted",
-        "RunCompleted",
-    ]
-    assert [e["index"] for e in replay] == [0, 1, 2, 3, 4]
-    assert replay[1]["delta"] == replay[-1]["content"] == original[-1]["content"] == "The answer is 84."
-    assert [(e["__typename"], e["index"]) for e in resumed] == [("RunCompleted", 3)]
+    await check_run_told_from_store(a, b, make_token(user_id))
 
 
 async def test_a_users_cap_on_runs_at_once_counts_the_runs_of_every_instance(

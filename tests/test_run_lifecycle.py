@@ -29,6 +29,7 @@ from tests.run_support import (
     CANCEL_RUN,
     LONG_MESSAGE,
     SESSION_EVENTS,
+    check_run_told_from_store,
     content_of,
     follow,
     follow_errors,
@@ -292,26 +293,7 @@ def forgetful_server(
 async def test_after_the_buffer_expired_run_events_tells_the_run_from_the_store(
     forgetful_server: RunningServer, user_id: str
 ) -> None:
-    server, token = forgetful_server, make_token(user_id)
-    async with subscription(server, token, RUN_AGENT, run_input(None, "What is 12 * 7?", "calculator")) as sub:
-        original = await asyncio.wait_for(sub.events("runAgent"), timeout=30)
-    run_id = original[0]["runId"]
-    await asyncio.sleep(0.1)
-
-    replay = await follow(server, token, run_id)
-    resumed = await follow(server, token, run_id, after_index=2)
-
-    assert [e["__typename"] for e in replay] == [
-        "RunStarted",
-        "RunContentDelta",
-        "ToolCallStarted",
-        "ToolCallCompleted",
-        "RunCompleted",
-    ]
-    assert [e["index"] for e in replay] == [0, 1, 2, 3, 4]
-    assert replay[1]["delta"] == replay[-1]["content"] == original[-1]["content"] == "The answer is 84."
-    assert replay[2]["toolCall"]["name"] == "multiply" and replay[3]["result"] == "84"
-    assert [(e["__typename"], e["index"], e["content"]) for e in resumed] == [("RunCompleted", 3, "The answer is 84.")]
+    await check_run_told_from_store(forgetful_server, forgetful_server, make_token(user_id))
 
 
 async def test_resuming_before_the_oldest_held_event_of_a_long_run_is_events_expired(

@@ -39,6 +39,8 @@ _SETUP_ATTEMPTS = 3
 _STORE_FIRST_DELAY_SECONDS = 0.2
 _STORE_MAX_DELAY_SECONDS = 2.0
 _ANSWER_SECONDS = 5.0
+# Each of the two MySQL pools (Agno's and the reader's): up to 30 connections, waiting up to 30 s for one.
+_POOL_OPTIONS: dict[str, Any] = {"pool_recycle": 1800, "pool_size": 10, "max_overflow": 20, "pool_timeout": 30}
 
 
 class DatabaseUrlError(SettingsError):
@@ -250,10 +252,7 @@ class Database:
                 self.url,
                 json_serializer=json_serializer,
                 pool_pre_ping=True,
-                pool_recycle=1800,
-                pool_size=10,
-                max_overflow=20,
-                pool_timeout=30,
+                **_POOL_OPTIONS,
             )
             self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
             reader = _autocommit_reader(self.url)
@@ -396,8 +395,5 @@ def _autocommit_reader(url: URL) -> AsyncEngine:
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,
         pool_reset_on_return=None,
-        pool_recycle=1800,
-        pool_size=10,
-        max_overflow=20,
-        pool_timeout=30,
+        **_POOL_OPTIONS,
     )
