@@ -341,7 +341,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 def freeze_startup_objects() -> None:
     """Keep what exists once the app is built (modules, the schema, Agno's and SQLAlchemy's classes: some 200,000
     objects) out of the garbage collector's full collections, which otherwise walk all of it again and again
-    under load (BENCHMARKS.md, change 12). For a serving process, not for the tests' many apps in one process."""
+    under load (BENCHMARKS.md, change 13). For a serving process, not for the tests' many apps in one process."""
     gc.collect()
     gc.freeze()
 

@@ -3,7 +3,7 @@
 The Agno db object's engine serves the agents (which write sessions and runs) and our own writes. Our read
 queries use Agno's table objects through a second engine on MySQL, `reader`, whose connections autocommit: a
 read is one round trip, where the writer's pool adds a ping before and a ROLLBACK after every use (BENCHMARKS.md,
-change 10). On SQLite the two are one engine.
+change 12). On SQLite the two are one engine.
 """
 
 from __future__ import annotations
