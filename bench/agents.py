@@ -1,6 +1,8 @@
 """The agents every side of the benchmark serves: the same ids, the same models.
 
 `assistant` and `calculator` use the offline demo model (they own the seeded sessions).
+`calculator-two-step` uses `TwoStepCalculatorModel`, which answers "What is A * B + C?" with two tool
+calls in sequence: its run is the template of every run of the history sessions (see `bench/seed.py`).
 `stream-fast` and `stream-paced` use `CountingModel`, which emits a fixed number of deltas,
 with or without a delay; the paced one stamps each delta with the time it was emitted,
 so a client can measure the latency added after the model.
@@ -10,8 +12,11 @@ Sizes come from environment variables, so the server processes build the same ag
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +29,9 @@ from agno.models.response import ModelResponse
 
 from agno_graphql.agents.offline import OfflineModel
 from agno_graphql.agents.registry import builtin_agents
+from agno_graphql.agents.tools import CALCULATOR_TOOLS
 
+TWO_STEP_AGENT = "calculator-two-step"
 FAST_AGENT = "stream-fast"
 PACED_AGENT = "stream-paced"
 ENV_FAST_DELTAS = "BENCH_FAST_DELTAS"
@@ -80,13 +87,93 @@ class CountingModel(Model):
         return self._parse_provider_response(response)
 
 
+_TWO_STEP_QUESTION = re.compile(r"(-?\d+)\s*\*\s*(-?\d+)\s*\+\s*(-?\d+)")
+
+
+def _number(value: Any) -> int | float:
+    number = float(str(value))
+    return int(number) if number.is_integer() else number
+
+
+def _tool_call(name: str, a: int | float, b: int | float) -> ModelResponse:
+    call = {
+        "id": f"call_{uuid.uuid4().hex[:12]}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps({"a": a, "b": b})},
+    }
+    return ModelResponse(role="assistant", tool_calls=[call])
+
+
+def two_step_reply(messages: list[Message]) -> ModelResponse:
+    """multiply(A, B), then add(the product, C), then the answer: user, call, result, call, result, answer."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last_user is None:
+        return ModelResponse(role="assistant", content="Ask me: what is A * B + C?")
+    asked = messages[last_user].content
+    results = [m.content for m in messages[last_user + 1 :] if m.role == "tool"]
+    question = _TWO_STEP_QUESTION.search(asked if isinstance(asked, str) else "")
+    if question is None:
+        return ModelResponse(role="assistant", content=f"You said: {asked}")
+    a, b, c = (_number(group) for group in question.groups())
+    if not results:
+        return _tool_call("multiply", a, b)
+    if len(results) == 1:
+        return _tool_call("add", _number(results[0]), c)
+    return ModelResponse(role="assistant", content=f"The answer is {results[-1]}.")
+
+
+@dataclass
+class TwoStepCalculatorModel(Model):
+    """A scripted model for the calculator tools: two tool calls in sequence, then the answer (`two_step_reply`)."""
+
+    id: str = "two-step"
+    name: str | None = "Two-step calculator benchmark model"
+    provider: str | None = "bench"
+
+    def _usage(self) -> ModelResponse:
+        return ModelResponse(role="assistant", response_usage=MessageMetrics(input_tokens=1, total_tokens=1))
+
+    def invoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return two_step_reply(messages)
+
+    async def ainvoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        return two_step_reply(messages)
+
+    def invoke_stream(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> Iterator[ModelResponse]:  # type: ignore[override]
+        yield two_step_reply(messages)
+        yield self._usage()
+
+    async def ainvoke_stream(  # type: ignore[override]
+        self, messages: list[Message], tools: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ModelResponse]:
+        yield two_step_reply(messages)
+        yield self._usage()
+
+    def _parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
+        return response if isinstance(response, ModelResponse) else ModelResponse(content=str(response))
+
+    def _parse_provider_response_delta(self, response: Any) -> ModelResponse:
+        return self._parse_provider_response(response)
+
+
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
 def bench_agents() -> list[Agent]:
-    """assistant, calculator (offline model, no delay), stream-fast, stream-paced."""
+    """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast, stream-paced."""
     agents = builtin_agents(OfflineModel(delay_seconds=0.0))
+    agents.append(
+        Agent(
+            id=TWO_STEP_AGENT,
+            name=TWO_STEP_AGENT,
+            description="Answers 'What is A * B + C?' with its multiply and add tools, one after the other.",
+            instructions=["Use your tools for every calculation, then state the result."],
+            model=TwoStepCalculatorModel(),
+            tools=list(CALCULATOR_TOOLS),
+            add_history_to_context=True,
+        )
+    )
     fast = CountingModel(deltas=_env_int(ENV_FAST_DELTAS, 2000))
     paced = CountingModel(
         deltas=_env_int(ENV_PACED_DELTAS, 200), delay_seconds=_env_int(ENV_PACED_DELAY_MS, 20) / 1000, stamp=True

@@ -32,12 +32,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from agno_graphql.db.database import Database
-from bench.agents import PACED_AGENT
+from bench.agents import PACED_AGENT, TWO_STEP_AGENT
 
 MARKER_TABLE = "bench_seed_marker"
-SEED_FORMAT = 4
+SEED_FORMAT = 5
 HISTORY_USER = "history-user"
 STREAM_USER = "stream-user"
+# What a history page returns (B2 asks for the newest 50), and what every history run shows of itself:
+# user, tool call, result, tool call, result, answer. So ten runs hold more than a page.
+HISTORY_PAGE = 50
+HISTORY_RUN_MESSAGES = 6
+VISIBLE_ROLES = ("user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
@@ -193,30 +198,35 @@ def _phrase(rng: random.Random, n: int = 8) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(n))
 
 
+def _history_question(run_index: int) -> str:
+    """A new text for every history run, asking what the template run computed (its calls and answer stay true)."""
+    return f"Question {run_index}: what is 12 * 7 + 5?"
+
+
+def visible_messages(run: dict[str, Any]) -> int:
+    """The run's messages a history page can return (its system message and copied-in history are not)."""
+    return sum(1 for m in run.get("messages") or [] if m.get("role") in VISIBLE_ROLES and not m.get("from_history"))
+
+
 async def _templates(db: Database, agents: dict[str, Agent], users: list[str]) -> dict[str, Any]:
-    """Real runs through Agno: one per user (the session list), an echo and a tool run (history)."""
+    """Real runs through Agno: one per user (the session list), a two-step tool run (history)."""
     for i, user in enumerate(users):
         await _real_run(
             agents["assistant"], f"Hello, this is {user}: please restate message {i}.", f"real-{user}", user
         )
-    await _real_run(agents["calculator"], "What is 12 * 7?", "real-history", HISTORY_USER)
-    await _real_run(
-        agents["calculator"], "Tell me something about the history of numbers.", "real-history", HISTORY_USER
-    )
+    await _real_run(agents[TWO_STEP_AGENT], _history_question(0), "real-history", HISTORY_USER)
     session = await db.agno_db.get_session(f"real-{users[0]}", session_type=SessionType.AGENT)
     history = await db.agno_db.get_session("real-history", session_type=SessionType.AGENT)
     assert isinstance(session, AgentSession) and isinstance(history, AgentSession)
-    assert session.runs and history.runs and len(history.runs) == 2
+    assert session.runs and history.runs and len(history.runs) == 1
 
     def as_dict(run: Any) -> dict[str, Any]:
         return run if isinstance(run, dict) else run.to_dict()
 
-    return {
-        "session": session,
-        "chat_run": as_dict(session.runs[0]),
-        "history": history,
-        "history_runs": [as_dict(run) for run in history.runs],
-    }
+    history_run = as_dict(history.runs[0])
+    shown = visible_messages(history_run)
+    assert shown == HISTORY_RUN_MESSAGES, f"the history template run shows {shown} messages, not {HISTORY_RUN_MESSAGES}"
+    return {"session": session, "chat_run": as_dict(session.runs[0]), "history": history, "history_run": history_run}
 
 
 async def _insert_runs(db: Database, rows: list[dict[str, Any]], chunk: int = 1000) -> None:
@@ -243,6 +253,8 @@ def _session_like(template: AgentSession, session_id: str, user: str, created_at
 
 async def seed(raw_url: str, agents: list[Agent], plan: SeedPlan, log: Any = print) -> SeededData:
     """Seed (or reuse) the MariaDB database at `raw_url` following `plan`."""
+    if min(plan.history_runs, default=0) * HISTORY_RUN_MESSAGES < HISTORY_PAGE:
+        raise ValueError(f"history sessions {plan.history_runs}: each must hold a page of {HISTORY_PAGE} messages")
     started = time.perf_counter()
     users = [user_id(i) for i in range(plan.users)]
     history = {runs: history_session_id(runs) for runs in plan.history_runs}
@@ -298,9 +310,8 @@ async def _seed_into(
         created = now - 86400
         new_sessions.append(_session_like(templates["history"], session_id, HISTORY_USER, created, created + runs))
         for run_index in range(runs):
-            template = templates["history_runs"][run_index % 2]
-            words = _phrase(rng) if run_index % 2 else f"What is {run_index} * 7?"
-            run = _fresh_run(template, session_id, HISTORY_USER, created + run_index, words)
+            question = _history_question(run_index)
+            run = _fresh_run(templates["history_run"], session_id, HISTORY_USER, created + run_index, question)
             run_rows.append(build_single_run_row(run, session_id, user_id=HISTORY_USER, run_index=run_index))
     for i, session_id in enumerate(streams):
         created = now - 7200 + i

@@ -59,6 +59,16 @@ def test_history_is_measured_at_every_session_size(small_report: dict[str, Any])
             assert result["errors"] == 0, (size, side, result["error_samples"])
 
 
+def test_history_returns_a_full_page_at_every_session_size(small_report: dict[str, Any]) -> None:
+    # The report keeps sizes, not nodes: a full page of the same messages weighs the same at every size
+    # (only run indexes and cursors differ by a few digits), a short page (the 10-run session once held
+    # ~30 messages) weighs far less.
+    by_runs = small_report["B2"]["by_runs"]
+    for side in ("agno-graphql", "limit"):
+        sizes = [sides[side]["response_bytes"] for sides in by_runs.values()]
+        assert max(sizes) - min(sizes) < 0.02 * max(sizes), (side, sizes)
+
+
 def test_every_stream_delivers_every_delta(small_report: dict[str, Any]) -> None:
     b3 = small_report["B3"]
     assert b3["errors"] == {"agno-graphql": 0, "agentos": 0, "in-process": 0}, b3["error_samples"]
