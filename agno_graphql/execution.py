@@ -8,6 +8,14 @@ directly, with the same resolver and the same coercion; anything else, and any v
 (null for a non-null field, a failed coercion), goes through graphql-core's own path, so results and errors are
 the same as without this executor (tests/test_execution.py compares them).
 
+A list of objects whose selected fields are all plain (a page's nodes) is completed in one loop, without
+graphql-core's path, resolve info and completion per item; the first item or field that is not plainly valid sends
+the whole list through graphql-core's path instead.
+
+Small synchronous resolvers made direct by `lighten_simple_resolvers` (a session's `name`) count as plain: they
+are called with an `Info` that has no resolve info behind it, so one that needs `info` (its context, its path)
+raises at that use, before doing anything, and the field goes through graphql-core's path with a real one.
+
 Subscriptions execute their selection once per event. graphql-core collects the root fields again for every
 event, which also defeats its memo of sub-selections (keyed by the identity of the collected fields, and grown by
 one entry per event for the life of the subscription); the root fields are collected once per subscription here.
@@ -20,7 +28,17 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import GraphQLLeafType, GraphQLObjectType, OperationType, Undefined, is_leaf_type, is_non_null_type
+from graphql import (
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    OperationType,
+    Undefined,
+    is_leaf_type,
+    is_non_null_type,
+)
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -31,10 +49,15 @@ TYPENAME = "__typename"
 class _Leaf:
     """How to complete one plain field directly."""
 
-    __slots__ = ("leaf_type", "nullable", "resolve")
+    __slots__ = ("attribute", "leaf_type", "nullable", "resolve")
 
-    def __init__(self, resolve: Callable[..., Any], leaf_type: GraphQLLeafType, nullable: bool) -> None:
+    def __init__(
+        self, resolve: Callable[..., Any], leaf_type: GraphQLLeafType, nullable: bool, attribute: str | None = None
+    ) -> None:
         self.resolve = resolve
+        # For a field without a resolver whose schema reads attributes with `getattr` (Strawberry's default): the
+        # attribute, read here without the two calls of Strawberry's wrapper.
+        self.attribute = attribute
         self.leaf_type = leaf_type
         self.nullable = nullable
 
@@ -126,6 +149,66 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return get_results()
 
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        completed = self._complete_plain_list(item_type, field_details_list, info, path, items, position_context)
+        if completed is not None:
+            return completed
+        return super().complete_iterable_value(item_type, field_details_list, info, path, items, position_context)
+
+    def _complete_plain_list(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> list[dict[str, Any]] | None:
+        """The completed list when every item is an object and every selected field of it is plain and plainly
+        valid; None for graphql-core to complete it (nothing here has been recorded or sent by then)."""
+        if not self._direct or position_context is not None or items.__class__ is not list:
+            return None
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        is_type_of = object_type.is_type_of
+        if self.get_stream_usage(field_details_list, path) is not None:
+            return None
+        grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(object_type, field_details_list)
+        if new_defer_usages:
+            return None
+        plan = self._plan(object_type, grouped_field_set)
+        if None in plan:
+            return None
+        fields = tuple(zip(grouped_field_set, plan, strict=True))
+        is_awaitable = self.is_awaitable
+        completed: list[dict[str, Any]] = []
+        for item in items:
+            if item is None or is_awaitable(item):
+                return None
+            # Strawberry's check for types with interfaces is a synchronous isinstance; anything else goes the long way.
+            if is_type_of is not None and is_type_of(item, info) is not True:
+                return None
+            row: dict[str, Any] = {}
+            for response_name, how in fields:
+                if how.__class__ is str:
+                    row[response_name] = how
+                    continue
+                value = _complete_directly(how, item, is_awaitable)  # type: ignore[arg-type]
+                if value is Undefined:
+                    return None
+                row[response_name] = value
+            completed.append(row)
+        return completed
+
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
         # graphql-core memoizes collected sub-fields, so the same selection on many objects (a page's nodes, a
         # stream's events) is the same object within an operation; the value keeps the key's object alive.
@@ -154,24 +237,37 @@ def _how(parent_type: GraphQLObjectType, details: FieldDetailsList) -> _Leaf | s
     field = parent_type.fields.get(name)
     if field is None or field.args or node.arguments:
         return None
-    # Strawberry marks the resolver of a field with no resolver, permission, extension or error handler.
-    if not getattr(field.resolve, "_is_default", False):
+    # Strawberry marks the resolver of a field with no resolver, permission, extension or error handler; ours marks
+    # the small resolvers it calls directly.
+    if not (getattr(field.resolve, "_is_default", False) or getattr(field.resolve, _DIRECT_MARK, False)):
         return None
     field_type = field.type
     nullable = not is_non_null_type(field_type)
     named = field_type if nullable else field_type.of_type  # type: ignore[attr-defined]
     if not is_leaf_type(named):
         return None
-    return _Leaf(field.resolve, named, nullable)  # type: ignore[arg-type]
+    definition = field.extensions.get("strawberry-definition")
+    attribute = None
+    # Only Strawberry's wrapper for a basic field (no resolver, no extension such as a permission) reads the attribute
+    # and nothing else; its other wrappers marked `_is_default` still run extensions.
+    if (
+        getattr(field.resolve, "__name__", None) == "_get_basic_result"
+        and getattr(definition, "is_basic_field", False)
+        and getattr(definition, "default_resolver", None) is getattr
+    ):
+        attribute = definition.python_name  # type: ignore[union-attr]
+    return _Leaf(field.resolve, named, nullable, attribute)  # type: ignore[arg-type]
 
 
 _PLAIN_VALUES = frozenset({str, int, float, bool, datetime})
+_DIRECT_MARK = "_agno_graphql_direct"
 
 
 def _complete_directly(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> Any:
     """The completed value, or Undefined when graphql-core should complete it (and report any error)."""
     try:
-        value = leaf.resolve(source, None)
+        attribute = leaf.attribute
+        value = getattr(source, attribute) if attribute is not None else leaf.resolve(source, None)
         if value is None:
             return None if leaf.nullable else Undefined
         if value.__class__ not in _PLAIN_VALUES and is_awaitable(value):
@@ -222,10 +318,12 @@ def _direct_resolver(
         def resolve_without_info(source: Any, info: Any) -> Any:
             return function(source)
 
+        setattr(resolve_without_info, _DIRECT_MARK, True)
         return resolve_without_info
     name = info_parameter.name
 
     def resolve_with_info(source: Any, info: Any) -> Any:
         return function(source, **{name: info_class(_raw_info=info, _field=field)})
 
+    setattr(resolve_with_info, _DIRECT_MARK, True)
     return resolve_with_info

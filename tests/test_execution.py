@@ -369,3 +369,29 @@ async def test_two_schemas_sharing_a_parsed_document_keep_their_own_plans() -> N
     for _ in range(2):  # the text schema first: its plan would coerce the other's 7 to "7"
         assert (await text_schema.execute(document)).data == {"item": {"value": "seven"}}
         assert (await int_schema.execute(document)).data == {"item": {"value": 7}}
+
+
+async def test_a_list_of_plain_objects_is_completed_in_one_loop_and_anything_else_item_by_item() -> None:
+    """Widgets whose selected fields are all plain (a small resolver that needs no `info` among them) skip
+    graphql-core's per-item completion; a field needing `info` or a value that is not plainly valid sends the whole
+    list through it, with the same answer."""
+    items_completed: list[int] = []
+
+    class Counting(PlainFieldExecutor):
+        def complete_list_item_value(self, *args: Any, **kwargs: Any) -> bool:
+            items_completed.append(1)
+            return super().complete_list_item_value(*args, **kwargs)
+
+    schema = _schema(fast=True)
+    schema.execution_context_class = Counting
+    cases = [
+        ("{ widgets { id count mood at shout } }", 0),
+        ("{ widgets { id where } }", 4),  # `where` reads info.path: graphql-core's path, per item
+        ("{ widgets { id secret } }", 4),  # a permission runs on graphql-core's path
+        ("{ broken { id strictCount } }", 5),  # "many" is no Int: the error comes from graphql-core
+    ]
+    for document, expected_items in cases:
+        items_completed.clear()
+        result = await schema.execute(document, context_value=CONTEXT)
+        assert _comparable(result) == _comparable(await REFERENCE.execute(document, context_value=CONTEXT))
+        assert len(items_completed) == expected_items, document
