@@ -101,14 +101,16 @@ def _open_fds() -> int | None:
 
 
 def _pool_figures(services: Services) -> tuple[int, int]:
-    """(checked out, checked in) of the database pools (the writer's and the reader's, one pool on SQLite);
-    (0, 0) for pools that keep no connections."""
+    """(checked out, checked in) of the database pools (the writer's and, on MySQL, the reader's); (0, 0) for pools
+    that keep no connections."""
     checked_out = checked_in = 0
-    for engine in {services.db.engine, services.db.reader}:
-        pool = engine.pool
-        out, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
-        if out is not None and idle is not None:
-            checked_out, checked_in = checked_out + int(out()), checked_in + int(idle())
+    pool = services.db.engine.pool
+    out, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
+    if out is not None and idle is not None:
+        checked_out, checked_in = int(out()), int(idle())
+    reader = services.db.driver_reader
+    if reader is not None:
+        checked_out, checked_in = checked_out + reader.checked_out, checked_in + reader.checked_in
     return checked_out, checked_in
 
 

@@ -22,8 +22,8 @@ import pytest
 from gql import Client, gql
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agno_graphql.db.database import Database
 from tests.client import RUN_AGENT, execute, post, run_agent, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
@@ -64,17 +64,28 @@ def streaming_server(
 
 
 class InFlightStatements:
-    """Statements the server has sent to the database and not yet got an answer for, through any of its engines
-    (the writer's and, on MySQL, the reader's)."""
+    """Statements the server has sent to the database and not yet got an answer for: through its engine, and on
+    MySQL through its driver reader."""
 
-    def __init__(self, *engines: AsyncEngine) -> None:
-        self._engines = {engine.sync_engine for engine in engines}
+    def __init__(self, db: Database) -> None:
+        self._engines = {db.engine.sync_engine}
+        self._reader = db.driver_reader
         self._lock = threading.Lock()
         self._statements: dict[int, str] = {}
+        self._reads: list[str] = []
         for engine in self._engines:
             event.listen(engine, "before_cursor_execute", self._before)
             event.listen(engine, "after_cursor_execute", self._after)
             event.listen(engine, "handle_error", self._error)
+        if self._reader is not None:
+            self._reader.watchers.append(self._read)
+
+    def _read(self, statement: str, arguments: Any, rows: int | None) -> None:
+        with self._lock:
+            if rows is None:
+                self._reads.append(statement)
+            else:
+                self._reads.remove(statement)
 
     def _before(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         with self._lock:
@@ -90,13 +101,15 @@ class InFlightStatements:
 
     def on(self, table: str) -> int:
         with self._lock:
-            return sum(1 for statement in self._statements.values() if table in statement)
+            return sum(1 for statement in [*self._statements.values(), *self._reads] if table in statement)
 
     def close(self) -> None:
         for engine in self._engines:
             event.remove(engine, "before_cursor_execute", self._before)
             event.remove(engine, "after_cursor_execute", self._after)
             event.remove(engine, "handle_error", self._error)
+        if self._reader is not None:
+            self._reader.watchers.remove(self._read)
 
 
 class OutsideLock:
@@ -178,7 +191,7 @@ async def run_while_requests_wait(
     """Take the lock and send the blocked requests, see them wait in the database, and stream a run to its
     last delta meanwhile. With `lock_once_streaming`, the run starts first and the lock is taken at its
     first delta: Agno reads the session's runs when a run starts, so a lock on them would hold the run too."""
-    watch = InFlightStatements(server.services.db.engine, server.services.db.reader)
+    watch = InFlightStatements(server.services.db)
     tasks: list[asyncio.Task[Any]] = []
     lock: OutsideLock | None = None
     outcome = Outcome()

@@ -70,6 +70,11 @@ class StatementLog:
                 Statement(sql, params, rowcount if isinstance(rowcount, int) and rowcount >= 0 else None)
             )
 
+    def record_read(self, sql: str, arguments: Any, rows: int | None) -> None:
+        if rows is not None:  # answered (or failed: -1)
+            with self._lock:
+                self.statements.append(Statement(sql, tuple(arguments), rows if rows >= 0 else None))
+
     def selecting_from(self, table: str) -> list[Statement]:
         pattern = rf"\bFROM\s+(`?\w+`?\.)?`?{table}\b"
         return [s for s in self.statements if re.search(pattern, s.sql)]
@@ -79,14 +84,15 @@ class StatementLog:
 def recording(server: RunningServer) -> Iterator[StatementLog]:
     log = StatementLog()
     db = server.services.db
-    engines = {db.engine.sync_engine, db.reader.sync_engine}  # one engine on SQLite
-    for engine in engines:
-        event.listen(engine, "after_cursor_execute", log.record)
+    event.listen(db.engine.sync_engine, "after_cursor_execute", log.record)
+    if db.driver_reader is not None:  # MySQL's reads
+        db.driver_reader.watchers.append(log.record_read)
     try:
         yield log
     finally:
-        for engine in engines:
-            event.remove(engine, "after_cursor_execute", log.record)
+        event.remove(db.engine.sync_engine, "after_cursor_execute", log.record)
+        if db.driver_reader is not None:
+            db.driver_reader.watchers.remove(log.record_read)
 
 
 @dataclass(frozen=True)

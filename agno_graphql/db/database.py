@@ -1,9 +1,10 @@
 """Building Agno's async database from one SQLAlchemy URL, and keeping it usable.
 
 The Agno db object's engine serves the agents (which write sessions and runs) and our own writes. Our read
-queries use Agno's table objects through a second engine on MySQL, `reader`, whose connections autocommit: a
-read is one round trip, where the writer's pool adds a ping before and a ROLLBACK after every use (BENCHMARKS.md,
-change 12). On SQLite the two are one engine.
+queries use Agno's table objects; on MySQL they go through the driver's own pool (`DriverReader`), whose
+connections autocommit: a read is one round trip, where the writer's pool adds a ping before and a ROLLBACK after
+every use (BENCHMARKS.md, change 12), and it skips SQLAlchemy's execution machinery (change 15). On SQLite they go
+through the one engine.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from agno.db.utils import json_serializer
 from agno.session import Session
 from sqlalchemy import JSON, Executable, Index, Table, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from agno_graphql.db.driver_reads import DriverReader
 from agno_graphql.errors import DatabaseUnavailable
 from agno_graphql.settings import SettingsError
 
@@ -246,7 +248,7 @@ class Database:
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(self.url, json_serializer=json_serializer, connect_args={"timeout": 30})
             self.agno_db = AsyncSqliteDb(db_engine=engine)
-            reader = engine
+            self.driver_reader: DriverReader | None = None
         else:
             engine = create_async_engine(
                 self.url,
@@ -255,9 +257,14 @@ class Database:
                 **_POOL_OPTIONS,
             )
             self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
-            reader = _autocommit_reader(self.url)
+            self.driver_reader = DriverReader(
+                self.url,
+                engine.dialect,
+                max_connections=_POOL_OPTIONS["pool_size"] + _POOL_OPTIONS["max_overflow"],
+                wait_seconds=_POOL_OPTIONS["pool_timeout"],
+                recycle_seconds=_POOL_OPTIONS["pool_recycle"],
+            )
         self.engine: AsyncEngine = engine
-        self.reader: AsyncEngine = reader
         self._sessions: Table | None = None
         self._runs: Table | None = None
         self._lock = asyncio.Lock()
@@ -368,32 +375,14 @@ class Database:
         return True
 
     async def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
-        """The rows of one read. A pooled connection that died since its last use (the server restarted) fails
-        the statement and invalidates the pool; the read is then tried once more on a new connection, which is
-        safe as a read changes nothing. This replaces a ping before every use."""
-        for attempt in range(2):
-            try:
-                async with self.reader.connect() as conn:
-                    return (await conn.execute(statement, params)).all()
-            except DBAPIError as error:
-                if attempt or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        """The rows of one read: on MySQL through the driver's pool (which replaces a connection that died since
+        its last use instead of pinging before every use), on SQLite through the engine."""
+        if self.driver_reader is not None:
+            return await self.driver_reader.read(statement, params)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement, params)).all()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.reader is not self.engine:
-            await self.reader.dispose()
-
-
-def _autocommit_reader(url: URL) -> AsyncEngine:
-    """An engine for single-statement reads: autocommit connections, so none has a transaction to roll back when
-    it goes back to the pool, and no ping before use (`Database.read` replaces a dead connection instead)."""
-    return create_async_engine(
-        url,
-        json_serializer=json_serializer,
-        isolation_level="AUTOCOMMIT",
-        skip_autocommit_rollback=True,
-        pool_reset_on_return=None,
-        **_POOL_OPTIONS,
-    )
+        if self.driver_reader is not None:
+            await self.driver_reader.dispose()
