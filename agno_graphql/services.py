@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
@@ -302,7 +303,7 @@ class Services:
             # The live numbering is gone with the buffer: end the follower's run with the terminal event,
             # next in its numbering, carrying the whole content.
             terminal = events[-1]
-            events = [type(terminal)(**{**terminal.__dict__, "index": after + 1})]
+            events = [dataclasses.replace(terminal, index=after + 1)]
         return _iterate(events)
 
     async def _stored_run(self, user_id: str, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:

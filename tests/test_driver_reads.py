@@ -6,6 +6,7 @@ DB_UNAVAILABLE. (SQLite reads go through the engine; these tests are MariaDB's.)
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -87,7 +88,7 @@ def _statements(db: Database) -> list[tuple[str, Executable, dict[str, Any] | No
     )
     batch = _BatchShape(after=False, before=False, bounded=True, backward=True)
     return [
-        ("page with titles", _list_statement(db, _ListShape(**{**page_shape.__dict__, "with_title": True})), None),
+        ("page with titles", _list_statement(db, replace(page_shape, with_title=True)), None),
         ("page", _list_statement(db, page_shape), None),
         (
             "page after a cursor",

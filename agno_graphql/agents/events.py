@@ -36,7 +36,9 @@ RUN_TIMEOUT = "RUN_TIMEOUT"
 RUN_LOST = "RUN_LOST"
 
 
-@dataclass(frozen=True)
+# Slots: a run's events stay in memory for resumes (up to RUN_EVENTS_MAX, kept a while after the end), and a short
+# delta without a __dict__ takes about 190 bytes instead of 230.
+@dataclass(frozen=True, slots=True)
 class Event:
     run_id: str
     session_id: str
@@ -44,49 +46,49 @@ class Event:
     created_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Started(Event):
     agent_id: str
     model_provider: str
     model_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContentDelta(Event):
     delta: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReasoningDelta(Event):
     delta: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolStarted(Event):
     tool_call: ToolCallRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCompleted(Event):
     tool_call: ToolCallRecord
     result: str | None
     failed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Completed(Event):
     content: str | None
     metrics: RunMetricsData | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failed(Event):
     message: str
     code: str
     retry_after_seconds: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cancelled(Event):
     reason: str | None
     content: str | None
