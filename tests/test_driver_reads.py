@@ -6,8 +6,8 @@ DB_UNAVAILABLE. (SQLite reads go through the engine; these tests are MariaDB's.)
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
