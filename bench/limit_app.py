@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agno_graphql.db.history import first_batch, next_batch
+
 SESSIONS_SQL = (
     "SELECT session_id, agent_id, user_id, JSON_UNQUOTE(JSON_EXTRACT(session_data, '$.session_name')), "
     "created_at, updated_at FROM agno_sessions "
@@ -90,7 +92,8 @@ def build_app(database_url: str) -> Starlette:
         session_id = request.query_params["session_id"]
         wanted = int(request.query_params.get("last", "50"))
         collected: list[dict[str, Any]] = []
-        bound, batch = 2**31, wanted // 2 + 1
+        # The same batches as agno-graphql's (agno_graphql/db/history.py), so both read the same runs.
+        bound, batch, runs_read = 2**31, first_batch(wanted + 1), 0
         while len(collected) < wanted + 1:
             rows = await query(RUNS_SQL, (session_id, bound, batch))
             for run_id, _run_index, run_data, _created_at in rows:
@@ -101,9 +104,13 @@ def build_app(database_url: str) -> Starlette:
                     if m.get("role") in ROLES and not m.get("from_history")
                 ]
                 collected.extend(reversed(own))
-            if len(rows) < batch:
+                runs_read += 1
+                if len(collected) >= wanted + 1:
+                    break
+            if len(rows) < batch or len(collected) >= wanted + 1:
                 break
-            bound, batch = rows[-1][1], min(batch * 2, 200)
+            bound = rows[-1][1]
+            batch = next_batch(wanted + 1 - len(collected), len(collected), runs_read, batch)
         page = list(reversed(collected[:wanted]))
         return JSONResponse({"messages": page, "hasPreviousPage": len(collected) > wanted})
 

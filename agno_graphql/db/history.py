@@ -273,10 +273,15 @@ def _batch_statement(db: Database, shape: _BatchShape) -> Select[Any]:
 async def list_messages(
     db: Database, session_id: str, request: PageRequest, roles: Sequence[str] = DEFAULT_ROLES
 ) -> Page[MessageRecord]:
-    """One page of the conversation, reading runs in batches from the cursor outwards."""
+    """One page of the conversation, reading runs in batches from the cursor outwards.
+
+    The first batch counts on a few messages a run (a turn with a tool call has four); each next batch is sized by
+    the messages a run has held so far, so a page reads about the runs it shows whatever the conversation's
+    length, and messages are made only until the page is full."""
     await db.ensure_ready()
     wanted = request.size + 1
-    batch = max(2, wanted // 2 + 1)
+    batch = first_batch(wanted)
+    runs_read = 0
     collected: list[MessageRecord] = []
     run_bound: int | None = None
     backward = request.backward
@@ -293,10 +298,13 @@ async def list_messages(
             messages = messages_of_run(run_id, int(run_index or 0), run_data, roles, int(created_at or 0))
             messages = [m for m in messages if _within(m, request)]
             collected.extend(reversed(messages) if backward else messages)
-        if len(rows) < batch:
+            runs_read += 1
+            if len(collected) >= wanted:
+                break  # the runs after it in this batch lie beyond the page
+        if len(rows) < batch or len(collected) >= wanted:
             break
         run_bound = int(rows[-1][1] or 0)
-        batch = min(batch * 2, 200)
+        batch = next_batch(wanted - len(collected), len(collected), runs_read, batch)
 
     async def count_total() -> int:
         return await count_messages(db, session_id, roles)
@@ -305,6 +313,23 @@ async def list_messages(
         return encode_cursor(MESSAGE_CURSOR, [message.run_index, message.position])
 
     return finish_page(collected, request, cursor_of, count_total)
+
+
+_MESSAGES_PER_RUN_GUESS = 4
+_MAX_BATCH = 200
+
+
+def first_batch(wanted: int) -> int:
+    return max(2, -(-wanted // _MESSAGES_PER_RUN_GUESS) + 1)
+
+
+def next_batch(missing: int, messages_seen: int, runs_read: int, previous: int) -> int:
+    """Runs to read for `missing` more messages at the density seen, one spare; twice the last batch while no run
+    has held a message to show (a filter by role that matches little)."""
+    if messages_seen == 0:
+        return min(_MAX_BATCH, previous * 2)
+    per_run = max(1.0, messages_seen / runs_read)
+    return min(_MAX_BATCH, max(2, int(missing / per_run) + 2))
 
 
 def _within(message: MessageRecord, request: PageRequest) -> bool:
