@@ -1,8 +1,11 @@
-"""Reads on MySQL through the driver's own pool (aiomysql), with the SQL and values made by SQLAlchemy.
+"""Reads on MySQL through a driver's own pool (asyncmy), with the SQL and values made by SQLAlchemy.
 
-A page of sessions costs MariaDB about 0.3 ms; through SQLAlchemy's async engine the same read cost us about
-twice that in CPU on top (its greenlet adaptation, execution context and result objects: BENCHMARKS.md, change
-15). The statements stay SQLAlchemy statements on Agno's tables: each is compiled by SQLAlchemy for the engine's
+A page of sessions costs MariaDB about 0.3 ms; through SQLAlchemy's async engine and aiomysql the same read cost
+us about 0.9 ms of CPU more (SQLAlchemy's greenlet adaptation, execution context and result objects, and
+pymysql's protocol in pure Python: BENCHMARKS.md, change 15). asyncmy speaks the same protocol in compiled code
+and answers the page in about a third of aiomysql's CPU.
+
+The statements stay SQLAlchemy statements on Agno's tables: each is compiled by SQLAlchemy for the engine's
 dialect (once for a statement object that is reused, as the page and history statements are), its values are
 bound and processed as SQLAlchemy would (JSON paths, expanding IN lists), and the selected columns' result
 processors are applied (JSON documents come back as Python objects). Connections autocommit, so a read is one
@@ -16,16 +19,17 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import aiomysql
-import pymysql
+import asyncmy
+import asyncmy.errors
 from sqlalchemy import ClauseElement, Executable
+from sqlalchemy.dialects.mysql.asyncmy import dialect as asyncmy_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from agno_graphql.errors import DatabaseUnavailable
 
 # The driver's errors that mean the connection or the server is gone, not that the statement is wrong.
-_DISCONNECTED = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError, OSError, EOFError)
+_DISCONNECTED = (asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError, ConnectionError, OSError, EOFError)
 _COMPILED_KEPT = 256
 
 # Called as a read is sent with (statement, arguments, None), and once it is answered with the number of rows, or
@@ -77,17 +81,17 @@ class _Compiled:
 
 
 class DriverReader:
-    """Single-statement reads through an aiomysql pool opened at the first read."""
+    """Single-statement reads through an asyncmy pool opened at the first read; `dialect` (the engine's) compiles."""
 
     def __init__(
         self, url: URL, dialect: Dialect, max_connections: int, wait_seconds: float, recycle_seconds: int
     ) -> None:
-        _args, self._connect_options = dialect.create_connect_args(url)
+        _args, self._connect_options = asyncmy_dialect().create_connect_args(url)
         self._dialect = dialect
         self._max_connections = max_connections
         self._wait_seconds = wait_seconds
         self._recycle_seconds = recycle_seconds
-        self._pool: aiomysql.Pool | None = None
+        self._pool: asyncmy.Pool | None = None
         self._opening: asyncio.Lock | None = None
         self._compiled: dict[int, _Compiled] = {}
         self.watchers: list[StatementWatcher] = []
@@ -151,14 +155,14 @@ class DriverReader:
                 conn.close()
             pool.release(conn)
 
-    async def _open(self) -> aiomysql.Pool:
+    async def _open(self) -> asyncmy.Pool:
         if self._pool is not None:
             return self._pool
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is None:
-                self._pool = await aiomysql.create_pool(
+                self._pool = await asyncmy.create_pool(
                     minsize=0,
                     maxsize=self._max_connections,
                     pool_recycle=self._recycle_seconds,
