@@ -528,6 +528,7 @@ def machine_info(database_url: str) -> dict[str, Any]:
         "fastapi",
         "sqlalchemy",
         "aiomysql",
+        "asyncmy",
         "uvloop",
         "httptools",
         "websockets",

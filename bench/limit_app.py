@@ -1,4 +1,5 @@
-"""The limit: a plain Starlette app running the same SQL as agno-graphql, straight through aiomysql.
+"""The limit: a plain Starlette app running the same SQL as agno-graphql, straight through asyncmy (the driver
+agno-graphql reads with).
 
 `python -m bench.limit_app URL PORT`. No GraphQL, no ORM, no auth: what one request costs when
 all that is left is the database round trips and building the JSON.
@@ -14,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiomysql
+import asyncmy
 import uvicorn
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
@@ -47,7 +48,7 @@ def build_app(database_url: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool["pool"] = await aiomysql.create_pool(
+        pool["pool"] = await asyncmy.create_pool(
             host=url.host or "127.0.0.1",
             port=url.port or 3306,
             user=url.username or "root",
