@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import (
@@ -158,28 +158,40 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         items: Any,
         position_context: Any,
     ) -> Any:
-        completed = self._complete_plain_list(item_type, field_details_list, info, path, items, position_context)
-        if completed is not None:
-            return completed
+        """A list whose items are objects with only plain fields selected, each plainly valid, in one loop; anything
+        else through graphql-core (nothing here has been recorded or sent by then)."""
+        plain = self._plain_item_fields(item_type, field_details_list, path, position_context)
+        if plain is not None and items.__class__ is list:
+            is_type_of, fields = plain
+            is_awaitable = self.is_awaitable
+            completed: list[dict[str, Any]] = []
+            for item in items:
+                # Strawberry's check for types with interfaces is a synchronous isinstance; anything else goes the
+                # long way.
+                if (
+                    item is None
+                    or is_awaitable(item)
+                    or (is_type_of is not None and is_type_of(item, info) is not True)
+                ):
+                    break
+                row = _plain_row(fields, item, is_awaitable)
+                if row is None:
+                    break
+                completed.append(row)
+            else:
+                return completed
         return super().complete_iterable_value(item_type, field_details_list, info, path, items, position_context)
 
-    def _complete_plain_list(
-        self,
-        item_type: GraphQLOutputType,
-        field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo,
-        path: Path,
-        items: Any,
-        position_context: Any,
-    ) -> list[dict[str, Any]] | None:
-        """The completed list when every item is an object and every selected field of it is plain and plainly
-        valid; None for graphql-core to complete it (nothing here has been recorded or sent by then)."""
-        if not self._direct or position_context is not None or items.__class__ is not list:
+    def _plain_item_fields(
+        self, item_type: GraphQLOutputType, field_details_list: FieldDetailsList, path: Path, position_context: Any
+    ) -> tuple[Callable[..., Any] | None, tuple[tuple[str, _Leaf | str], ...]] | None:
+        """(the type check, the fields by response name) when the items are objects whose selected fields are all
+        plain, with no @stream or @defer; else None."""
+        if not self._direct or position_context is not None:
             return None
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if not isinstance(object_type, GraphQLObjectType):
             return None
-        is_type_of = object_type.is_type_of
         if self.get_stream_usage(field_details_list, path) is not None:
             return None
         grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(object_type, field_details_list)
@@ -188,26 +200,8 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         plan = self._plan(object_type, grouped_field_set)
         if None in plan:
             return None
-        fields = tuple(zip(grouped_field_set, plan, strict=True))
-        is_awaitable = self.is_awaitable
-        completed: list[dict[str, Any]] = []
-        for item in items:
-            if item is None or is_awaitable(item):
-                return None
-            # Strawberry's check for types with interfaces is a synchronous isinstance; anything else goes the long way.
-            if is_type_of is not None and is_type_of(item, info) is not True:
-                return None
-            row: dict[str, Any] = {}
-            for response_name, how in fields:
-                if how.__class__ is str:
-                    row[response_name] = how
-                    continue
-                value = _complete_directly(how, item, is_awaitable)  # type: ignore[arg-type]
-                if value is Undefined:
-                    return None
-                row[response_name] = value
-            completed.append(row)
-        return completed
+        fields = cast(tuple[_Leaf | str, ...], plan)  # no None: checked above
+        return object_type.is_type_of, tuple(zip(grouped_field_set, fields, strict=True))
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
         # graphql-core memoizes collected sub-fields, so the same selection on many objects (a page's nodes, a
@@ -276,6 +270,22 @@ def _complete_directly(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], b
     except Exception:  # graphql-core completes it again and reports the error
         return Undefined
     return Undefined if coerced is None else coerced
+
+
+def _plain_row(
+    fields: tuple[tuple[str, _Leaf | str], ...], source: Any, is_awaitable: Callable[[Any], bool]
+) -> dict[str, Any] | None:
+    """One object's plain fields, or None when one of them is not plainly valid."""
+    row: dict[str, Any] = {}
+    for response_name, how in fields:
+        if how.__class__ is str:
+            row[response_name] = how
+            continue
+        value = _complete_directly(how, source, is_awaitable)  # type: ignore[arg-type]
+        if value is Undefined:
+            return None
+        row[response_name] = value
+    return row
 
 
 def lighten_simple_resolvers(schema: strawberry.Schema) -> int:
