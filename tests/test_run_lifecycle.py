@@ -15,6 +15,7 @@ import pytest
 
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer, make_token, serving_with
+from tests.lock_support import InFlightStatements, OutsideLock, wait_until
 from tests.matrix_support import (
     DELETE_SESSION,
     RENAME_SESSION,
@@ -43,6 +44,9 @@ from tests.run_support import (
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FULL_ANSWER = f"You said: {LONG_MESSAGE}"
+SESSION_RUNS = """
+query Runs($id: ID!) { session(id: $id) { runs(first: 10) { nodes { id status content } } } }
+"""
 
 
 def redis_settings() -> dict[str, Any]:
@@ -352,3 +356,55 @@ async def test_a_run_that_takes_too_long_fails_with_run_timeout_and_is_stored_fa
     assert stored["content"] and FULL_ANSWER.startswith(stored["content"]) and stored["content"] != FULL_ANSWER
     assert_event_invariants(events)
     assert (events[-1]["__typename"], events[-1]["code"]) == ("RunFailed", "RUN_TIMEOUT")
+
+
+CANCEL_GRACE_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def impatient_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Stops a cancelled run's task one second after asking Agno to stop it."""
+    with serving_with(
+        new_database_url, tmp_path_factory, "impatient", offline_delay_ms=40, cancel_grace_seconds=CANCEL_GRACE_SECONDS
+    ) as running:
+        yield running
+
+
+async def test_a_cancelled_run_is_stored_even_when_its_write_waits_past_the_cancel_grace(
+    impatient_server: RunningServer, user_id: str
+) -> None:
+    """Agno writes a cancelled run once it has stopped it. If the database makes that write wait longer than the
+    grace the server gives Agno to stop, the write must still finish: cut off, the run would be lost."""
+    server, token = impatient_server, make_token(user_id)
+    session = await create_session(server, token)
+    watch = InFlightStatements(server.services.db)
+    lock: OutsideLock | None = None
+    try:
+        async with subscription(server, token, RUN_AGENT, run_input(session["id"])) as starter:
+            head = await starter.events("runAgent", stop_after=4)
+            run_id = head[0]["runId"]
+            # Writers wait from now on (readers do not): Agno's write of the cancelled run will wait here.
+            lock = OutsideLock(server.settings.database_url, "LOCK TABLES agno_sessions READ")
+            cancelling = asyncio.create_task(execute(server, token, CANCEL_RUN, {"runId": run_id}))
+            await wait_until(lambda: watch.writes_on("agno_sessions") >= 1, "the cancelled run's write waits")
+            # Past the grace, with the write still waiting on the lock.
+            await asyncio.sleep(CANCEL_GRACE_SECONDS * 3)
+            assert watch.writes_on("agno_sessions") >= 1, "the cancelled run's write was cut off"
+            assert not cancelling.done()
+            lock.release()
+            tail = await asyncio.wait_for(starter.events("runAgent"), timeout=30)
+        cancelled = (await asyncio.wait_for(cancelling, timeout=30))["cancelRun"]["run"]
+    finally:
+        if lock is not None:
+            lock.release()
+        watch.close()
+
+    assert_event_invariants(head + tail)
+    assert tail[-1]["__typename"] == "RunCancelled"
+    partial = content_of(head + tail)
+    assert partial and FULL_ANSWER.startswith(partial) and partial != FULL_ANSWER
+    assert cancelled["status"] == "CANCELLED" and cancelled["content"] == partial
+    stored = await execute(server, token, SESSION_RUNS, {"id": session["id"]})
+    assert stored["session"]["runs"]["nodes"] == [{"id": run_id, "status": "CANCELLED", "content": partial}]

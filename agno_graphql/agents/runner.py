@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from uuid import uuid4
 
 from agno.agent import Agent
+from agno.exceptions import RunCancelledException
+from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellation_manager, set_cancellation_manager
+from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import TERMINAL, ContentDelta, Event, EventTranslator, Failed
@@ -31,6 +34,9 @@ CANCELLED_BY_USER = "Cancelled by the user."
 SERVER_STOPPING = "The server is shutting down."
 SESSION_DELETED = "The session was deleted."
 NOT_STORED = "The run could not be stored: the database is unavailable. Send the message again shortly."
+
+# Once Agno has stopped a cancelled run, the time it gets to store it before its task is stopped all the same.
+STORE_ALLOWANCE_SECONDS = 120.0
 
 AfterRun = Callable[[RunInfo, Event | None], Awaitable[None]]
 StoreRun = Callable[[RunInfo], Awaitable[bool]]
@@ -49,6 +55,53 @@ class LocalRun:
     flush_timer: asyncio.TimerHandle | None = None
 
 
+class HeededCancellations(InMemoryRunCancellationManager):
+    """Agno's in-process cancellation manager, also telling which cancelled runs Agno has stopped.
+
+    Agno stores a cancelled run after it stops it, inside its own handler: stopping the run's task then would
+    cut that write and lose the run. Runs listed in `heeded` are past the point where Agno checks for a cancel.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heeded: set[str] = set()
+
+    def raise_if_cancelled(self, run_id: str) -> None:
+        try:
+            super().raise_if_cancelled(run_id)
+        except RunCancelledException:
+            self.heeded.add(run_id)
+            raise
+
+    async def araise_if_cancelled(self, run_id: str) -> None:
+        try:
+            await super().araise_if_cancelled(run_id)
+        except RunCancelledException:
+            self.heeded.add(run_id)
+            raise
+
+    def cleanup_run(self, run_id: str) -> None:
+        super().cleanup_run(run_id)
+        self.heeded.discard(run_id)
+
+    async def acleanup_run(self, run_id: str) -> None:
+        await super().acleanup_run(run_id)
+        self.heeded.discard(run_id)
+
+
+def heeded_cancellations() -> HeededCancellations | None:
+    """The process's cancellation manager, made one that tells heeded cancels unless the application chose
+    another (then None: a run's task is stopped at the end of the grace period whatever Agno is doing)."""
+    current = get_cancellation_manager()
+    if isinstance(current, HeededCancellations):
+        return current
+    if cancellation_manager_explicitly_set():
+        return None
+    manager = HeededCancellations()
+    set_cancellation_manager(manager)
+    return manager
+
+
 class RunManager:
     """Starts runs in tasks of their own, cancels them on request from any instance, ends them on shutdown."""
 
@@ -64,6 +117,7 @@ class RunManager:
         self._local: dict[str, LocalRun] = {}
         self._cancel_grace_seconds = cancel_grace_seconds
         self._run_timeout_seconds = run_timeout_seconds
+        self._cancellations = heeded_cancellations()
         self.accepting = True
         # Set by the services: steps once Agno has stored the run, before the session is free again.
         self.after_run: AfterRun | None = None
@@ -263,7 +317,20 @@ class RunManager:
             return
         local.translator.cancel_reason = local.translator.cancel_reason or reason
         await Agent.acancel_run(local.info.run_id)
-        asyncio.get_running_loop().call_later(self._cancel_grace_seconds, _cancel_if_running, local.task)
+        asyncio.get_running_loop().call_later(self._cancel_grace_seconds, self._stop_unheeded, local)
+
+    def _stop_unheeded(self, local: LocalRun) -> None:
+        """The grace period is over: stop the run's task if Agno has not stopped the run. If it has, it is storing
+        the run, and stopping the task would cut that write: it gets a longer allowance instead."""
+        if local.task is None or local.task.done():
+            return
+        if self._cancellations is not None and local.info.run_id in self._cancellations.heeded:
+            log.warning(
+                "run %s: cancelled and still being stored after %.0f s", local.info.run_id, self._cancel_grace_seconds
+            )
+            asyncio.get_running_loop().call_later(STORE_ALLOWANCE_SECONDS, _cancel_if_running, local.task)
+            return
+        local.task.cancel()
 
     async def cancel(self, run_id: str, reason: str = CANCELLED_BY_USER) -> None:
         """Cancel a run wherever it is driven."""
