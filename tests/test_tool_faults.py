@@ -16,9 +16,10 @@ import pytest
 from agno.agent import Agent
 from agno.tools import tool
 
-from tests.client import execute, run_agent
+from tests.client import RUN_AGENT, execute, run_agent
 from tests.conftest import RunningServer, make_token, serving_with
-from tests.run_support import follow
+from tests.lock_support import InFlightStatements, OutsideLock, wait_until
+from tests.run_support import CANCEL_RUN, follow, run_input, subscription
 
 TOOL_TIMEOUT_SECONDS = 0.5
 # Far beyond the tool timeout; bounded, so that nothing waits forever if the timeout does not work.
@@ -145,3 +146,62 @@ async def test_tool_that_hangs_fails_at_the_tool_timeout_and_the_run_finishes(
     assert completed["result"] == f"The tool {tool} did not finish within {TOOL_TIMEOUT_SECONDS:g} s and was stopped."
     assert events[-1]["__typename"] == "RunCompleted"
     assert events[-1]["content"] == f"The tool {tool} failed: {completed['result']}"
+
+
+CANCEL_GRACE_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def stubborn_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Tools may take long (20 s) and a cancelled run gets one second to stop: a run cancelled in a tool that
+    does not give way has its task stopped."""
+    with serving_with(
+        new_database_url,
+        tmp_path_factory,
+        "stubborn",
+        agents="tests.test_tool_faults:make_agents",
+        tool_timeout_seconds=20.0,
+        cancel_grace_seconds=CANCEL_GRACE_SECONDS,
+    ) as running:
+        yield running
+
+
+async def test_a_run_stopped_in_a_tool_is_stored_before_its_end_is_told(
+    stubborn_server: RunningServer, user_id: str
+) -> None:
+    """Agno stores a run whose task was stopped in a task of its own. Its end (RunCancelled, cancelRun's answer)
+    is told only once that write is done: whoever hears the run ended then finds it stored."""
+    server, token = stubborn_server, make_token(user_id)
+    watch = InFlightStatements(server.services.db)
+    lock: OutsideLock | None = None
+    try:
+        async with subscription(
+            server, token, RUN_AGENT, run_input(None, "Please use the stall tool.", "fragile")
+        ) as sub:
+            head: list[dict[str, Any]] = []
+            while not of_type(head, "ToolCallStarted"):
+                head += await asyncio.wait_for(sub.events("runAgent", stop_after=1), timeout=30)
+            run_id, session_id = head[0]["runId"], head[0]["sessionId"]
+            tail = asyncio.create_task(sub.events("runAgent"))
+            # Writers wait from now on: Agno's write of the stopped run will wait here.
+            lock = OutsideLock(server.settings.database_url, "LOCK TABLES agno_sessions READ")
+            cancelling = asyncio.create_task(execute(server, token, CANCEL_RUN, {"runId": run_id}))
+            await wait_until(lambda: watch.writes_on("agno_sessions") >= 1, "the stopped run's write waits")
+            await asyncio.sleep(CANCEL_GRACE_SECONDS)
+            assert watch.writes_on("agno_sessions") >= 1
+            assert not tail.done() and not cancelling.done(), "the run's end was told before it was stored"
+            lock.release()
+            events = head + await asyncio.wait_for(tail, timeout=30)
+        cancelled = (await asyncio.wait_for(cancelling, timeout=30))["cancelRun"]["run"]
+    finally:
+        if lock is not None:
+            lock.release()
+        watch.close()
+
+    assert events[-1]["__typename"] == "RunCancelled"
+    assert (cancelled["id"], cancelled["status"]) == (run_id, "CANCELLED")
+    history = (await execute(server, token, HISTORY, {"id": session_id}))["session"]
+    assert [run["status"] for run in history["runs"]["nodes"]] == ["CANCELLED"]
+    assert [m["role"] for m in history["messages"]["nodes"]][:1] == ["USER"]

@@ -19,6 +19,7 @@ from uuid import uuid4
 
 from agno.agent import Agent
 from agno.exceptions import RunCancelledException
+from agno.run.background import _background_tasks as agno_background_tasks
 from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellation_manager, set_cancellation_manager
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
@@ -35,8 +36,9 @@ SERVER_STOPPING = "The server is shutting down."
 SESSION_DELETED = "The session was deleted."
 NOT_STORED = "The run could not be stored: the database is unavailable. Send the message again shortly."
 
-# Once Agno has stopped a cancelled run, the time it gets to store it before its task is stopped all the same.
-STORE_ALLOWANCE_SECONDS = 120.0
+# How long a run Agno has stopped gets to be stored (past the cancel grace) before its task is stopped all the
+# same; and how long a stopped task waits for the write Agno then makes in a task of its own.
+STORE_ALLOWANCE_SECONDS = 60.0
 
 AfterRun = Callable[[RunInfo, Event | None], Awaitable[None]]
 StoreRun = Callable[[RunInfo], Awaitable[bool]]
@@ -179,6 +181,8 @@ class RunManager:
             terminal += await self._end(local, lambda: translator.fail("The run ended without a result."))
         except asyncio.CancelledError:
             terminal += await self._end(local, lambda: translator.cancel(SERVER_STOPPING))
+            # Agno stores a run stopped this way in a task of its own: its end is told once that is done.
+            await agno_stores_done(STORE_ALLOWANCE_SECONDS)
             raise
         except Exception as exc:
             log.exception("run %s failed", info.run_id)
@@ -364,12 +368,26 @@ class RunManager:
                 if local.task in pending:
                     await self._cancel_local(local, SERVER_STOPPING)
             if pending:
-                _done, still = await asyncio.wait(pending, timeout=self._cancel_grace_seconds + 1)
+                # A run Agno has not stopped by the end of the cancel grace has its task stopped then; one it has
+                # stopped is being stored, and gets a while longer.
+                timeout = self._cancel_grace_seconds + STORE_ALLOWANCE_SECONDS
+                _done, still = await asyncio.wait(pending, timeout=timeout)
                 for task in still:
                     task.cancel()
                 with contextlib.suppress(Exception):
                     await asyncio.gather(*still, return_exceptions=True)
+        await agno_stores_done(STORE_ALLOWANCE_SECONDS)
         await self.broker.close()
+
+
+async def agno_stores_done(timeout: float) -> None:
+    """Wait (at most `timeout`) for the writes Agno makes in tasks of its own: a run whose task was stopped is
+    stored that way (AgentOS waits for the same set at shutdown). Only this event loop's: tests run servers
+    in several threads of one process."""
+    loop = asyncio.get_running_loop()
+    pending = {task for task in agno_background_tasks if task.get_loop() is loop and not task.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def _cancel_if_running(task: asyncio.Task[None]) -> None:
