@@ -122,6 +122,25 @@ def seeded_fingerprint(raw_url: str) -> str | None:
         conn.close()
 
 
+def reset_stream_sessions(raw_url: str) -> int:
+    """Delete the runs that earlier many-streams rounds left in the stream sessions, so every run of the harness
+    starts its streams on sessions as seeded (Agno reads a session's runs as a run starts: left there, they
+    would make B4 dearer with every run of the harness). The number of runs deleted."""
+    url = make_url(raw_url)
+    conn = _connect(url)
+    pattern = stream_session_id(0)[: -len("0000")] + "%"
+    try:
+        with conn.cursor() as cursor:
+            deleted = cursor.execute(f"DELETE FROM `{url.database}`.agno_runs WHERE session_id LIKE %s", (pattern,))
+            cursor.execute(
+                f"UPDATE `{url.database}`.agno_sessions SET updated_at = created_at WHERE session_id LIKE %s",
+                (pattern,),
+            )
+    finally:
+        conn.close()
+    return int(deleted)
+
+
 def recreate_database(raw_url: str) -> None:
     url = make_url(raw_url)
     conn = _connect(url)
@@ -261,7 +280,8 @@ async def seed(raw_url: str, agents: list[Agent], plan: SeedPlan, log: Any = pri
     streams = [stream_session_id(i) for i in range(plan.stream_sessions)]
     fingerprint = plan.fingerprint()
     if seeded_fingerprint(raw_url) == fingerprint:
-        log(f"seed: reusing the seeded database (plan {fingerprint})")
+        cleared = reset_stream_sessions(raw_url)
+        log(f"seed: reusing the seeded database (plan {fingerprint}); {cleared} runs of earlier B4 rounds removed")
         return SeededData(users, history, streams, reused=True, seconds=time.perf_counter() - started)
 
     log(f"seed: seeding {plan.sessions} sessions over {plan.users} users, history sessions {plan.history_runs}")
