@@ -57,6 +57,9 @@ class BrokerLimits:
 
 class RunBroker(Protocol):
     limits: BrokerLimits
+    # Whether a session's lock lapses unless the run renews it (shared brokers: a crashed instance frees its
+    # sessions that way); a process's own locks go with the process.
+    leases_lapse: bool
 
     async def start(self, on_cancel: CancelHandler) -> None:
         """Begin serving; `on_cancel(run_id, reason)` is called when any instance asks to cancel a run."""
@@ -227,6 +230,8 @@ class ChangeFanout:
 
 class InProcessBroker:
     """The broker of a single server process."""
+
+    leases_lapse = False
 
     def __init__(self, limits: BrokerLimits | None = None) -> None:
         self.limits = limits or BrokerLimits()

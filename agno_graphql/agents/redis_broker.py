@@ -184,6 +184,8 @@ class StreamWatcher:
 
 
 class RedisBroker:
+    leases_lapse = True
+
     def __init__(self, url: str, limits: BrokerLimits | None = None, prefix: str = "agql") -> None:
         self.limits = limits or BrokerLimits()
         self.prefix = prefix

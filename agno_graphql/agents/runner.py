@@ -165,7 +165,7 @@ class RunManager:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))
         lease_ended = asyncio.Event()
-        renewer = asyncio.create_task(self._keep_session(info, lease_ended))
+        renewer = asyncio.create_task(self._keep_session(info, lease_ended)) if self.broker.leases_lapse else None
         terminal: list[Event] = []
         try:
             stream = agent.arun(
@@ -195,7 +195,7 @@ class RunManager:
             await self._finish(info, terminal, renewer, lease_ended)
 
     async def _finish(
-        self, info: RunInfo, terminal: list[Event], renewer: asyncio.Task[None], lease_ended: asyncio.Event
+        self, info: RunInfo, terminal: list[Event], renewer: asyncio.Task[None] | None, lease_ended: asyncio.Event
     ) -> None:
         # The session stays leased while the run is being stored, so no other run writes it meanwhile.
         terminal, interrupted = await self._stored_or_failed(info, terminal)
@@ -206,8 +206,9 @@ class RunManager:
                 log.exception("run %s: a step after the run failed", info.run_id)
         # No renewal may land after the release: stop the renewer and wait until it has stopped.
         lease_ended.set()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(renewer, timeout=5.0)
+        if renewer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(renewer, timeout=5.0)
         try:
             await self.broker.release(info)
         except Exception:
