@@ -386,7 +386,8 @@ async def agno_stores_done(timeout: float) -> None:
     stored that way (AgentOS waits for the same set at shutdown). Only this event loop's: tests run servers
     in several threads of one process."""
     loop = asyncio.get_running_loop()
-    pending = {task for task in agno_background_tasks if task.get_loop() is loop and not task.done()}
+    # Copied in one step first: other threads' loops may change the set meanwhile.
+    pending = {task for task in tuple(agno_background_tasks) if task.get_loop() is loop and not task.done()}
     if pending:
         await asyncio.wait(pending, timeout=timeout)
 
