@@ -23,7 +23,7 @@ import jwt
 import pymysql
 import pytest
 import uvicorn
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from agno_graphql.app import build_services, create_app
 from agno_graphql.cli import server_options
@@ -35,17 +35,21 @@ REQUIRE_MYSQL = os.environ.get("AGNO_GRAPHQL_REQUIRE_MYSQL") == "1"
 TEST_SECRET = "test-secret-for-the-suite-only-0123456789"
 
 
+def mysql_connect(url: URL, **options: Any) -> pymysql.connections.Connection:
+    """A plain PyMySQL connection to the server (and database, if any) of a SQLAlchemy URL."""
+    return pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        database=url.database,
+        **options,
+    )
+
+
 def _mysql_reachable() -> str | None:
-    url = make_url(MYSQL_BASE_URL)
     try:
-        conn = pymysql.connect(
-            host=url.host or "127.0.0.1",
-            port=url.port or 3306,
-            user=url.username or "root",
-            password=url.password or "",
-            connect_timeout=3,
-        )
-        conn.close()
+        mysql_connect(make_url(MYSQL_BASE_URL).set(database=None), connect_timeout=3).close()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -80,13 +84,7 @@ class MySQLDatabases:
         self.created: list[str] = []
 
     def _connect(self) -> pymysql.connections.Connection:
-        return pymysql.connect(
-            host=self.url.host or "127.0.0.1",
-            port=self.url.port or 3306,
-            user=self.url.username or "root",
-            password=self.url.password or "",
-            autocommit=True,
-        )
+        return mysql_connect(self.url.set(database=None), autocommit=True)
 
     def create(self, label: str) -> str:
         name = f"agql_{label}_{uuid.uuid4().hex[:10]}"

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pymysql
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from agno_graphql.db.database import Database
+from tests.conftest import mysql_connect
 
 WAIT_SECONDS = 20.0
 
@@ -28,10 +28,14 @@ class InFlightStatements:
         self._lock = threading.Lock()
         self._statements: dict[int, str] = {}
         self._reads: list[str] = []
+        self._hooks: tuple[tuple[str, Callable[..., None]], ...] = (
+            ("before_cursor_execute", self._before),
+            ("after_cursor_execute", self._after),
+            ("handle_error", self._error),
+        )
         for engine in self._engines:
-            event.listen(engine, "before_cursor_execute", self._before)
-            event.listen(engine, "after_cursor_execute", self._after)
-            event.listen(engine, "handle_error", self._error)
+            for name, hook in self._hooks:
+                event.listen(engine, name, hook)
         if self._reader is not None:
             self._reader.watchers.append(self._read)
 
@@ -65,9 +69,8 @@ class InFlightStatements:
 
     def close(self) -> None:
         for engine in self._engines:
-            event.remove(engine, "before_cursor_execute", self._before)
-            event.remove(engine, "after_cursor_execute", self._after)
-            event.remove(engine, "handle_error", self._error)
+            for name, hook in self._hooks:
+                event.remove(engine, name, hook)
         if self._reader is not None:
             self._reader.watchers.remove(self._read)
 
@@ -89,14 +92,7 @@ class OutsideLock:
 
             self._release = release_sqlite
         else:
-            mysql = pymysql.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 3306,
-                user=url.username or "root",
-                password=url.password or "",
-                database=url.database,
-                autocommit=True,
-            )
+            mysql = mysql_connect(url, autocommit=True)
             with mysql.cursor() as cursor:
                 cursor.execute("SET SESSION lock_wait_timeout = 10")
                 cursor.execute(mysql_statement)
