@@ -82,8 +82,11 @@ def history_session_id(runs: int) -> str:
     return f"history-{runs}"
 
 
+STREAM_SESSION_PREFIX = "stream-"
+
+
 def stream_session_id(i: int) -> str:
-    return f"stream-{i:04d}"
+    return f"{STREAM_SESSION_PREFIX}{i:04d}"
 
 
 def stream_user_id(i: int) -> str:
@@ -128,7 +131,7 @@ def reset_stream_sessions(raw_url: str) -> int:
     would make B4 dearer with every run of the harness). The number of runs deleted."""
     url = make_url(raw_url)
     conn = _connect(url)
-    pattern = stream_session_id(0)[: -len("0000")] + "%"
+    pattern = STREAM_SESSION_PREFIX + "%"
     try:
         with conn.cursor() as cursor:
             deleted = cursor.execute(f"DELETE FROM `{url.database}`.agno_runs WHERE session_id LIKE %s", (pattern,))

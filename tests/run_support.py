@@ -6,10 +6,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer
+from tests.lock_support import InFlightStatements, OutsideLock, wait_until
 from tests.matrix_support import receive, transport_ws
 
 RUN_EVENTS = """
@@ -163,3 +165,31 @@ async def check_run_told_from_store(started_on: RunningServer, followed_on: Runn
     assert replay[1]["delta"] == replay[-1]["content"] == original[-1]["content"] == "The answer is 84."
     assert replay[2]["toolCall"]["name"] == "multiply" and replay[3]["result"] == "84"
     assert [(e["__typename"], e["index"], e["content"]) for e in resumed] == [("RunCompleted", 3, "The answer is 84.")]
+
+
+@dataclass
+class HeldCancel:
+    """A run being cancelled while the server's write of it waits on a lock of the test's own."""
+
+    cancelling: asyncio.Task[Any]  # the cancelRun request
+    watch: InFlightStatements
+    lock: OutsideLock
+
+    def writes_waiting(self) -> int:
+        return self.watch.writes_on("agno_sessions")
+
+
+@asynccontextmanager
+async def cancelled_with_its_write_held(server: RunningServer, token: str, run_id: str) -> AsyncIterator[HeldCancel]:
+    """Lock the sessions table against writers (readers go on), cancel the run, and wait until the server's write of
+    the cancelled run waits on the lock. The block runs with the write held; leaving it (or `lock.release()`)
+    lets the write go."""
+    watch = InFlightStatements(server.services.db)
+    lock = OutsideLock(server.settings.database_url, "LOCK TABLES agno_sessions READ")
+    try:
+        held = HeldCancel(asyncio.create_task(execute(server, token, CANCEL_RUN, {"runId": run_id})), watch, lock)
+        await wait_until(lambda: held.writes_waiting() >= 1, "the cancelled run's write waits on the lock")
+        yield held
+    finally:
+        lock.release()
+        watch.close()

@@ -15,7 +15,6 @@ import pytest
 
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer, make_token, serving_with
-from tests.lock_support import InFlightStatements, OutsideLock, wait_until
 from tests.matrix_support import (
     DELETE_SESSION,
     RENAME_SESSION,
@@ -30,6 +29,7 @@ from tests.run_support import (
     CANCEL_RUN,
     LONG_MESSAGE,
     SESSION_EVENTS,
+    cancelled_with_its_write_held,
     check_run_told_from_store,
     content_of,
     follow,
@@ -379,27 +379,16 @@ async def test_a_cancelled_run_is_stored_even_when_its_write_waits_past_the_canc
     grace the server gives Agno to stop, the write must still finish: cut off, the run would be lost."""
     server, token = impatient_server, make_token(user_id)
     session = await create_session(server, token)
-    watch = InFlightStatements(server.services.db)
-    lock: OutsideLock | None = None
-    try:
-        async with subscription(server, token, RUN_AGENT, run_input(session["id"])) as starter:
-            head = await starter.events("runAgent", stop_after=4)
-            run_id = head[0]["runId"]
-            # Writers wait from now on (readers do not): Agno's write of the cancelled run will wait here.
-            lock = OutsideLock(server.settings.database_url, "LOCK TABLES agno_sessions READ")
-            cancelling = asyncio.create_task(execute(server, token, CANCEL_RUN, {"runId": run_id}))
-            await wait_until(lambda: watch.writes_on("agno_sessions") >= 1, "the cancelled run's write waits")
+    async with subscription(server, token, RUN_AGENT, run_input(session["id"])) as starter:
+        head = await starter.events("runAgent", stop_after=4)
+        run_id = head[0]["runId"]
+        async with cancelled_with_its_write_held(server, token, run_id) as held:
             # Past the grace, with the write still waiting on the lock.
             await asyncio.sleep(CANCEL_GRACE_SECONDS * 3)
-            assert watch.writes_on("agno_sessions") >= 1, "the cancelled run's write was cut off"
-            assert not cancelling.done()
-            lock.release()
-            tail = await asyncio.wait_for(starter.events("runAgent"), timeout=30)
-        cancelled = (await asyncio.wait_for(cancelling, timeout=30))["cancelRun"]["run"]
-    finally:
-        if lock is not None:
-            lock.release()
-        watch.close()
+            assert held.writes_waiting() >= 1, "the cancelled run's write was cut off"
+            assert not held.cancelling.done()
+        tail = await asyncio.wait_for(starter.events("runAgent"), timeout=30)
+    cancelled = (await asyncio.wait_for(held.cancelling, timeout=30))["cancelRun"]["run"]
 
     assert_event_invariants(head + tail)
     assert tail[-1]["__typename"] == "RunCancelled"

@@ -18,8 +18,7 @@ from agno.tools import tool
 
 from tests.client import RUN_AGENT, execute, run_agent
 from tests.conftest import RunningServer, make_token, serving_with
-from tests.lock_support import InFlightStatements, OutsideLock, wait_until
-from tests.run_support import CANCEL_RUN, follow, run_input, subscription
+from tests.run_support import cancelled_with_its_write_held, follow, run_input, subscription
 
 TOOL_TIMEOUT_SECONDS = 0.5
 # Far beyond the tool timeout; bounded, so that nothing waits forever if the timeout does not work.
@@ -174,31 +173,19 @@ async def test_a_run_stopped_in_a_tool_is_stored_before_its_end_is_told(
     """Agno stores a run whose task was stopped in a task of its own. Its end (RunCancelled, cancelRun's answer)
     is told only once that write is done: whoever hears the run ended then finds it stored."""
     server, token = stubborn_server, make_token(user_id)
-    watch = InFlightStatements(server.services.db)
-    lock: OutsideLock | None = None
-    try:
-        async with subscription(
-            server, token, RUN_AGENT, run_input(None, "Please use the stall tool.", "fragile")
-        ) as sub:
-            head: list[dict[str, Any]] = []
-            while not of_type(head, "ToolCallStarted"):
-                head += await asyncio.wait_for(sub.events("runAgent", stop_after=1), timeout=30)
-            run_id, session_id = head[0]["runId"], head[0]["sessionId"]
-            tail = asyncio.create_task(sub.events("runAgent"))
-            # Writers wait from now on: Agno's write of the stopped run will wait here.
-            lock = OutsideLock(server.settings.database_url, "LOCK TABLES agno_sessions READ")
-            cancelling = asyncio.create_task(execute(server, token, CANCEL_RUN, {"runId": run_id}))
-            await wait_until(lambda: watch.writes_on("agno_sessions") >= 1, "the stopped run's write waits")
+    async with subscription(server, token, RUN_AGENT, run_input(None, "Please use the stall tool.", "fragile")) as sub:
+        head: list[dict[str, Any]] = []
+        while not of_type(head, "ToolCallStarted"):
+            head += await asyncio.wait_for(sub.events("runAgent", stop_after=1), timeout=30)
+        run_id, session_id = head[0]["runId"], head[0]["sessionId"]
+        tail = asyncio.create_task(sub.events("runAgent"))
+        async with cancelled_with_its_write_held(server, token, run_id) as held:
+            # Past the grace: the task has been stopped, and Agno's own write of the run waits on the lock.
             await asyncio.sleep(CANCEL_GRACE_SECONDS)
-            assert watch.writes_on("agno_sessions") >= 1
-            assert not tail.done() and not cancelling.done(), "the run's end was told before it was stored"
-            lock.release()
-            events = head + await asyncio.wait_for(tail, timeout=30)
-        cancelled = (await asyncio.wait_for(cancelling, timeout=30))["cancelRun"]["run"]
-    finally:
-        if lock is not None:
-            lock.release()
-        watch.close()
+            assert held.writes_waiting() >= 1
+            assert not tail.done() and not held.cancelling.done(), "the run's end was told before it was stored"
+        events = head + await asyncio.wait_for(tail, timeout=30)
+    cancelled = (await asyncio.wait_for(held.cancelling, timeout=30))["cancelRun"]["run"]
 
     assert events[-1]["__typename"] == "RunCancelled"
     assert (cancelled["id"], cancelled["status"]) == (run_id, "CANCELLED")
