@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.permission import BasePermission
 
+from agno_graphql.context import Info
 from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
 from agno_graphql.resolvers.mutations.cancel_run import cancel_run
 from agno_graphql.resolvers.mutations.create_session import create_session
@@ -72,7 +73,7 @@ class Mutation:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(permission_classes=authenticated)
-    def run_agent(self, info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
+    def run_agent(self, info: Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
         return run_agent(info, input)
 
     @strawberry.subscription(
@@ -81,7 +82,7 @@ class Subscription:
         "greater than afterIndex, then live ones until the terminal event.",
     )
     def run_events(
-        self, info: strawberry.Info, run_id: strawberry.ID, after_index: int | None = None
+        self, info: Info, run_id: strawberry.ID, after_index: int | None = None
     ) -> AsyncGenerator[RunEvent, None]:
         return run_events(info, run_id, after_index)
 
@@ -89,7 +90,7 @@ class Subscription:
         permission_classes=authenticated,
         description="The viewer's sessions as they are created, renamed, run and deleted, from now on.",
     )
-    def session_events(self, info: strawberry.Info) -> AsyncGenerator[SessionEvent, None]:
+    def session_events(self, info: Info) -> AsyncGenerator[SessionEvent, None]:
         return session_events(info)
 
 

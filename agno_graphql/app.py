@@ -48,10 +48,11 @@ from agno_graphql.agents.broker import BrokerLimits, InProcessBroker, RunBroker
 from agno_graphql.agents.models import build_model
 from agno_graphql.agents.redis_broker import RedisBroker
 from agno_graphql.agents.registry import AgentRegistry, builtin_agents, load_agents_module
-from agno_graphql.agents.runner import RunManager
+from agno_graphql.agents.runner import RunLimits, RunManager
 from agno_graphql.auth import TokenVerifier, ensure_secret
 from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
+from agno_graphql.db.pagination import PageLimits
 from agno_graphql.diagnostics import (
     METRICS_PATH,
     ConnectionTracker,
@@ -63,8 +64,18 @@ from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.execution import PlainFieldExecutor, lighten_simple_resolvers
 from agno_graphql.graphiql import graphiql_page
-from agno_graphql.guards import GuardedWebSocketAdapter, http_error_response, parse_json_body, remember_viewer
+from agno_graphql.guards import (
+    GuardedWebSocketAdapter,
+    SocketLimits,
+    http_error_response,
+    parse_json_body,
+    remember_viewer,
+)
 from agno_graphql.services import Services
+from agno_graphql.services.history import HistoryService
+from agno_graphql.services.run_end import StoredRunSteps
+from agno_graphql.services.runs import RunService
+from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
@@ -142,8 +153,7 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TrackedTransportWSHandler
     graphql_ws_handler_class = TrackedLegacyWSHandler
 
-    def __init__(self, schema: strawberry.Schema, services: Services) -> None:
-        settings = services.settings
+    def __init__(self, schema: strawberry.Schema, services: Services, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -161,6 +171,10 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.services = services
+        # Read by the websocket guard, which Strawberry builds with this view.
+        self.socket_limits = SocketLimits(
+            max_bytes=settings.max_body_bytes, init_timeout_seconds=settings.connection_init_timeout_seconds
+        )
         self.connections = ConnectionTracker()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,7 +215,7 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer = self.services.verifier.verify_header(init_payload_token(context.connection_params))
         except AppError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
-        context._viewer = viewer
+        context.viewer = viewer
         if isinstance(context.request, WebSocket):
             remember_viewer(context.request, viewer)
         return {"userId": viewer.user_id}
@@ -265,25 +279,40 @@ def build_broker(settings: Settings) -> RunBroker:
 
 
 def build_services(settings: Settings) -> Services:
-    """Everything the API needs, built from settings; bad settings raise errors that say what to fix."""
+    """Everything the API needs, built from settings, each service handed what it calls; bad settings raise errors
+    that say what to fix."""
     db = Database(settings.effective_database_url)
     model = build_model(settings)
     agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
     registry = AgentRegistry(agents, db.agno_db, model, tool_timeout_seconds=settings.tool_timeout_seconds)
     secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
     verifier = TokenVerifier(settings, secret)
-    runs = RunManager(
-        build_broker(settings),
-        cancel_grace_seconds=settings.cancel_grace_seconds,
-        run_timeout_seconds=settings.run_timeout_seconds,
-        coalesce_seconds=settings.stream_coalesce_ms / 1000,
+    broker = build_broker(settings)
+    manager = RunManager(
+        broker,
+        StoredRunSteps(db, broker, settings.store_retry_seconds),
+        RunLimits(
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            run_timeout_seconds=settings.run_timeout_seconds,
+            coalesce_seconds=settings.stream_coalesce_ms / 1000,
+        ),
     )
-    return Services(settings=settings, db=db, registry=registry, runs=runs, verifier=verifier)
+    limits = PageLimits(default_size=settings.page_size_default, max_size=settings.page_size_max)
+    sessions = SessionService(db, registry, broker, manager, limits)
+    return Services(
+        agents=registry,
+        sessions=sessions,
+        history=HistoryService(db, limits),
+        runs=RunService(db, registry, sessions, broker, manager, settings.max_message_chars),
+        verifier=verifier,
+        db=db,
+        run_manager=manager,
+    )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     services = services or build_services(settings)
-    graphql_app = GraphQLApp(build_schema(settings), services)
+    graphql_app = GraphQLApp(build_schema(settings), services, settings)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -291,7 +320,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def readyz(request: Request) -> Response:
         checks = {"database": await services.db.ping()}
         if settings.redis_url:
-            checks["redis"] = await services.runs.broker.ping()
+            checks["redis"] = await services.run_manager.broker.ping()
         body: dict[str, str] = {name: "ok" if up else "unreachable" for name, up in checks.items()}
         if all(checks.values()):
             return JSONResponse({"status": "ready", **body})
@@ -306,11 +335,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             await services.db.ensure_ready()
         except AppError:
             log.warning("database unreachable at startup; serving anyway, /readyz reports it")
-        await services.runs.open()
+        await services.run_manager.open()
         yield
-        await services.runs.shutdown(grace_seconds=settings.shutdown_grace_seconds)
+        await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.db.dispose()
 
+    metrics = metrics_endpoint(services.db, services.run_manager, graphql_app.connections)
+    metrics_routes = [Route(METRICS_PATH, metrics)] if settings.metrics else []
     app = Starlette(
         routes=[
             Route("/", root),
@@ -319,7 +350,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]),
             WebSocketRoute(GRAPHQL_PATH, graphql_app),
             *web_routes(settings),
-            *([Route(METRICS_PATH, metrics_endpoint(services, graphql_app.connections))] if settings.metrics else []),
+            *metrics_routes,
         ],
         lifespan=lifespan,
     )

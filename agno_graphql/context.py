@@ -1,18 +1,21 @@
-"""The per-request (or per-socket) context: who is asking, the services, and batch loaders."""
+"""The per-request (or per-socket) context: who is asking, the services, and batch loaders; and `Info`, the
+resolvers' view of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeAlias
 from uuid import uuid4
 
+import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from agno_graphql.auth import Viewer
-from agno_graphql.db.history import RunRecord
+from agno_graphql.records import RunRecord
 from agno_graphql.services import Services
 
 
@@ -31,45 +34,38 @@ class Context:
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: uuid4().hex[:16])
-    _viewer: Viewer | None = None
-    _run_counts: DataLoader[str, int] | None = None
-    _titles: DataLoader[str, str | None] | None = None
-    _active_runs: DataLoader[str, RunRecord | None] | None = None
 
-    @property
+    @cached_property
     def viewer(self) -> Viewer:
-        """The authenticated user; UNAUTHENTICATED when the token is missing or bad."""
-        if self._viewer is None:
-            if isinstance(self.request, WebSocket):
-                header = init_payload_token(self.connection_params)
-            else:
-                header = self.request.headers.get("authorization")
-            self._viewer = self.services.verifier.verify_header(header)
-        return self._viewer
+        """The authenticated user; UNAUTHENTICATED when the token is missing or bad. A socket's is set once its
+        connection_init is accepted."""
+        if isinstance(self.request, WebSocket):
+            header = init_payload_token(self.connection_params)
+        else:
+            header = self.request.headers.get("authorization")
+        return self.services.verifier.verify_header(header)
 
     @property
     def user_id(self) -> str:
         return self.viewer.user_id
 
-    @property
+    # Loaders without a cache: a socket's context lives as long as the socket, and its figures change.
+    @cached_property
     def run_counts(self) -> DataLoader[str, int]:
-        if self._run_counts is None:
-            self._run_counts = DataLoader(load_fn=self.services.run_counts, cache=False)
-        return self._run_counts
+        return DataLoader(load_fn=self.services.history.run_counts, cache=False)
 
-    @property
+    @cached_property
     def session_titles(self) -> DataLoader[str, str | None]:
-        if self._titles is None:
-            self._titles = DataLoader(load_fn=self.services.session_titles, cache=False)
-        return self._titles
+        return DataLoader(load_fn=self.services.history.titles, cache=False)
 
-    @property
+    @cached_property
     def active_runs(self) -> DataLoader[str, RunRecord | None]:
-        if self._active_runs is None:
-            user_id = self.user_id
+        user_id, runs = self.user_id, self.services.runs
 
-            async def load(session_ids: list[str]) -> list[RunRecord | None]:
-                return await self.services.active_runs(user_id, session_ids)
+        async def load(session_ids: list[str]) -> list[RunRecord | None]:
+            return await runs.active(user_id, session_ids)
 
-            self._active_runs = DataLoader(load_fn=load, cache=False)
-        return self._active_runs
+        return DataLoader(load_fn=load, cache=False)
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

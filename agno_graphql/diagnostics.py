@@ -20,7 +20,8 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
-from agno_graphql.services import Services
+from agno_graphql.agents.runner import RunManager
+from agno_graphql.db.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +101,23 @@ def _open_fds() -> int | None:
         return None
 
 
-def _pool_figures(services: Services) -> tuple[int, int]:
+def _pool_figures(db: Database) -> tuple[int, int]:
     """(checked out, checked in) of the database pools (the writer's and, on MySQL, the reader's); (0, 0) for pools
     that keep no connections."""
     checked_out = checked_in = 0
-    pool = services.db.engine.pool
+    pool = db.engine.pool
     out, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
     if out is not None and idle is not None:
         checked_out, checked_in = int(out()), int(idle())
-    reader = services.db.driver_reader
+    reader = db.driver_reader
     if reader is not None:
         checked_out, checked_in = checked_out + reader.checked_out, checked_in + reader.checked_in
     return checked_out, checked_in
 
 
-def metric_values(services: Services, connections: ConnectionTracker) -> dict[str, tuple[str, int | None]]:
+def metric_values(db: Database, runs: RunManager, connections: ConnectionTracker) -> dict[str, tuple[str, int | None]]:
     """Name -> (help, value) of every figure, read now; None where this platform cannot tell (no /proc)."""
-    checked_out, checked_in = _pool_figures(services)
+    checked_out, checked_in = _pool_figures(db)
     return {
         "agno_graphql_asyncio_tasks": ("Asyncio tasks alive in the server's event loop.", len(asyncio.all_tasks())),
         "agno_graphql_websockets_open": ("GraphQL websocket connections open.", connections.websockets),
@@ -124,7 +125,7 @@ def metric_values(services: Services, connections: ConnectionTracker) -> dict[st
             "Operations in flight on open websockets (subscriptions mostly).",
             connections.subscriptions,
         ),
-        "agno_graphql_local_runs": ("Runs this process is driving.", len(services.runs.local_runs)),
+        "agno_graphql_local_runs": ("Runs this process is driving.", len(runs.local_runs)),
         "agno_graphql_db_pool_checked_out": ("Database connections checked out of the pool.", checked_out),
         "agno_graphql_db_pool_checked_in": ("Database connections idle in the pool.", checked_in),
         "process_resident_memory_bytes": ("Resident memory size in bytes.", _resident_bytes()),
@@ -166,11 +167,13 @@ def parse_prometheus_text(text: str) -> dict[str, float]:
     return samples
 
 
-def metrics_endpoint(services: Services, connections: ConnectionTracker) -> Callable[[Request], Awaitable[Response]]:
+def metrics_endpoint(
+    db: Database, runs: RunManager, connections: ConnectionTracker
+) -> Callable[[Request], Awaitable[Response]]:
     """The `/metrics` route handler. Unauthenticated, like /healthz: enable it only where scrapers can reach it."""
 
     async def metrics(request: Request) -> Response:
-        text = prometheus_text(metric_values(services, connections), tasks_by_coroutine())
+        text = prometheus_text(metric_values(db, runs, connections), tasks_by_coroutine())
         return PlainTextResponse(text, media_type=PROMETHEUS_TEXT)
 
     return metrics

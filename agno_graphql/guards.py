@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from json import JSONDecodeError
 from typing import Any
 
@@ -98,6 +99,14 @@ def message_problem(message: object) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class SocketLimits:
+    """The largest frame a socket may send, and how long it has to send connection_init."""
+
+    max_bytes: int
+    init_timeout_seconds: float
+
+
 def remember_viewer(websocket: WebSocket, viewer: Viewer) -> None:
     """Tell the socket's guard whom it was acknowledged for (from on_ws_connect)."""
     websocket.state.viewer = viewer
@@ -108,10 +117,11 @@ class GuardedWebSocketAdapter(ASGIWebSocketAdapter):
 
     def __init__(self, view: Any, request: WebSocket, response: WebSocket) -> None:
         super().__init__(view, request, response)
-        services = view.services
-        self.verifier: TokenVerifier = services.verifier
-        self.max_bytes: int = services.settings.max_body_bytes
-        self.init_deadline = time.monotonic() + services.settings.connection_init_timeout_seconds
+        # Strawberry builds the adapter from the view alone: the view carries what the guard needs.
+        limits: SocketLimits = view.socket_limits
+        self.verifier: TokenVerifier = view.services.verifier
+        self.max_bytes = limits.max_bytes
+        self.init_deadline = time.monotonic() + limits.init_timeout_seconds
 
     def _viewer(self) -> Viewer | None:
         viewer = getattr(self.ws.state, "viewer", None)
@@ -155,9 +165,7 @@ class GuardedWebSocketAdapter(ASGIWebSocketAdapter):
                 text = await self._receive_text()
                 if text is None:
                     return
-                if len(text) > self.max_bytes or (
-                    len(text) * 4 > self.max_bytes and len(text.encode()) > self.max_bytes
-                ):
+                if self._too_big(text):
                     await self.close(CLOSE_MESSAGE_TOO_BIG, "Message too big")
                     return
                 try:

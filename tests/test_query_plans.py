@@ -129,7 +129,7 @@ def _clone_run(template: dict[str, Any], session_id: str, text: str) -> dict[str
 
 async def _wait_for_runs_to_finish(server: RunningServer) -> None:
     deadline = time.monotonic() + 20
-    while server.services.runs.local_runs:
+    while server.services.run_manager.local_runs:
         assert time.monotonic() < deadline, "runs did not finish"
         await asyncio.sleep(0.02)
 

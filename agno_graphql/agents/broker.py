@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from agno_graphql.agents.events import TERMINAL, Event
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
+from agno_graphql.records import TERMINAL, Event
 
 CancelHandler = Callable[[str, str], Awaitable[None]]
 

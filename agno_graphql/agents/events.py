@@ -16,11 +16,21 @@ from typing import Any
 
 from agno.run.agent import RunEvent as AgnoEvent
 
-from agno_graphql.db.history import (
+from agno_graphql.records import (
+    EVENT_KINDS,
+    Cancelled,
+    Completed,
+    ContentDelta,
+    Event,
+    Failed,
     MessageRecord,
+    ReasoningDelta,
     RunMetricsData,
     RunRecord,
+    Started,
     ToolCallRecord,
+    ToolCompleted,
+    ToolStarted,
     metrics_data,
     parse_arguments,
 )
@@ -34,71 +44,6 @@ MODEL_CODES = (MODEL_ERROR, MODEL_UNAVAILABLE, MODEL_RATE_LIMITED, MODEL_TIMEOUT
 RUN_FAILED = "RUN_FAILED"
 RUN_TIMEOUT = "RUN_TIMEOUT"
 RUN_LOST = "RUN_LOST"
-
-
-# Slots: a run's events stay in memory for resumes (up to RUN_EVENTS_MAX, kept a while after the end), and a short
-# delta without a __dict__ takes about 190 bytes instead of 230.
-@dataclass(frozen=True, slots=True)
-class Event:
-    run_id: str
-    session_id: str
-    index: int
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Started(Event):
-    agent_id: str
-    model_provider: str
-    model_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ContentDelta(Event):
-    delta: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta(Event):
-    delta: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolStarted(Event):
-    tool_call: ToolCallRecord
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCompleted(Event):
-    tool_call: ToolCallRecord
-    result: str | None
-    failed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Completed(Event):
-    content: str | None
-    metrics: RunMetricsData | None
-
-
-@dataclass(frozen=True, slots=True)
-class Failed(Event):
-    message: str
-    code: str
-    retry_after_seconds: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Cancelled(Event):
-    reason: str | None
-    content: str | None
-
-
-TERMINAL = (Completed, Failed, Cancelled)
-EVENT_KINDS: dict[str, type[Event]] = {
-    kind.__name__: kind
-    for kind in (Started, ContentDelta, ReasoningDelta, ToolStarted, ToolCompleted, Completed, Failed, Cancelled)
-}
 
 
 def encode_event(event: Event) -> str:

@@ -36,8 +36,9 @@ from agno_graphql.agents.broker import (
     RunInfo,
     SessionChange,
 )
-from agno_graphql.agents.events import RUN_LOST, TERMINAL, Event, Failed, decode_event, encode_event
+from agno_graphql.agents.events import RUN_LOST, decode_event, encode_event
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
+from agno_graphql.records import TERMINAL, Event, Failed
 
 log = logging.getLogger(__name__)
 

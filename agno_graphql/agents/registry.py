@@ -16,6 +16,7 @@ from agno.tools.toolkit import Toolkit
 
 from agno_graphql.agents.models import model_provider
 from agno_graphql.agents.tools import CALCULATOR_TOOLS, with_timeout
+from agno_graphql.errors import NotFound
 from agno_graphql.settings import SettingsError
 
 
@@ -153,3 +154,10 @@ class AgentRegistry:
 
     def specs(self) -> list[AgentSpec]:
         return list(self._specs.values())
+
+    def require(self, agent_id: str) -> tuple[Agent, AgentSpec]:
+        """The agent and its description; NOT_FOUND when there is no such agent."""
+        agent, spec = self._agents.get(agent_id), self._specs.get(agent_id)
+        if agent is None or spec is None:
+            raise NotFound("Agent not found.", agentId=agent_id)
+        return agent, spec

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import uuid4
 
 from agno.agent import Agent
@@ -24,9 +25,10 @@ from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellatio
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
-from agno_graphql.agents.events import TERMINAL, ContentDelta, Event, EventTranslator, Failed
+from agno_graphql.agents.events import EventTranslator
 from agno_graphql.agents.registry import AgentSpec
 from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, ShuttingDown
+from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,23 @@ NOT_STORED = "The run could not be stored: the database is unavailable. Send the
 # same; and how long a stopped task waits for the write Agno then makes in a task of its own.
 STORE_ALLOWANCE_SECONDS = 60.0
 
-AfterRun = Callable[[RunInfo, Event | None], Awaitable[None]]
-StoreRun = Callable[[RunInfo], Awaitable[bool]]
+
+class RunEndSteps(Protocol):
+    """What the run manager calls once Agno has ended a run, before the session is free and the end is told."""
+
+    async def store(self, run: RunInfo) -> bool:
+        """Make sure the ended run is stored (retrying for a while); False if it is not."""
+
+    async def after(self, run: RunInfo, terminal: Event | None) -> None:
+        """Steps once the run is stored (a name given meanwhile, a failure to note)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    cancel_grace_seconds: float = 10.0
+    run_timeout_seconds: float = 600.0
+    # Content deltas closer together than this go out as one (0: each delta at once).
+    coalesce_seconds: float = 0.0
 
 
 @dataclass
@@ -107,31 +124,22 @@ def heeded_cancellations() -> HeededCancellations | None:
 class RunManager:
     """Starts runs in tasks of their own, cancels them on request from any instance, ends them on shutdown."""
 
-    def __init__(
-        self,
-        broker: RunBroker,
-        cancel_grace_seconds: float = 10.0,
-        run_timeout_seconds: float = 600.0,
-        coalesce_seconds: float = 0.0,
-    ) -> None:
+    def __init__(self, broker: RunBroker, end_steps: RunEndSteps, limits: RunLimits = RunLimits()) -> None:
         self.broker = broker
-        self._coalesce_seconds = coalesce_seconds
+        self._end_steps = end_steps
+        self._coalesce_seconds = limits.coalesce_seconds
         self._local: dict[str, LocalRun] = {}
-        self._cancel_grace_seconds = cancel_grace_seconds
-        self._run_timeout_seconds = run_timeout_seconds
+        self._cancel_grace_seconds = limits.cancel_grace_seconds
+        self._run_timeout_seconds = limits.run_timeout_seconds
         self._cancellations = heeded_cancellations()
         self.accepting = True
-        # Set by the services: steps once Agno has stored the run, before the session is free again.
-        self.after_run: AfterRun | None = None
-        # Set by the services: make sure the ended run is stored (retrying for a while); False if it is not.
-        self.store_run: StoreRun | None = None
 
     @property
     def local_runs(self) -> list[LocalRun]:
         return list(self._local.values())
 
     async def open(self) -> None:
-        await self.broker.start(self._on_cancel)
+        await self.broker.start(self.cancel_requested)
 
     async def start(self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str) -> RunInfo:
         """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
@@ -199,11 +207,10 @@ class RunManager:
     ) -> None:
         # The session stays leased while the run is being stored, so no other run writes it meanwhile.
         terminal, interrupted = await self._stored_or_failed(info, terminal)
-        if self.after_run is not None:
-            try:
-                await self.after_run(info, terminal[0] if terminal else None)
-            except Exception:
-                log.exception("run %s: a step after the run failed", info.run_id)
+        try:
+            await self._end_steps.after(info, terminal[0] if terminal else None)
+        except Exception:
+            log.exception("run %s: a step after the run failed", info.run_id)
         # No renewal may land after the release: stop the renewer and wait until it has stopped.
         lease_ended.set()
         if renewer is not None:
@@ -226,11 +233,9 @@ class RunManager:
     async def _stored_or_failed(self, info: RunInfo, terminal: list[Event]) -> tuple[list[Event], bool]:
         """The terminal event to publish: the run's own once it is stored, else RunFailed DB_UNAVAILABLE.
         Also whether the task was cancelled meanwhile (the end is published all the same, then it stops)."""
-        if self.store_run is None:
-            return terminal, False
         interrupted = False
         try:
-            stored = await self.store_run(info)
+            stored = await self._end_steps.store(info)
         except asyncio.CancelledError:
             stored, interrupted = False, True
         except Exception:
@@ -311,7 +316,8 @@ class RunManager:
         local.translator.timed_out = True
         await self._cancel_local(local, "The run took too long.")
 
-    async def _on_cancel(self, run_id: str, reason: str) -> None:
+    async def cancel_requested(self, run_id: str, reason: str) -> None:
+        """A cancel asked for on any instance (the broker calls this): stop the run if this process drives it."""
         local = self._local.get(run_id)
         if local is not None:
             await self._cancel_local(local, reason)

@@ -17,56 +17,11 @@ from sqlalchemy import Integer, Select, String, bindparam, func, select, text, u
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
+from agno_graphql.records import MessageRecord, RunRecord, ToolCallRecord, metrics_data, parse_arguments
 
 RUN_CURSOR = "run"
 MESSAGE_CURSOR = "message"
 DEFAULT_ROLES = ("user", "assistant", "tool")
-
-
-@dataclass(frozen=True)
-class ToolCallRecord:
-    id: str
-    name: str
-    arguments: Any
-
-
-@dataclass(frozen=True)
-class RunMetricsData:
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    duration_ms: float | None = None
-    time_to_first_token_ms: float | None = None
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    id: str
-    run_id: str | None
-    run_index: int
-    position: int
-    role: str
-    content: str | None
-    tool_calls: list[ToolCallRecord]
-    tool_call_id: str | None
-    tool_name: str | None
-    created_at: int
-    tool_call_error: bool = False
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    session_id: str
-    agent_id: str
-    run_index: int
-    status: str
-    input: str | None
-    content: str | None
-    created_at: int
-    metrics: RunMetricsData | None = None
-    # How a failed run failed, as its RunFailed said (kept in the run's metadata): (code, message).
-    failure: tuple[str, str] | None = None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -87,16 +42,6 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, default=str)
 
 
-def parse_arguments(raw: Any) -> Any:
-    """Tool arguments as JSON: providers send a JSON string, sometimes a broken one."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            return raw
-    return raw
-
-
 def tool_calls_of(message: dict[str, Any]) -> list[ToolCallRecord]:
     calls = []
     for call in message.get("tool_calls") or []:
@@ -112,27 +57,6 @@ def tool_calls_of(message: dict[str, Any]) -> list[ToolCallRecord]:
             )
         )
     return calls
-
-
-def metrics_data(metrics: Any) -> RunMetricsData | None:
-    """Agno's run metrics (a dict or an object, seconds) as ours (milliseconds)."""
-    if metrics is None:
-        return None
-    get = metrics.get if isinstance(metrics, dict) else lambda name: getattr(metrics, name, None)
-
-    def millis(value: Any) -> float | None:
-        return round(float(value) * 1000, 3) if isinstance(value, int | float) else None
-
-    def count(value: Any) -> int | None:
-        return int(value) if isinstance(value, int | float) else None
-
-    return RunMetricsData(
-        input_tokens=count(get("input_tokens")),
-        output_tokens=count(get("output_tokens")),
-        total_tokens=count(get("total_tokens")),
-        duration_ms=millis(get("duration")),
-        time_to_first_token_ms=millis(get("time_to_first_token")),
-    )
 
 
 def run_record(row: Sequence[Any]) -> RunRecord:

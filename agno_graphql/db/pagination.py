@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, and_, or_
 
 from agno_graphql.errors import BadUserInput
+from agno_graphql.records import PageArgs
 
 T = TypeVar("T")
 
@@ -58,16 +59,18 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[Any, .
     return key
 
 
-def page_request(
-    kind: str,
-    key_types: Sequence[type],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    default_size: int = DEFAULT_PAGE_SIZE,
-    max_size: int = MAX_PAGE_SIZE,
-) -> PageRequest:
+@dataclass(frozen=True, slots=True)
+class PageLimits:
+    """How long a page is when the client does not say, and the most it may ask for."""
+
+    default_size: int = DEFAULT_PAGE_SIZE
+    max_size: int = MAX_PAGE_SIZE
+
+
+def page_request(kind: str, key_types: Sequence[type], args: PageArgs, limits: PageLimits) -> PageRequest:
+    """The validated request of `args` for a list whose cursors are of `kind` with keys of `key_types`."""
+    first, after, last, before = args.first, args.after, args.last, args.before
+    max_size = limits.max_size
     if first is not None and last is not None:
         raise BadUserInput("Pass either `first` or `last`, not both.", argument="first")
     for name, value in (("first", first), ("last", last)):
@@ -76,7 +79,7 @@ def page_request(
         if value is not None and value > max_size:
             raise BadUserInput(f"`{name}` must be at most {max_size}.", argument=name)
     backward = last is not None or (first is None and before is not None and after is None)
-    size = last if last is not None else first if first is not None else default_size
+    size = last if last is not None else first if first is not None else limits.default_size
     return PageRequest(
         size=size,
         backward=backward,

@@ -19,29 +19,11 @@ from sqlalchemy.sql.elements import BindParameter
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
 from agno_graphql.errors import BadUserInput, NotFound
+from agno_graphql.records import SessionOrdering, SessionRecord
 
 SESSION_TYPE = "agent"
 SESSION_CURSOR = "session"
 NAME_MAX_CHARS = 60
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    id: str
-    agent_id: str
-    user_id: str
-    name: str | None
-    created_at: int
-    updated_at: int
-    # The first message, shortened, when the query read it (`title_known`); else it is loaded on demand.
-    title: str | None = None
-    title_known: bool = False
-
-
-@dataclass(frozen=True)
-class SessionOrdering:
-    field: str = "updated_at"  # or "created_at"
-    descending: bool = True
 
 
 def session_cursor_kind(field: str) -> str:

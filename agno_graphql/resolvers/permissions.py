@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
 from strawberry.permission import BasePermission
 
-from agno_graphql.errors import UNAUTHENTICATED, AppError
+from agno_graphql.context import Info
+from agno_graphql.errors import UNAUTHENTICATED
 
 
 class IsAuthenticated(BasePermission):
+    """The viewer's token must hold. Strawberry shares one instance across requests, so nothing is kept on it: a
+    refused token raises its own UNAUTHENTICATED error, whose message says what is wrong with it."""
+
     message = "Authentication required: send Authorization: Bearer <token>."
     error_extensions = {"code": UNAUTHENTICATED}  # noqa: RUF012 - the base class declares it so
 
-    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
-        try:
-            info.context.viewer  # noqa: B018 - verifies the token once per request
-        except AppError as exc:
-            self.message = exc.message
-            return False
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        info.context.viewer  # noqa: B018 - verifies the token once per request; Unauthenticated when it fails
         return True

@@ -7,7 +7,8 @@ from typing import Any
 
 import strawberry
 
-from agno_graphql.agents import events as domain
+from agno_graphql import records as domain
+from agno_graphql.context import Info
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
 from agno_graphql.schema.enums import DisconnectPolicy
@@ -46,9 +47,9 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
     raise TypeError(f"unknown run event {type(event).__name__}")
 
 
-async def run_agent(info: strawberry.Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
+async def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
     """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
-    stream = await info.context.services.run_agent(
+    stream = await info.context.services.runs.start(
         info.context.user_id,
         str(input.agent_id),
         str(input.session_id) if input.session_id is not None else None,
@@ -60,14 +61,14 @@ async def run_agent(info: strawberry.Info, input: RunAgentInput) -> AsyncGenerat
 
 
 async def run_events(
-    info: strawberry.Info, run_id: strawberry.ID, after_index: int | None = None
+    info: Info, run_id: strawberry.ID, after_index: int | None = None
 ) -> AsyncGenerator[events.RunEvent, None]:
     """Follow a run, from the start or after an index, to its terminal event."""
-    stream = await info.context.services.run_events(info.context.user_id, str(run_id), after_index)
+    stream = await info.context.services.runs.events(info.context.user_id, str(run_id), after_index)
     async for event in while_token_holds(info.context, stream):
         yield to_run_event(event)
 
 
-async def resolve_run(info: strawberry.Info, id: strawberry.ID) -> Run | None:
-    record = await info.context.services.run(info.context.user_id, str(id))
+async def resolve_run(info: Info, id: strawberry.ID) -> Run | None:
+    record = await info.context.services.runs.get(info.context.user_id, str(id))
     return Run.from_record(record) if record is not None else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import strawberry
 from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode, SelectionNode
+
+from agno_graphql.context import Info
 
 
 def _fields(
@@ -27,7 +28,7 @@ def _children(fields: Iterable[FieldNode]) -> list[SelectionNode]:
     return [s for field in fields if field.selection_set is not None for s in field.selection_set.selections]
 
 
-def selects(info: strawberry.Info, *paths: Sequence[str]) -> bool:
+def selects(info: Info, *paths: Sequence[str]) -> bool:
     """Whether the current field's selection reaches any of `paths` (field names, aliases ignored).
 
     Read from graphql-core's syntax tree: Strawberry's `selected_fields` converts the whole selection on every

@@ -6,6 +6,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from agno_graphql.context import Info
+from agno_graphql.records import PageArgs
 from agno_graphql.resolvers.selection import selects
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema.enums import SessionEventKind
@@ -14,12 +16,12 @@ from agno_graphql.schema.inputs import SessionOrder
 from agno_graphql.schema.types import Connection, Session, Viewer, connection, timestamp
 
 
-def resolve_viewer(info: strawberry.Info) -> Viewer:
+def resolve_viewer(info: Info) -> Viewer:
     return Viewer(user_id=strawberry.ID(info.context.user_id))
 
 
 async def resolve_sessions(
-    info: strawberry.Info,
+    info: Info,
     agent_id: strawberry.ID | None = None,
     first: int | None = None,
     after: str | None = None,
@@ -27,12 +29,9 @@ async def resolve_sessions(
     before: str | None = None,
     order_by: SessionOrder | None = None,
 ) -> Connection[Session]:
-    page = await info.context.services.list_sessions(
+    page = await info.context.services.sessions.list(
         info.context.user_id,
-        first,
-        after,
-        last,
-        before,
+        PageArgs(first=first, after=after, last=last, before=before),
         agent_id=str(agent_id) if agent_id is not None else None,
         ordering=SessionOrder.as_ordering(order_by),
         with_titles=selects(info, ("nodes", "name"), ("edges", "node", "name")),
@@ -40,14 +39,14 @@ async def resolve_sessions(
     return connection(page, Session.from_record)
 
 
-async def resolve_session(info: strawberry.Info, id: strawberry.ID) -> Session | None:
-    record = await info.context.services.session(info.context.user_id, str(id))
+async def resolve_session(info: Info, id: strawberry.ID) -> Session | None:
+    record = await info.context.services.sessions.get(info.context.user_id, str(id))
     return Session.from_record(record) if record is not None else None
 
 
-async def session_events(info: strawberry.Info) -> AsyncGenerator[SessionEvent, None]:
+async def session_events(info: Info) -> AsyncGenerator[SessionEvent, None]:
     """The viewer's session changes from now on."""
-    changes = info.context.services.session_changes(info.context.user_id)
+    changes = info.context.services.sessions.changes(info.context.user_id)
     async for change in while_token_holds(info.context, changes):
         yield SessionEvent(
             kind=SessionEventKind[change.kind],

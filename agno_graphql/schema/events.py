@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from agno_graphql.context import Info
 from agno_graphql.schema.enums import SessionEventKind
 from agno_graphql.schema.types import ModelInfo, RunMetrics, Session, ToolCall
 
@@ -90,6 +91,6 @@ class SessionEvent:
     at: datetime
 
     @strawberry.field(description="The session as it is now; null once deleted.")
-    async def session(self, info: strawberry.Info) -> Session | None:
-        record = await info.context.services.session(info.context.user_id, str(self.session_id))
+    async def session(self, info: Info) -> Session | None:
+        record = await info.context.services.sessions.get(info.context.user_id, str(self.session_id))
         return Session.from_record(record) if record is not None else None

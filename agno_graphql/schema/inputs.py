@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from agno_graphql.records import SessionOrdering
 from agno_graphql.schema.enums import DisconnectPolicy, OrderDirection, SessionOrderField
 
 
@@ -13,11 +14,11 @@ class SessionOrder:
     direction: OrderDirection = OrderDirection.DESC
 
     @staticmethod
-    def as_ordering(order_by: SessionOrder | None) -> tuple[str, bool]:
-        """(column, descending) for the services; newest activity first when not given."""
+    def as_ordering(order_by: SessionOrder | None) -> SessionOrdering:
+        """The ordering for the services; newest activity first when not given."""
         if order_by is None:
-            return SessionOrderField.UPDATED_AT.value, True
-        return order_by.field.value, order_by.direction == OrderDirection.DESC
+            return SessionOrdering()
+        return SessionOrdering(field=order_by.field.value, descending=order_by.direction == OrderDirection.DESC)
 
 
 @strawberry.input

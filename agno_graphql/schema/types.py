@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from agno_graphql.context import Info
+from agno_graphql.records import PageArgs
 from agno_graphql.schema.enums import MessageRole, RunStatus
 from agno_graphql.schema.inputs import SessionOrder
 
@@ -142,16 +144,18 @@ class Agent:
     @strawberry.field(description="The viewer's sessions with this agent, newest activity first by default.")
     async def sessions(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
         order_by: SessionOrder | None = None,
     ) -> Connection[Session]:
-        services, user_id = info.context.services, info.context.user_id
-        page = await services.list_sessions(
-            user_id, first, after, last, before, agent_id=str(self.id), ordering=SessionOrder.as_ordering(order_by)
+        page = await info.context.services.sessions.list(
+            info.context.user_id,
+            PageArgs(first=first, after=after, last=last, before=before),
+            agent_id=str(self.id),
+            ordering=SessionOrder.as_ordering(order_by),
         )
         return connection(page, Session.from_record)
 
@@ -230,7 +234,7 @@ class Session:
         )
 
     @strawberry.field(description="The name given, or else the first user message, shortened.")
-    def name(self, info: strawberry.Info) -> str | None:
+    def name(self, info: Info) -> str | None:
         # Not async: a page that read its titles with the sessions answers without a coroutine per node.
         if self.stored_name or self.title_known:
             return self.stored_name or self.title
@@ -238,16 +242,16 @@ class Session:
         return cast(str | None, pending)
 
     @strawberry.field
-    def agent(self, info: strawberry.Info) -> Agent | None:
-        spec = info.context.services.agent(str(self.agent_id))
+    def agent(self, info: Info) -> Agent | None:
+        spec = info.context.services.agents.spec(str(self.agent_id))
         return Agent.from_spec(spec) if spec is not None else None
 
     @strawberry.field
-    async def run_count(self, info: strawberry.Info) -> int:
+    async def run_count(self, info: Info) -> int:
         return await info.context.run_counts.load(str(self.id))
 
     @strawberry.field(description="The run going in this session now; null when it is idle.")
-    async def active_run(self, info: strawberry.Info) -> Run | None:
+    async def active_run(self, info: Info) -> Run | None:
         record = await info.context.active_runs.load(str(self.id))
         return Run.from_record(record) if record is not None else None
 
@@ -257,7 +261,7 @@ class Session:
     )
     async def messages(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -265,17 +269,21 @@ class Session:
         roles: list[MessageRole] | None = None,
     ) -> Connection[Message]:
         wanted = [role.value for role in roles] if roles is not None else None
-        page = await info.context.services.session_messages(str(self.id), first, after, last, before, wanted)
+        page = await info.context.services.history.messages(
+            str(self.id), PageArgs(first=first, after=after, last=last, before=before), wanted
+        )
         return connection(page, Message.from_record)
 
     @strawberry.field
     async def runs(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Run]:
-        page = await info.context.services.session_runs(str(self.id), first, after, last, before)
+        page = await info.context.services.history.runs(
+            str(self.id), PageArgs(first=first, after=after, last=last, before=before)
+        )
         return connection(page, Run.from_record)

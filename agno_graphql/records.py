@@ -1,0 +1,193 @@
+"""The records of the domain, declared once: what the database layer reads, what the run path makes, and what the
+schema maps to its GraphQL types (each in one place: `schema/types.py`, `schema/events.py`).
+
+Plain frozen dataclasses, with nothing of SQL, Agno or GraphQL in them, so every layer may import them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# --- what is stored ---
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    id: str
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetricsData:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    duration_ms: float | None = None
+    time_to_first_token_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: str
+    run_id: str | None
+    run_index: int
+    position: int
+    role: str
+    content: str | None
+    tool_calls: list[ToolCallRecord]
+    tool_call_id: str | None
+    tool_name: str | None
+    created_at: int
+    tool_call_error: bool = False
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    session_id: str
+    agent_id: str
+    run_index: int
+    status: str
+    input: str | None
+    content: str | None
+    created_at: int
+    metrics: RunMetricsData | None = None
+    # How a failed run failed, as its RunFailed said (kept in the run's metadata): (code, message).
+    failure: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    agent_id: str
+    user_id: str
+    name: str | None
+    created_at: int
+    updated_at: int
+    # The first message, shortened, when the query read it (`title_known`); else it is loaded on demand.
+    title: str | None = None
+    title_known: bool = False
+
+
+# Read from the plain values Agno stores and streams (dicts, JSON strings, or objects with those attributes).
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool arguments as JSON: providers send a JSON string, sometimes a broken one."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return raw
+    return raw
+
+
+def metrics_data(metrics: Any) -> RunMetricsData | None:
+    """Agno's run metrics (a dict or an object, seconds) as ours (milliseconds)."""
+    if metrics is None:
+        return None
+    get = metrics.get if isinstance(metrics, dict) else lambda name: getattr(metrics, name, None)
+
+    def millis(value: Any) -> float | None:
+        return round(float(value) * 1000, 3) if isinstance(value, int | float) else None
+
+    def count(value: Any) -> int | None:
+        return int(value) if isinstance(value, int | float) else None
+
+    return RunMetricsData(
+        input_tokens=count(get("input_tokens")),
+        output_tokens=count(get("output_tokens")),
+        total_tokens=count(get("total_tokens")),
+        duration_ms=millis(get("duration")),
+        time_to_first_token_ms=millis(get("time_to_first_token")),
+    )
+
+
+# --- what a list is asked for ---
+
+
+@dataclass(frozen=True, slots=True)
+class PageArgs:
+    """The Relay arguments of one list field, as the client sent them (validated by `db.pagination`)."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOrdering:
+    field: str = "updated_at"  # or "created_at"
+    descending: bool = True
+
+
+# --- what a run tells ---
+
+
+# Slots: a run's events stay in memory for resumes (up to RUN_EVENTS_MAX, kept a while after the end), and a short
+# delta without a __dict__ takes about 190 bytes instead of 230.
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    session_id: str
+    index: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Started(Event):
+    agent_id: str
+    model_provider: str
+    model_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta(Event):
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta(Event):
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStarted(Event):
+    tool_call: ToolCallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCompleted(Event):
+    tool_call: ToolCallRecord
+    result: str | None
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Completed(Event):
+    content: str | None
+    metrics: RunMetricsData | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(Event):
+    message: str
+    code: str
+    retry_after_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled(Event):
+    reason: str | None
+    content: str | None
+
+
+TERMINAL = (Completed, Failed, Cancelled)
+EVENT_KINDS: dict[str, type[Event]] = {
+    kind.__name__: kind
+    for kind in (Started, ContentDelta, ReasoningDelta, ToolStarted, ToolCompleted, Completed, Failed, Cancelled)
+}

@@ -1,0 +1,35 @@
+"""What happens to a run once Agno has ended it, before its session is free again: it is made sure to be stored,
+then a name given during the run is put back and a failure Agno does not record is noted on the stored run.
+
+Given to the run manager when it is built (`RunManager(end_steps=...)`): the manager calls down into these.
+"""
+
+from __future__ import annotations
+
+from agno_graphql.agents.broker import RunBroker, RunInfo
+from agno_graphql.db import history, sessions
+from agno_graphql.db.database import Database
+from agno_graphql.errors import DB_UNAVAILABLE
+from agno_graphql.records import Event, Failed
+
+
+class StoredRunSteps:
+    """The run manager's `RunEndSteps`, on the Agno database and the broker's pending names."""
+
+    def __init__(self, db: Database, broker: RunBroker, store_retry_seconds: float) -> None:
+        self._db = db
+        self._broker = broker
+        self._store_retry_seconds = store_retry_seconds
+
+    async def store(self, run: RunInfo) -> bool:
+        """True when the run is stored as it ended (Agno's writes are retried for a while if the database was
+        down); False makes the run end with DB_UNAVAILABLE."""
+        return await self._db.store_unsaved(run.run_id, run.session_id, self._store_retry_seconds)
+
+    async def after(self, run: RunInfo, terminal: Event | None) -> None:
+        """Put back a name given during the run; mark a timed-out or broken-off run failed."""
+        name = await self._broker.take_pending_name(run.session_id, run.run_id)
+        if name is not None:
+            await sessions.rename_session(self._db, run.user_id, run.session_id, name)
+        if isinstance(terminal, Failed) and terminal.code != DB_UNAVAILABLE:
+            await history.record_failure(self._db, run.run_id, terminal.code, terminal.message)
