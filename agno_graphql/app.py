@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +50,8 @@ from agno_graphql.agents.redis_broker import RedisBroker
 from agno_graphql.agents.registry import AgentRegistry, builtin_agents, load_agents_module
 from agno_graphql.agents.runner import RunLimits, RunManager
 from agno_graphql.auth import TokenVerifier, ensure_secret
+from agno_graphql.compat.executor import PlainFieldExecutor, lighten_simple_resolvers
+from agno_graphql.compat.strawberry_parts import StreamTransportChoice
 from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import PageLimits
@@ -62,7 +64,6 @@ from agno_graphql.diagnostics import (
 )
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
-from agno_graphql.execution import PlainFieldExecutor, lighten_simple_resolvers
 from agno_graphql.graphiql import graphiql_page
 from agno_graphql.guards import (
     GuardedWebSocketAdapter,
@@ -145,7 +146,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return schema
 
 
-class GraphQLApp(GraphQL[Context, None]):
+class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and websocket authentication."""
 
     websocket_adapter_class = GuardedWebSocketAdapter  # type: ignore[assignment]
@@ -181,17 +182,20 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            response = await self.run(request)
         except HTTPException as error:
-            response = http_error_response(error)
+            response = http_error_response(error, request.method)
         await response(scope, receive, send)
 
     def parse_json(self, data: str | bytes) -> Any:
         return parse_json_body(data)
 
-    def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
-        return preferred_stream_transport(accept_header(headers), self._stream_transport_map.values())
+    def choose_stream_transport(
+        self, headers: Mapping[str, str], transports: Iterable[HTTPStreamTransport]
+    ) -> HTTPStreamTransport | None:
+        return preferred_stream_transport(accept_header(headers), transports)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -200,10 +204,10 @@ class GraphQLApp(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         """Give errors raised before execution (parsing) their code too."""
         response = process_result(result)
-        for error in response.get("errors") or []:
-            assert isinstance(error, dict)
-            extensions = error.setdefault("extensions", {})
-            extensions.setdefault("code", pre_execution_code(str(error.get("message", ""))))
+        for error, formatted in zip(result.errors or [], response.get("errors") or [], strict=False):
+            assert isinstance(formatted, dict)
+            extensions = formatted.setdefault("extensions", {})
+            extensions.setdefault("code", pre_execution_code(error))
         return response
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]

@@ -64,7 +64,7 @@ def coded_error(error: GraphQLError, request_id: str) -> GraphQLError:
         return _with(error, error.message, {**(error.extensions or {}), "code": BAD_REQUEST})
     if original is None:
         extensions = dict(error.extensions or {})
-        extensions.setdefault("code", pre_execution_code(error.message))
+        extensions.setdefault("code", pre_execution_code(error))
         return _with(error, error.message, extensions)
     if _is_redis_error(original):
         broker = BrokerUnavailable()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 NOT_FOUND = "NOT_FOUND"
@@ -78,6 +78,6 @@ class EventsExpired(AppError):
     code = EVENTS_EXPIRED
 
 
-def pre_execution_code(message: str) -> str:
+def pre_execution_code(error: GraphQLError) -> str:
     """The code of an error found before execution: the document did not parse, or did not validate."""
-    return GRAPHQL_PARSE_FAILED if message.startswith("Syntax Error") else GRAPHQL_VALIDATION_FAILED
+    return GRAPHQL_PARSE_FAILED if isinstance(error, GraphQLSyntaxError) else GRAPHQL_VALIDATION_FAILED

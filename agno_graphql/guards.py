@@ -25,8 +25,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.types.graphql import OperationType
 
 from agno_graphql.auth import TokenVerifier, Viewer
+from agno_graphql.compat.strawberry_parts import UNSUPPORTED_CONTENT_TYPE, refused_operation_over
 from agno_graphql.error_policy import BAD_REQUEST
 
 HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
@@ -34,7 +36,6 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_BAD_MESSAGE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_INIT_TIMEOUT = 4408
-UNSUPPORTED_CONTENT_TYPE = "Unsupported content type"
 TOO_DEEP = "The JSON is nested too deeply."
 SUBSCRIPTIONS_NEED = (
     "Subscriptions need a websocket (graphql-transport-ws), or Accept: text/event-stream or multipart/mixed."
@@ -63,14 +64,15 @@ def parse_json_body(data: str | bytes) -> object:
     return parsed
 
 
-def http_error_response(error: HTTPException) -> Response:
+def http_error_response(error: HTTPException, method: str) -> Response:
     """A refused HTTP request as a GraphQL error with a code, keeping its status."""
     message = error.reason
+    refused = refused_operation_over(message, method)
     if message == UNSUPPORTED_CONTENT_TYPE:
         message = f"{message}: POST application/json (or GET with query parameters)."
-    elif message.startswith("mutations are not allowed"):
+    elif refused == OperationType.MUTATION:
         message = "Mutations must be sent with POST."
-    elif message.startswith("subscriptions are not allowed"):
+    elif refused == OperationType.SUBSCRIPTION:
         message = SUBSCRIPTIONS_NEED
     code = HTTP_ERROR_CODES.get(error.status_code, BAD_REQUEST)
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}

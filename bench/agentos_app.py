@@ -1,6 +1,6 @@
 """Agno's AgentOS over the benchmark database, with the same agents: `python -m bench.agentos_app URL PORT`.
 
-The database object is our `MariaDbSafeMySQLDb` (Agno's AsyncMySQLDb with the JSON column types
+The database object is our `AgnoMySQLDb` (Agno's AsyncMySQLDb with the JSON column types
 restored on reflected tables): without it AgentOS answers `GET /sessions` with a 500 on MariaDB
 once its tables exist (they come back as text). That is the only change to AgentOS.
 """

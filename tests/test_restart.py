@@ -2,7 +2,7 @@
 
 Server 1 starts on a fresh database, stores sessions and runs, and stops. Server 2 then starts
 on the same database with fresh process state, so it finds the tables and reflects them: on
-MariaDB that is the trap where JSON columns come back as text (see `MariaDbSafeMySQLDb`).
+MariaDB that is the trap where JSON columns come back as text (see `AgnoMySQLDb`).
 Each test below looks at one query or mutation on server 2.
 """
 

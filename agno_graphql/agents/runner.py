@@ -20,13 +20,13 @@ from uuid import uuid4
 
 from agno.agent import Agent
 from agno.exceptions import RunCancelledException
-from agno.run.background import _background_tasks as agno_background_tasks
 from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellation_manager, set_cancellation_manager
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import EventTranslator
 from agno_graphql.agents.registry import AgentSpec
+from agno_graphql.compat.agno_parts import agno_background_tasks
 from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, ShuttingDown
 from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed
 
@@ -391,9 +391,7 @@ async def agno_stores_done(timeout: float) -> None:
     """Wait (at most `timeout`) for the writes Agno makes in tasks of its own: a run whose task was stopped is
     stored that way (AgentOS waits for the same set at shutdown). Only this event loop's: tests run servers
     in several threads of one process."""
-    loop = asyncio.get_running_loop()
-    # Copied in one step first: other threads' loops may change the set meanwhile.
-    pending = {task for task in tuple(agno_background_tasks) if task.get_loop() is loop and not task.done()}
+    pending = agno_background_tasks(asyncio.get_running_loop())
     if pending:
         await asyncio.wait(pending, timeout=timeout)
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from agno_graphql.compat.agno_parts import TableResolution, agno_table, forget_agno_table
 from agno_graphql.db.driver_reads import DriverReader
 from agno_graphql.errors import DatabaseUnavailable
 from agno_graphql.settings import SettingsError
@@ -87,13 +88,24 @@ class UnsavedRun:
     run_index: int | None
 
 
-class MariaDbSafeMySQLDb(AsyncMySQLDb):
-    """Agno's AsyncMySQLDb with JSON column types restored on reflected tables, and a memory of the writes
-    that failed.
+class JsonColumnsRestored(TableResolution):
+    """Agno's AsyncMySQLDb with the JSON column types put back on reflected tables.
 
-    MariaDB stores JSON as LONGTEXT with a json_valid check, so a reflected table
-    comes back with text columns: reads return strings and dict writes fail.
-    Agno's own schema says which columns are JSON; we put that type back.
+    MariaDB stores JSON as LONGTEXT with a json_valid check, so a reflected table comes back with text columns:
+    reads return strings and dict writes fail. Agno's own schema says which columns are JSON; we put that type back.
+    """
+
+    def table_resolved(self, table: Table, table_type: str) -> None:
+        if table_type not in {"sessions", "runs", "memories"}:
+            return
+        for column in _json_columns(table_type, self.session_table_name):
+            if column in table.c and not isinstance(table.c[column].type, JSON):
+                table.c[column].type = JSON()
+
+
+class AgnoMySQLDb(JsonColumnsRestored):
+    """The Agno database of a MySQL or MariaDB URL: JSON columns restored, and a memory of what Agno failed to
+    read or write as a run started or ended.
 
     When the database is down as a run ends, Agno logs the failed session and run writes and goes on (its
     run still reports completed). Each failed write is kept here, exactly as Agno made it, so the run manager
@@ -126,7 +138,7 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
         """After Agno found no session: whether it is there after all (so Agno's read failed), or the database
         cannot say. False only when the session is known not to exist."""
         try:
-            table = await self._get_table(table_type="sessions")
+            table = await agno_table(self, "sessions")
             if table is None:
                 return False
             query = select(table.c.session_id).where(table.c.session_id == session_id)
@@ -202,22 +214,6 @@ class MariaDbSafeMySQLDb(AsyncMySQLDb):
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, _STORE_MAX_DELAY_SECONDS)
 
-    async def _resolve_table(  # type: ignore[override]
-        self, table_name: str, table_type: str, create_table_if_not_found: bool | None = False
-    ) -> Table | None:
-        try:
-            table = await super()._resolve_table(table_name, table_type, create_table_if_not_found)
-        except Exception:
-            # A failed attempt (database down) leaves the Table registered in Agno's MetaData, and every
-            # retry then fails with "already defined for this MetaData instance": forget it so a retry works.
-            self._invalidate_table_cache(table_name)
-            raise
-        if table is not None and table_type in {"sessions", "runs", "memories"}:
-            for column in _json_columns(table_type, self.session_table_name):
-                if column in table.c and not isinstance(table.c[column].type, JSON):
-                    table.c[column].type = JSON()
-        return table
-
 
 # Indexes our list queries need: one per (filter, order) pair, id last for keyset ties.
 _SESSION_INDEXES = [
@@ -256,7 +252,7 @@ class Database:
                 pool_pre_ping=True,
                 **_POOL_OPTIONS,
             )
-            self.agno_db = MariaDbSafeMySQLDb(db_engine=engine, db_schema=self.url.database)
+            self.agno_db = AgnoMySQLDb(db_engine=engine, db_schema=self.url.database)
             self.driver_reader = DriverReader(
                 self.url,
                 engine.dialect,
@@ -313,15 +309,15 @@ class Database:
             self._sessions, self._runs = sessions, runs
 
     async def _set_up_tables(self) -> tuple[Table, Table]:
-        sessions = await self.agno_db._get_table("sessions", create_table_if_not_found=True)
-        runs = await self.agno_db._get_table("runs", create_table_if_not_found=True)
+        sessions = await agno_table(self.agno_db, "sessions", create=True)
+        runs = await agno_table(self.agno_db, "runs", create=True)
         assert sessions is not None and runs is not None
         await self._create_indexes(sessions)
         return sessions, runs
 
     def _forget_tables(self) -> None:
         for name in (self.agno_db.session_table_name, self.agno_db.runs_table_name):
-            self.agno_db._invalidate_table_cache(name)
+            forget_agno_table(self.agno_db, name)
 
     async def _reachable(self) -> bool:
         try:
@@ -360,8 +356,8 @@ class Database:
 
     async def store_unsaved(self, run_id: str, session_id: str, within_seconds: float) -> bool:
         """After a run has ended: True once it is stored as it ended, False if it could not be within the
-        bound (see `MariaDbSafeMySQLDb`; SQLite is a local file, its writes do not fail this way)."""
-        if isinstance(self.agno_db, MariaDbSafeMySQLDb):
+        bound (see `AgnoMySQLDb`; SQLite is a local file, its writes do not fail this way)."""
+        if isinstance(self.agno_db, AgnoMySQLDb):
             return await self.agno_db.store_unsaved(run_id, session_id, within_seconds)
         return True
 

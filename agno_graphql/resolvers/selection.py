@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode, SelectionNode
 
+from agno_graphql.compat.strawberry_parts import graphql_core_info
 from agno_graphql.context import Info
 
 
@@ -33,7 +34,7 @@ def selects(info: Info, *paths: Sequence[str]) -> bool:
 
     Read from graphql-core's syntax tree: Strawberry's `selected_fields` converts the whole selection on every
     call, which cost more than the answer saves on a page of sessions."""
-    raw = info._raw_info
+    raw = graphql_core_info(info)
     fragments = raw.fragments
     for path in paths:
         level = _children(raw.field_nodes)

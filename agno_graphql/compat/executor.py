@@ -8,6 +8,13 @@ directly, with the same resolver and the same coercion; anything else, and any v
 (null for a non-null field, a failed coercion), goes through graphql-core's own path, so results and errors are
 the same as without this executor (tests/test_execution.py compares them).
 
+Fenced here because all of it is graphql-core's and Strawberry's undocumented machinery, checked with graphql-core
+3.3.2 and strawberry-graphql 0.341.2 (tests/test_compat.py asserts each part): graphql-core's `ExecutionContext`
+methods `execute_fields`, `execute_field`, `execute_collected_root_fields`, `complete_iterable_value`,
+`collect_subfields`, `get_stream_usage`, `settle_in_background` and `is_awaitable`, `graphql.execution.collect_fields`'
+`FieldDetailsList` / `GroupedFieldSet`; Strawberry's `_is_default` mark and `_get_basic_result` wrapper on a
+field's resolver, the converter's `_exception_handler_specs`, `Schema._schema`, and `Info(_raw_info=, _field=)`.
+
 A list of objects whose selected fields are all plain (a page's nodes) is completed in one loop, without
 graphql-core's path, resolve info and completion per item; the first item or field that is not plainly valid sends
 the whole list through graphql-core's path instead.

@@ -1,0 +1,48 @@
+"""Strawberry's undocumented parts the app leans on. Checked with strawberry-graphql 0.341.2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import strawberry
+from graphql import GraphQLResolveInfo
+from strawberry.http.streaming import HTTPStreamTransport
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+
+def graphql_core_info(info: strawberry.Info[Any, Any]) -> GraphQLResolveInfo:
+    """graphql-core's resolve info behind Strawberry's `Info` (`_raw_info`): its syntax tree of the selection is
+    read directly, where Strawberry's `selected_fields` converts the whole selection on every call."""
+    return info._raw_info
+
+
+class StreamTransportChoice:
+    """A mixin for `strawberry.asgi.GraphQL` that picks the stream transport (SSE, multipart) of a request itself.
+
+    Strawberry streams whenever a streaming type appears anywhere in `Accept`, in the private
+    `_get_stream_transport_from_headers`, over the transports of `_stream_transport_map`; there is no public hook."""
+
+    def choose_stream_transport(
+        self, headers: Mapping[str, str], transports: Iterable[HTTPStreamTransport]
+    ) -> HTTPStreamTransport | None:
+        raise NotImplementedError
+
+    def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
+        transports: Mapping[str, HTTPStreamTransport] = self._stream_transport_map  # type: ignore[attr-defined]
+        return self.choose_stream_transport(headers, transports.values())
+
+
+# The reason of Strawberry's HTTP 400 for a body it cannot read (async_base_view.py); no exception class tells it.
+UNSUPPORTED_CONTENT_TYPE = "Unsupported content type"
+
+
+def refused_operation_over(reason: str, method: str) -> OperationType | None:
+    """The operation type an HTTP 400 of Strawberry refused for the method (a mutation over GET, a subscription over
+    plain HTTP), told from its reason: Strawberry raises a plain HTTPException whose only trace of the refusal is
+    the text `InvalidOperationTypeError.as_http_error_reason` made."""
+    for operation in (OperationType.MUTATION, OperationType.SUBSCRIPTION):
+        if reason == InvalidOperationTypeError(operation).as_http_error_reason(method):
+            return operation
+    return None
