@@ -25,9 +25,9 @@ from strawberry.extensions import ParserCache
 from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
-from agno_graphql.agents import events as domain
-from agno_graphql.db.history import RunMetricsData, ToolCallRecord
-from agno_graphql.execution import PlainFieldExecutor, lighten_simple_resolvers
+from agno_graphql import records as domain
+from agno_graphql.compat.executor import PlainFieldExecutor, lighten_simple_resolvers
+from agno_graphql.records import RunMetricsData, ToolCallRecord
 from agno_graphql.resolvers.runs import to_run_event
 from agno_graphql.schema import events
 
