@@ -55,13 +55,7 @@ from agno_graphql.compat.strawberry_parts import StreamTransportChoice
 from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import PageLimits
-from agno_graphql.diagnostics import (
-    METRICS_PATH,
-    ConnectionTracker,
-    TrackedLegacyWSHandler,
-    TrackedTransportWSHandler,
-    metrics_endpoint,
-)
+from agno_graphql.diagnostics import METRICS_PATH, ConnectionTracker, metrics_endpoint
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.graphiql import graphiql_page
@@ -78,6 +72,7 @@ from agno_graphql.services.run_end import StoredRunSteps
 from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings
+from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
 
@@ -97,7 +92,7 @@ class AppSchema(strawberry.Schema):
         kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
         return await super().execute(*args, **kwargs)
 
-    async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:  # type: ignore[override]
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """A syntax error escapes Strawberry's stream (ParserCache parses in its hook), cutting an SSE or multipart
         response; turn it into the pre-execution error Strawberry makes without the cache, as `execute` does."""
         return _syntax_error_as_result(await super().stream(*args, **kwargs))
@@ -149,10 +144,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and websocket authentication."""
 
-    websocket_adapter_class = GuardedWebSocketAdapter  # type: ignore[assignment]
+    websocket_adapter_class = GuardedWebSocketAdapter
     stream_transport_classes_by_protocol = STREAM_TRANSPORTS
-    graphql_transport_ws_handler_class = TrackedTransportWSHandler
-    graphql_ws_handler_class = TrackedLegacyWSHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: strawberry.Schema, services: Services, settings: Settings) -> None:
         super().__init__(
@@ -201,7 +196,7 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
     def graphql_ide_html(self) -> str:
         return local_graphiql_page() or graphiql_page()
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Give errors raised before execution (parsing) their code too."""
         response = process_result(result)
         for error, formatted in zip(result.errors or [], response.get("errors") or [], strict=False):
@@ -210,10 +205,10 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             extensions.setdefault("code", pre_execution_code(error))
         return response
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         return Context(services=self.services, request=request, response=response)
 
-    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> Any:
         """Refuse the socket (4403) unless connection_init carries a valid token."""
         try:
             viewer = self.services.verifier.verify_header(init_payload_token(context.connection_params))

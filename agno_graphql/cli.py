@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from agno_graphql.auth import ensure_secret, mint_token
 from agno_graphql.settings import Settings, SettingsError, load_settings
@@ -16,7 +17,7 @@ DEV_TOKEN_TTL = 7 * 24 * 3600
 WS_MAX_MESSAGE_BYTES = 1_048_576
 
 
-def server_options(settings: Settings) -> dict[str, object]:
+def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options that are part of the product, for `serve` and the tests' servers alike.
 
     Websocket compression is off unless asked for: each compressed connection keeps zlib state (measured
@@ -77,10 +78,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     options = {"host": host, "port": port, "log_level": settings.log_level, **server_options(settings)}
     if app is not None:
         freeze_startup_objects()
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        uvicorn.run(app, **options)
     else:
         # Each worker process builds its own app from the same environment.
-        uvicorn.run("agno_graphql.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        uvicorn.run("agno_graphql.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
 
 

@@ -8,22 +8,19 @@ descriptors. They are read when asked for, nothing is sampled in the background.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from agno_graphql.agents.runner import RunManager
 from agno_graphql.db.database import Database
-
-log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,6 +33,22 @@ class ConnectionTracker:
         self._transport_ws: set[BaseGraphQLTransportWSHandler[Any, Any]] = set()
         self._legacy_ws: set[BaseGraphQLWSHandler[Any, Any]] = set()
 
+    @contextmanager
+    def open(self, handler: BaseGraphQLTransportWSHandler[Any, Any] | BaseGraphQLWSHandler[Any, Any]) -> Iterator[None]:
+        """Count `handler`'s socket while the block runs."""
+        if isinstance(handler, BaseGraphQLTransportWSHandler):
+            self._transport_ws.add(handler)
+            try:
+                yield
+            finally:
+                self._transport_ws.discard(handler)
+            return
+        self._legacy_ws.add(handler)
+        try:
+            yield
+        finally:
+            self._legacy_ws.discard(handler)
+
     @property
     def websockets(self) -> int:
         return len(self._transport_ws) + len(self._legacy_ws)
@@ -44,43 +57,6 @@ class ConnectionTracker:
     def subscriptions(self) -> int:
         """Operations in flight on the open sockets (subscriptions, and queries sent over a socket)."""
         return sum(len(h.operations) for h in self._transport_ws) + sum(len(h.subscriptions) for h in self._legacy_ws)
-
-
-def _tracker(handler: BaseGraphQLTransportWSHandler[Any, Any] | BaseGraphQLWSHandler[Any, Any]) -> ConnectionTracker:
-    tracker = getattr(handler.view, "connections", None)
-    assert isinstance(tracker, ConnectionTracker), "the GraphQL view has no ConnectionTracker in `connections`"
-    return tracker
-
-
-class TrackedTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
-    """graphql-transport-ws, counted from the moment the socket is accepted until its operations are cleaned up."""
-
-    async def handle(self) -> None:
-        connections = _tracker(self)._transport_ws
-        connections.add(self)
-        try:
-            await super().handle()
-        finally:
-            connections.discard(self)
-
-    async def handle_task_exception(self, error: Exception) -> None:
-        # A client that leaves while its subscription is being sent to is not a server error.
-        if isinstance(error, WebSocketDisconnected):
-            log.debug("a client left while its subscription was sending: %s", error)
-            return
-        await super().handle_task_exception(error)
-
-
-class TrackedLegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
-    """Legacy graphql-ws, counted the same way."""
-
-    async def handle(self) -> None:
-        connections = _tracker(self)._legacy_ws
-        connections.add(self)
-        try:
-            await super().handle()
-        finally:
-            connections.discard(self)
 
 
 def _resident_bytes() -> int | None:
@@ -155,16 +131,6 @@ def prometheus_text(values: dict[str, tuple[str, int | None]], tasks: Counter[st
             label = coroutine.replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'{name}{{coroutine="{label}"}} {count}')
     return "\n".join(lines) + "\n"
-
-
-def parse_prometheus_text(text: str) -> dict[str, float]:
-    """The samples of a Prometheus text page by name, labels included (`name{label="value"}`): for tests, soak."""
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def metrics_endpoint(

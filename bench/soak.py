@@ -38,8 +38,8 @@ from sqlalchemy.engine import make_url
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from agno_graphql.diagnostics import parse_prometheus_text
 from bench.harness import REPO, SECRET, free_port, log, token
+from bench.stats import parse_prometheus_text
 
 FINAL_STATUSES = {"COMPLETED", "CANCELLED", "ERROR"}
 TERMINAL_STATUS = {"RunCompleted": "COMPLETED", "RunCancelled": "CANCELLED", "RunFailed": "ERROR"}

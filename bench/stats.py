@@ -36,3 +36,13 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def parse_prometheus_text(text: str) -> dict[str, float]:
+    """The samples of the server's `/metrics` page by name, labels included (`name{label="value"}`)."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples

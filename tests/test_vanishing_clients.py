@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from agno_graphql.diagnostics import parse_prometheus_text
+from bench.stats import parse_prometheus_text
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer, make_token, serving_with
 from tests.matrix_support import receive

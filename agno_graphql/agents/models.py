@@ -135,7 +135,7 @@ class CompatibleModel(OpenAILike):
     """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`), and a stream
     that ends without a finish reason taken for what it is: an answer that broke off, not a complete one."""
 
-    async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:  # type: ignore[override]
+    async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:
         finish_reasons: list[str] = []
         token = _finish_reasons.set(finish_reasons)
         try:
@@ -158,7 +158,7 @@ class CompatibleModel(OpenAILike):
             finish_reasons.append(str(reason))
         return super()._parse_provider_response_delta(response_delta)
 
-    async def ainvoke(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> ModelResponse:
         try:
             return await super().ainvoke(*args, **kwargs)
         except ModelProviderError as exc:

@@ -138,19 +138,19 @@ class OfflineModel(Model):
             )
         return ModelResponse(role="assistant", content=plan.text, response_usage=self._usage(messages, plan.text))
 
-    def invoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def invoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:
         return self._whole(messages, tools)
 
-    async def ainvoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def ainvoke(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> ModelResponse:
         return self._whole(messages, tools)
 
-    def invoke_stream(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> Iterator[ModelResponse]:  # type: ignore[override]
+    def invoke_stream(self, messages: list[Message], tools: Any = None, **kwargs: Any) -> Iterator[ModelResponse]:
         for response in self._responses(messages, tools):
             if response.content and self.delay_seconds > 0:
                 time.sleep(self.delay_seconds)
             yield response
 
-    async def ainvoke_stream(  # type: ignore[override]
+    async def ainvoke_stream(
         self, messages: list[Message], tools: Any = None, **kwargs: Any
     ) -> AsyncIterator[ModelResponse]:
         for response in self._responses(messages, tools):

@@ -33,7 +33,7 @@ def forget_agno_table(db: AgnoSqlDb, table_name: str) -> None:
 class TableResolution(AsyncMySQLDb):
     """Agno's AsyncMySQLDb with a hook on each table it builds or reflects (`_resolve_table`, private)."""
 
-    async def _resolve_table(  # type: ignore[override]
+    async def _resolve_table(
         self, table_name: str, table_type: str, create_table_if_not_found: bool | None = False
     ) -> Table | None:
         try:

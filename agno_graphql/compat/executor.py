@@ -43,6 +43,7 @@ from graphql import (
     GraphQLResolveInfo,
     OperationType,
     Undefined,
+    get_nullable_type,
     is_leaf_type,
     is_non_null_type,
 )
@@ -119,11 +120,11 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             plan = self._plan(parent_type, grouped_field_set)
             for (response_name, field_details_list), how in zip(grouped_field_set.items(), plan, strict=True):
-                if how.__class__ is str:
+                if isinstance(how, str):
                     results[response_name] = how
                     continue
                 if how is not None:
-                    value = _complete_directly(how, source_value, is_awaitable)  # type: ignore[arg-type]
+                    value = _complete_directly(how, source_value, is_awaitable)
                     if value is not Undefined:
                         results[response_name] = value
                         continue
@@ -244,7 +245,7 @@ def _how(parent_type: GraphQLObjectType, details: FieldDetailsList) -> _Leaf | s
         return None
     field_type = field.type
     nullable = not is_non_null_type(field_type)
-    named = field_type if nullable else field_type.of_type  # type: ignore[attr-defined]
+    named = get_nullable_type(field_type)
     if not is_leaf_type(named):
         return None
     definition = field.extensions.get("strawberry-definition")
@@ -252,12 +253,13 @@ def _how(parent_type: GraphQLObjectType, details: FieldDetailsList) -> _Leaf | s
     # Only Strawberry's wrapper for a basic field (no resolver, no extension such as a permission) reads the attribute
     # and nothing else; its other wrappers marked `_is_default` still run extensions.
     if (
-        getattr(field.resolve, "__name__", None) == "_get_basic_result"
+        definition is not None
+        and getattr(field.resolve, "__name__", None) == "_get_basic_result"
         and getattr(definition, "is_basic_field", False)
         and getattr(definition, "default_resolver", None) is getattr
     ):
-        attribute = definition.python_name  # type: ignore[union-attr]
-    return _Leaf(field.resolve, named, nullable, attribute)  # type: ignore[arg-type]
+        attribute = definition.python_name
+    return _Leaf(field.resolve, named, nullable, attribute)
 
 
 _PLAIN_VALUES = frozenset({str, int, float, bool, datetime})
@@ -285,10 +287,10 @@ def _plain_row(
     """One object's plain fields, or None when one of them is not plainly valid."""
     row: dict[str, Any] = {}
     for response_name, how in fields:
-        if how.__class__ is str:
+        if isinstance(how, str):
             row[response_name] = how
             continue
-        value = _complete_directly(how, source, is_awaitable)  # type: ignore[arg-type]
+        value = _complete_directly(how, source, is_awaitable)
         if value is Undefined:
             return None
         row[response_name] = value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLResolveInfo
@@ -30,7 +30,8 @@ class StreamTransportChoice:
         raise NotImplementedError
 
     def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
-        transports: Mapping[str, HTTPStreamTransport] = self._stream_transport_map  # type: ignore[attr-defined]
+        # The view's own (this is mixed into a Strawberry view): a cached property of Strawberry's base view.
+        transports: dict[str, HTTPStreamTransport] = cast(Any, self)._stream_transport_map
         return self.choose_stream_transport(headers, transports.values())
 
 

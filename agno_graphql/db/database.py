@@ -120,7 +120,7 @@ class AgnoMySQLDb(JsonColumnsRestored):
         self.unsaved_runs: dict[str, UnsavedRun] = {}
         self.unread_sessions: set[str] = set()
 
-    async def get_session(  # type: ignore[override]
+    async def get_session(
         self,
         session_id: str,
         session_type: Any = None,

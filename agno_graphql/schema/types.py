@@ -8,17 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from agno_graphql.context import Info
-from agno_graphql.records import PageArgs
+from agno_graphql.records import (
+    MessageRecord,
+    PageArgs,
+    RunMetricsData,
+    RunRecord,
+    SessionRecord,
+    ToolCallRecord,
+)
 from agno_graphql.schema.enums import MessageRole, RunStatus
 from agno_graphql.schema.inputs import SessionOrder
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+if TYPE_CHECKING:
+    from agno_graphql.agents.registry import AgentSpec
+    from agno_graphql.db.pagination import Page
 
 
 def timestamp(seconds: float) -> datetime:
@@ -56,7 +68,7 @@ class Connection(Generic[T]):
         return await self.count_total()
 
 
-def connection(page: Any, to_node: Callable[[Any], T]) -> Connection[T]:
+def connection(page: Page[R], to_node: Callable[[R], T]) -> Connection[T]:
     """A Connection from a domain page (items, cursors, flags and a counter)."""
     return Connection(
         nodes=[to_node(item) for item in page.items],
@@ -96,7 +108,7 @@ class ToolCall:
     arguments: JSON | None
 
     @classmethod
-    def from_record(cls, record: Any) -> ToolCall:
+    def from_record(cls, record: ToolCallRecord) -> ToolCall:
         return cls(id=strawberry.ID(record.id), name=record.name, arguments=record.arguments)
 
 
@@ -109,7 +121,7 @@ class RunMetrics:
     time_to_first_token_ms: float | None = None
 
     @classmethod
-    def from_data(cls, data: Any) -> RunMetrics | None:
+    def from_data(cls, data: RunMetricsData | None) -> RunMetrics | None:
         if data is None:
             return None
         return cls(
@@ -131,14 +143,14 @@ class Agent:
     tools: list[ToolInfo]
 
     @classmethod
-    def from_spec(cls, spec: Any) -> Agent:
+    def from_spec(cls, spec: AgentSpec) -> Agent:
         return cls(
             id=strawberry.ID(spec.id),
             name=spec.name,
             description=spec.description,
             model=ModelInfo(provider=spec.model_provider, id=spec.model_id),
             instructions=list(spec.instructions),
-            tools=[ToolInfo(name=t.name, description=t.description, parameters=t.parameters) for t in spec.tools],
+            tools=[ToolInfo(name=t.name, description=t.description, parameters=JSON(t.parameters)) for t in spec.tools],
         )
 
     @strawberry.field(description="The viewer's sessions with this agent, newest activity first by default.")
@@ -172,7 +184,7 @@ class Message:
     created_at: datetime
 
     @classmethod
-    def from_record(cls, record: Any) -> Message:
+    def from_record(cls, record: MessageRecord) -> Message:
         return cls(
             id=strawberry.ID(record.id),
             run_id=strawberry.ID(record.run_id) if record.run_id else None,
@@ -197,7 +209,7 @@ class Run:
     metrics: RunMetrics | None
 
     @classmethod
-    def from_record(cls, record: Any) -> Run:
+    def from_record(cls, record: RunRecord) -> Run:
         status = record.status if record.status in RunStatus.__members__ else "COMPLETED"
         return cls(
             id=strawberry.ID(record.id),
@@ -222,7 +234,7 @@ class Session:
     title_known: strawberry.Private[bool] = False
 
     @classmethod
-    def from_record(cls, record: Any) -> Session:
+    def from_record(cls, record: SessionRecord) -> Session:
         return cls(
             id=strawberry.ID(record.id),
             agent_id=strawberry.ID(record.agent_id),
