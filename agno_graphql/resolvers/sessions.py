@@ -13,7 +13,7 @@ from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema.enums import SessionEventKind
 from agno_graphql.schema.events import SessionEvent
 from agno_graphql.schema.inputs import SessionOrder
-from agno_graphql.schema.types import Connection, Session, Viewer, connection, timestamp
+from agno_graphql.schema.types import Connection, Session, Viewer, sessions_connection, timestamp
 
 
 def resolve_viewer(info: Info) -> Viewer:
@@ -29,14 +29,13 @@ async def resolve_sessions(
     before: str | None = None,
     order_by: SessionOrder | None = None,
 ) -> Connection[Session]:
-    page = await info.context.services.sessions.list(
-        info.context.user_id,
+    return await sessions_connection(
+        info,
         PageArgs(first=first, after=after, last=last, before=before),
         agent_id=str(agent_id) if agent_id is not None else None,
-        ordering=SessionOrder.as_ordering(order_by),
+        order_by=order_by,
         with_titles=selects(info, ("nodes", "name"), ("edges", "node", "name")),
     )
-    return connection(page, Session.from_record)
 
 
 async def resolve_session(info: Info, id: strawberry.ID) -> Session | None:

@@ -109,7 +109,8 @@ class ToolCall:
 
     @classmethod
     def from_record(cls, record: ToolCallRecord) -> ToolCall:
-        return cls(id=strawberry.ID(record.id), name=record.name, arguments=record.arguments)
+        # Served as it is: the type has no interface, so its fields are read from the record's attributes.
+        return cast(ToolCall, record)
 
 
 @strawberry.type
@@ -122,15 +123,8 @@ class RunMetrics:
 
     @classmethod
     def from_data(cls, data: RunMetricsData | None) -> RunMetrics | None:
-        if data is None:
-            return None
-        return cls(
-            input_tokens=data.input_tokens,
-            output_tokens=data.output_tokens,
-            total_tokens=data.total_tokens,
-            duration_ms=data.duration_ms,
-            time_to_first_token_ms=data.time_to_first_token_ms,
-        )
+        # Served as it is, like a ToolCall.
+        return cast(RunMetrics | None, data)
 
 
 @strawberry.type
@@ -163,13 +157,8 @@ class Agent:
         before: str | None = None,
         order_by: SessionOrder | None = None,
     ) -> Connection[Session]:
-        page = await info.context.services.sessions.list(
-            info.context.user_id,
-            PageArgs(first=first, after=after, last=last, before=before),
-            agent_id=str(self.id),
-            ordering=SessionOrder.as_ordering(order_by),
-        )
-        return connection(page, Session.from_record)
+        page = PageArgs(first=first, after=after, last=last, before=before)
+        return await sessions_connection(info, page, agent_id=str(self.id), order_by=order_by)
 
 
 @strawberry.type
@@ -299,3 +288,17 @@ class Session:
             str(self.id), PageArgs(first=first, after=after, last=last, before=before)
         )
         return connection(page, Run.from_record)
+
+
+async def sessions_connection(
+    info: Info, page: PageArgs, *, agent_id: str | None, order_by: SessionOrder | None, with_titles: bool = False
+) -> Connection[Session]:
+    """A page of the viewer's sessions (`Query.sessions`, `Agent.sessions`)."""
+    records = await info.context.services.sessions.list(
+        info.context.user_id,
+        page,
+        agent_id=agent_id,
+        ordering=SessionOrder.as_ordering(order_by),
+        with_titles=with_titles,
+    )
+    return connection(records, Session.from_record)
