@@ -4,15 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint schema fuzz fuzz-long bench soak web test-web typed-client test-js clean
+.PHONY: install lock run test lint schema fuzz fuzz-long bench soak web test-web typed-client test-js clean
 
-$(STAMP): pyproject.toml
+# The versions come from requirements.lock (the server with its test and bench extras, with hashes); the project
+# itself is installed editable on top, without its dependencies.
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# `make lock` refreshes requirements.lock (from pyproject.toml) and requirements-codegen.lock (from
+# requirements-codegen.in) to the newest versions their bounds allow, with uv $(UV_VERSION) installed into .venv
+# (`make lock LOCK_UPGRADE=` keeps the locked versions that still fit and only resolves what changed). Then run
+# `make test`: its canary, tests/test_compat.py, names the undocumented part of a library that moved.
+UV_VERSION := 0.13.9
+LOCK_UPGRADE ?= --upgrade
+UV_COMPILE = $(BIN)/uv pip compile --quiet $(LOCK_UPGRADE) --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock'
+lock:
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(UV_COMPILE) pyproject.toml --extra test --extra bench -o requirements.lock
+	$(UV_COMPILE) requirements-codegen.in -o requirements-codegen.lock
 
 run: $(STAMP)
 	$(BIN)/agno-graphql serve
@@ -41,7 +58,6 @@ fuzz-long: $(STAMP)
 # The full benchmark (BENCHMARKS.md) against the local MariaDB, in its own database (reused while its seed matches).
 BENCH_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_bench
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --database-url '$(BENCH_DATABASE_URL)'
 
 # The soak (RELIABILITY.md; not part of CI): SOAK_MINUTES of mixed traffic on two instances over MariaDB (a fresh
@@ -50,7 +66,6 @@ SOAK_MINUTES ?= 10
 SOAK_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_soak
 SOAK_REDIS_URL ?= redis://127.0.0.1:6379/0
 soak: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --database-url '$(SOAK_DATABASE_URL)' --redis-url '$(SOAK_REDIS_URL)'
 
 # The example chat page and offline GraphiQL (examples/web-chat): npm ci when the lock changes, then
@@ -73,14 +88,14 @@ test-web: $(STAMP) web
 
 # A typed Python client for tests/operations/ (ariadne-codegen), regenerated before every `make test`: an
 # operation the schema no longer supports fails here. ariadne-codegen pins an older graphql-core than
-# Strawberry's, so it lives in its own virtualenv.
+# Strawberry's, so it lives in its own virtualenv, installed from requirements-codegen.lock (`make lock`).
 CODEGEN_VENV := .venv-codegen
 CODEGEN_STAMP := $(CODEGEN_VENV)/.installed-stamp
 
-$(CODEGEN_STAMP):
+$(CODEGEN_STAMP): requirements-codegen.lock
 	$(PYTHON) -m venv $(CODEGEN_VENV)
 	$(CODEGEN_VENV)/bin/pip install --quiet --upgrade pip
-	$(CODEGEN_VENV)/bin/pip install --quiet 'ariadne-codegen>=0.14'
+	$(CODEGEN_VENV)/bin/pip install --quiet -r requirements-codegen.lock
 	touch $(CODEGEN_STAMP)
 
 typed-client: $(CODEGEN_STAMP)
