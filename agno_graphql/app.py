@@ -297,12 +297,19 @@ def build_services(settings: Settings) -> Services:
         ),
     )
     limits = PageLimits(default_size=settings.page_size_default, max_size=settings.page_size_max)
-    sessions = SessionService(db, registry, broker, manager, limits)
+    sessions = SessionService(db=db, agents=registry, broker=broker, runs=manager, limits=limits)
     return Services(
         agents=registry,
         sessions=sessions,
         history=HistoryService(db, limits),
-        runs=RunService(db, registry, sessions, broker, manager, settings.max_message_chars),
+        runs=RunService(
+            db=db,
+            agents=registry,
+            sessions=sessions,
+            broker=broker,
+            manager=manager,
+            max_message_chars=settings.max_message_chars,
+        ),
         verifier=verifier,
         db=db,
         run_manager=manager,

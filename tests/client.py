@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,13 @@ from tests.conftest import RunningServer
 
 TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL
 LEGACY_WS = WebsocketsTransport.APOLLO_SUBPROTOCOL
+OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+
+
+@functools.cache
+def operation(name: str) -> str:
+    """The document of tests/operations/<name>.graphql: what a chat frontend sends."""
+    return (OPERATIONS_DIR / f"{name}.graphql").read_text()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pymysql
@@ -29,6 +29,9 @@ from agno_graphql.app import build_services, create_app
 from agno_graphql.cli import server_options
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.openai_stub import OpenAIStub
 
 MYSQL_BASE_URL = os.environ.get("AGNO_GRAPHQL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REQUIRE_MYSQL = os.environ.get("AGNO_GRAPHQL_REQUIRE_MYSQL") == "1"
@@ -233,3 +236,12 @@ def make_token(user_id: str, secret: str = TEST_SECRET, **claims: Any) -> str:
 def user_id() -> str:
     """A fresh user per test, so tests on the shared server never see each other's sessions."""
     return f"user-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[OpenAIStub]:
+    """The loopback OpenAI-compatible stub, one per test module that asks for it."""
+    from tests.openai_stub import serve_stub  # here, not at the top: the stub's module serves through this one
+
+    with serve_stub() as running:
+        yield running

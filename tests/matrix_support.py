@@ -10,20 +10,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gql.transport.exceptions import TransportQueryError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from tests.client import RUN_AGENT, TRANSPORT_WS, execute, run_agent
+from tests.client import RUN_AGENT, TRANSPORT_WS, execute, operation, run_agent
 from tests.conftest import RunningServer
 
-CREATE_SESSION = """
-mutation Create($input: CreateSessionInput!) {
-  createSession(input: $input) { session { id agentId name runCount createdAt updatedAt } }
-}
-"""
 RENAME_SESSION = """
 mutation Rename($input: RenameSessionInput!) {
   renameSession(input: $input) { session { id name } }
@@ -116,8 +111,9 @@ async def create_session(
     name: str | None = None,
     session_id: str | None = None,
 ) -> dict[str, Any]:
+    """A new empty session through tests/operations/CreateSession.graphql: its fields as the mutation returns them."""
     variables = {"input": {"agentId": agent_id, "name": name, "sessionId": session_id}}
-    result = await execute(server, token, CREATE_SESSION, variables)
+    result = await execute(server, token, operation("CreateSession"), variables)
     return dict(result["createSession"]["session"])
 
 
@@ -184,13 +180,31 @@ def assert_event_invariants(events: list[dict[str, Any]]) -> None:
     assert len({event["sessionId"] for event in events}) == 1
 
 
+class WebSocketServer(Protocol):
+    """A server in a thread (RunningServer) or a served process (ServedProcess)."""
+
+    @property
+    def ws_url(self) -> str: ...
+
+
+def connection_init(token: str, auth_key: str = "Authorization") -> str:
+    """The connection_init frame of both websocket protocols, with the token as a client sends it."""
+    return json.dumps({"type": "connection_init", "payload": {auth_key: f"Bearer {token}"}})
+
+
 @asynccontextmanager
-async def transport_ws(server: RunningServer, token: str) -> AsyncIterator[ClientConnection]:
-    """A raw graphql-transport-ws connection, acknowledged."""
-    async with connect(
-        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10, close_timeout=2
-    ) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+async def acknowledged_ws(
+    server: WebSocketServer,
+    token: str,
+    subprotocol: str = TRANSPORT_WS,
+    auth_key: str = "Authorization",
+    **connect_options: Any,
+) -> AsyncIterator[ClientConnection]:
+    """A raw websocket connection after the handshake: connection_init with the token, connection_ack back.
+    graphql-transport-ws unless `subprotocol` is the legacy graphql-ws; `connect_options` go to `connect`."""
+    options = {"open_timeout": 10, "close_timeout": 2, **connect_options}
+    async with connect(server.ws_url, subprotocols=[Subprotocol(subprotocol)], **options) as ws:
+        await ws.send(connection_init(token, auth_key))
         ack = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
         assert ack["type"] == "connection_ack", ack
         yield ws

@@ -12,7 +12,7 @@ from typing import Any
 from tests.client import RUN_AGENT, execute
 from tests.conftest import RunningServer
 from tests.lock_support import InFlightStatements, OutsideLock, wait_until
-from tests.matrix_support import receive, transport_ws
+from tests.matrix_support import acknowledged_ws, receive
 
 RUN_EVENTS = """
 subscription Follow($runId: ID!, $afterIndex: Int) {
@@ -82,7 +82,7 @@ async def subscription(
     server: RunningServer, token: str, document: str, variables: dict[str, Any] | None = None
 ) -> AsyncIterator[Subscription]:
     """A new connection with one subscription; leaving the block drops the connection."""
-    async with transport_ws(server, token) as ws:
+    async with acknowledged_ws(server, token) as ws:
         message = {"id": "1", "type": "subscribe", "payload": {"query": document, "variables": variables or {}}}
         await ws.send(json.dumps(message))
         yield Subscription(ws, "1")

@@ -32,10 +32,10 @@ from tests.auth_support import (
     unsigned_token,
     viewer_request,
 )
-from tests.client import RUN_AGENT, bearer, execute
+from tests.client import bearer, execute
 from tests.conftest import TEST_SECRET, RunningServer, make_token, server_settings, start_server
+from tests.matrix_support import acknowledged_ws, create_session, subscribe_run
 
-CREATE = "mutation Create($agentId: ID!) { createSession(input: {agentId: $agentId}) { session { id } } }"
 AUDIENCE = "agno-graphql-tests"
 ISSUER = "https://issuer.example.test/"
 OTHER_SECRET = "not-the-suite-secret-but-as-long-as-it-0123"
@@ -110,8 +110,7 @@ async def test_token_expired_within_leeway_is_accepted(server: RunningServer, us
 
 @pytest.mark.parametrize("case", list(BAD_AUTHORIZATION))
 async def test_bad_authorization_is_refused_without_data(server: RunningServer, user_id: str, case: str) -> None:
-    created = await execute(server, make_token(user_id), CREATE, {"agentId": "assistant"})
-    session_id = created["createSession"]["session"]["id"]
+    session_id = (await create_session(server, make_token(user_id)))["id"]
 
     response = await viewer_request(server, _headers(BAD_AUTHORIZATION[case](user_id)), VIEWER_AND_SESSIONS)
 
@@ -269,14 +268,8 @@ async def test_hs256_token_signed_with_jwks_public_key_refused(
 @pytest.mark.parametrize("key", ["Authorization", "authorization"])
 async def test_websocket_run_with_token_in_init_payload(server: RunningServer, user_id: str, key: str) -> None:
     message = f"hello over {key}"
-    async with graphql_ws(server) as socket:
-        init = {"type": "connection_init", "payload": {key: f"Bearer {make_token(user_id)}"}}
-        await socket.send(json.dumps(init))
-        assert (await receive(socket))["type"] == "connection_ack"
-        variables = {"input": {"agentId": "assistant", "message": message}}
-        await socket.send(
-            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": RUN_AGENT, "variables": variables}})
-        )
+    async with acknowledged_ws(server, make_token(user_id), auth_key=key) as socket:
+        await subscribe_run(socket, "1", {"input": {"agentId": "assistant", "message": message}})
         events: list[dict[str, Any]] = []
         while (frame := await receive(socket))["type"] == "next":
             assert "errors" not in frame["payload"], frame

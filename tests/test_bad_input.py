@@ -10,7 +10,6 @@ import pytest
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import (
-    CREATE_SESSION,
     MESSAGES,
     RENAME_SESSION,
     RUNS,
@@ -108,8 +107,7 @@ async def test_create_session_with_taken_id_of_own_session_is_bad_user_input(
     server: RunningServer, user_id: str
 ) -> None:
     token, session_id, before = await _user_with_history(server, user_id)
-    variables = {"input": {"agentId": "calculator", "sessionId": session_id, "name": "Overwritten"}}
-    errors = await errors_of(execute(server, token, CREATE_SESSION, variables))
+    errors = await errors_of(create_session(server, token, "calculator", name="Overwritten", session_id=session_id))
     assert codes(errors) == ["BAD_USER_INPUT"]
     assert await user_snapshot(server, token) == before
 
@@ -119,8 +117,7 @@ async def test_create_session_with_taken_id_of_another_users_session_is_bad_user
 ) -> None:
     owner_token, session_id, owner_before = await _user_with_history(server, user_id)
     other_token = make_token(f"other-{uuid.uuid4().hex[:12]}")
-    variables = {"input": {"agentId": "assistant", "sessionId": session_id, "name": "Mine now"}}
-    errors = await errors_of(execute(server, other_token, CREATE_SESSION, variables))
+    errors = await errors_of(create_session(server, other_token, "assistant", name="Mine now", session_id=session_id))
     assert codes(errors) == ["BAD_USER_INPUT"]
     assert await user_snapshot(server, owner_token) == owner_before
     assert (await execute(server, other_token, SESSIONS, {"first": 10}))["sessions"]["totalCount"] == 0
@@ -129,8 +126,7 @@ async def test_create_session_with_taken_id_of_another_users_session_is_bad_user
 async def test_create_session_of_unknown_agent_is_not_found(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
     wanted = str(uuid.uuid4())
-    variables = {"input": {"agentId": "no-such-agent", "sessionId": wanted}}
-    errors = await errors_of(execute(server, token, CREATE_SESSION, variables))
+    errors = await errors_of(create_session(server, token, "no-such-agent", session_id=wanted))
     assert codes(errors) == ["NOT_FOUND"]
     assert await session_snapshot(server, token, wanted) is None
     assert (await execute(server, token, SESSIONS, {"first": 10}))["sessions"]["totalCount"] == 0
@@ -139,7 +135,7 @@ async def test_create_session_of_unknown_agent_is_not_found(server: RunningServe
 @pytest.mark.parametrize("name", ["", "   ", "\n\t "], ids=["empty", "spaces", "whitespace"])
 async def test_create_session_with_blank_name_is_bad_user_input(server: RunningServer, user_id: str, name: str) -> None:
     token = make_token(user_id)
-    errors = await errors_of(execute(server, token, CREATE_SESSION, {"input": {"agentId": "assistant", "name": name}}))
+    errors = await errors_of(create_session(server, token, "assistant", name=name))
     assert codes(errors) == ["BAD_USER_INPUT"]
     assert (await execute(server, token, SESSIONS, {"first": 10}))["sessions"]["totalCount"] == 0
 

@@ -26,7 +26,7 @@ from agno_graphql.agents.offline import OfflineModel
 from agno_graphql.db.database import Database
 from agno_graphql.db.sessions import create_session
 from tests.auth_support import VIEWER, error_codes
-from tests.client import RUN_AGENT, execute, post
+from tests.client import RUN_AGENT, execute, operation, post
 from tests.conftest import REQUIRE_MYSQL, RunningServer, make_token, server_settings, start_server
 from tests.mariadb_server import MariaDbServer, available, private_mariadb
 from tests.run_support import LONG_MESSAGE, refusal, run_input, subscription
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SESSIONS = "query Mine { sessions(first: 20) { totalCount nodes { id messages(first: 50) { totalCount } } } }"
-CREATE = 'mutation Create { createSession(input: {agentId: "assistant"}) { session { id } } }'
+NEW_SESSION = {"input": {"agentId": "assistant"}}
 READY_ATTEMPTS = 300  # x 0.1 s
 EVENTS_BEFORE_OUTAGE = 4
 # A run streams its reply (about 80 words) for about a second: it is mid-flight when the database stops.
@@ -153,9 +153,10 @@ class Traffic:
         self.task = asyncio.create_task(self._loop(server, token))
 
     async def _loop(self, server: RunningServer, token: str) -> None:
-        documents = [SESSIONS, CREATE]
+        requests = [(SESSIONS, None), (operation("CreateSession"), NEW_SESSION)]
         while not self._stop.is_set():
-            body = await asyncio.wait_for(post(server, token, documents[len(self.outcomes) % 2]), timeout=30)
+            document, variables = requests[len(self.outcomes) % 2]
+            body = await asyncio.wait_for(post(server, token, document, variables), timeout=30)
             self.outcomes.append(error_codes(body))
             await asyncio.sleep(0.05)
 
@@ -355,7 +356,7 @@ async def test_agno_cannot_read_the_session_so_the_run_fails_and_nothing_is_writ
     db = Database(database_url)
     try:
         await db.ensure_ready()
-        await create_session(db, "reader", "assistant", "named-session", "My name")
+        await create_session(db, "reader", agent_id="assistant", session_id="named-session", name="My name")
         agent = Agent(id="assistant", model=OfflineModel(delay_seconds=0), db=db.agno_db, telemetry=False)
         await asyncio.to_thread(mariadb.stop)
 
@@ -392,7 +393,7 @@ async def test_a_page_of_sessions_is_one_round_trip_and_reads_recover_after_a_re
     token = make_token("pager")
     async with serving(database_url, tmp_path / "state") as server:
         for _ in range(3):
-            await execute(server, token, CREATE)
+            await execute(server, token, operation("CreateSession"), NEW_SESSION)
         assert len((await execute(server, token, SESSIONS))["sessions"]["nodes"]) == 3
         page = "query Page { sessions(first: 20) { nodes { id name createdAt } } }"
         await execute(server, token, page)

@@ -77,7 +77,8 @@ async def _through_sqlalchemy(db: Database, statement: Executable, params: dict[
         return [tuple(row) for row in (await conn.execute(statement, params)).all()]
 
 
-def _statements(db: Database) -> list[tuple[str, Executable, dict[str, Any] | None]]:
+def _statements(db: Database) -> dict[str, tuple[Executable, dict[str, Any] | None]]:
+    """Every kind of statement the read paths use, by what it shows, with the values it needs."""
     s, r = db.sessions, db.runs
     page_shape = _ListShape(
         by_agent=False, after=False, before=False, field="updated_at", descending=True, backward=False
@@ -86,53 +87,49 @@ def _statements(db: Database) -> list[tuple[str, Executable, dict[str, Any] | No
         by_agent=True, after=True, before=False, field="created_at", descending=False, backward=False
     )
     batch = _BatchShape(after=False, before=False, bounded=True, backward=True)
-    return [
-        ("page with titles", _list_statement(db, replace(page_shape, with_title=True)), None),
-        ("page", _list_statement(db, page_shape), None),
-        (
-            "page after a cursor",
+    return {
+        "page with titles": (_list_statement(db, replace(page_shape, with_title=True)), None),
+        "page": (_list_statement(db, page_shape), None),
+        "page after a cursor": (
             _list_statement(db, after_shape),
             {"agent_id": "assistant", "after_time": 100, "after_id": "s0"},
         ),
-        ("batch of runs (JSON)", _batch_statement(db, batch), {"session_id": "s2", "run_bound": 2, "batch": 5}),
-        (
-            "IN list",
+        "batch of runs (JSON)": (_batch_statement(db, batch), {"session_id": "s2", "run_bound": 2, "batch": 5}),
+        "IN list": (
             select(r.c.session_id, func.count())
             .where(r.c.session_id.in_(["s0", "s2", "nope"]))
             .group_by(r.c.session_id)
             .order_by(r.c.session_id),
             None,
         ),
-        (
-            "JSON path over IN",
+        "JSON path over IN": (
             select(r.c.session_id, r.c.run_data[("input", "input_content")].as_string())
             .where(r.c.session_id.in_(["s1", "s2"]), r.c.run_index == 0)
             .order_by(r.c.session_id),
             None,
         ),
-        (
-            "literal values",
+        "literal values": (
             select(s.c.session_id).where(s.c.created_at > 100, s.c.agent_id == "assistant").order_by(s.c.session_id),
             None,
         ),
-        ("text with a percent", text("SELECT COUNT(*), '100%' FROM agno_runs WHERE session_id = :sid"), {"sid": "s2"}),
-        (
-            "expanding bind",
+        "text with a percent": (text("SELECT COUNT(*), '100%' FROM agno_runs WHERE session_id = :sid"), {"sid": "s2"}),
+        "expanding bind": (
             select(s.c.session_id).where(s.c.session_id.in_(bindparam("ids", expanding=True))).order_by(s.c.session_id),
             {"ids": ["s1", "s0"]},
         ),
-    ]
+    }
 
 
 async def test_every_kind_of_read_gives_the_rows_sqlalchemy_gives(db: Database) -> None:
     assert db.driver_reader is not None
-    for label, statement, params in _statements(db):
+    statements = _statements(db)
+    for label, (statement, params) in statements.items():
         values = {"user_id": USER, "page_limit": 10, **(params or {})}
         expected = await _through_sqlalchemy(db, statement, values)
         got = [tuple(row) for row in await db.read(statement, values)]
         assert got == expected, label
         assert got, f"{label}: the comparison needs rows"
-    batch = await db.read(_statements(db)[3][1], {"session_id": "s2", "run_bound": 2, "batch": 5})
+    batch = await db.read(*statements["batch of runs (JSON)"])
     assert isinstance(batch[0][2], dict) and batch[0][2]["messages"][1]["metrics"] == {"total_tokens": 3}
 
 

@@ -18,9 +18,9 @@ import pytest
 from gql import Client, gql
 
 from tests.client import RUN_AGENT, execute, post, run_agent, ws_transport
-from tests.conftest import RunningServer, make_token, start_server
-from tests.conftest import server_settings as settings_for
+from tests.conftest import RunningServer, make_token, serving_with
 from tests.lock_support import WAIT_SECONDS, InFlightStatements, OutsideLock, wait_until
+from tests.matrix_support import RENAME_SESSION, create_session
 
 WORDS = [f"word{i:02d}" for i in range(1, 41)]
 LONG_MESSAGE = " ".join(WORDS)
@@ -32,16 +32,7 @@ query History($id: ID!) {
   session(id: $id) { messages(last: 50) { nodes { role content } } }
 }
 """
-RENAME = """
-mutation Rename($input: RenameSessionInput!) {
-  renameSession(input: $input) { session { id name } }
-}
-"""
-CREATE = """
-mutation Create($input: CreateSessionInput!) {
-  createSession(input: $input) { session { id } }
-}
-"""
+RUN_COUNT = "query($id: ID!) { session(id: $id) { runCount } }"
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +40,8 @@ def streaming_server(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """A server of its own (so only this module's statements run on it), streaming a delta every 20 ms."""
-    running = start_server(
-        settings_for(new_database_url("loop"), tmp_path_factory.mktemp("state"), offline_delay_ms=20)
-    )
-    yield running
-    running.stop()
+    with serving_with(new_database_url, tmp_path_factory, "loop", offline_delay_ms=20) as running:
+        yield running
 
 
 @dataclass
@@ -133,9 +121,12 @@ async def run_while_requests_wait(
         watch.close()
 
 
-async def create_session(server: RunningServer, token: str) -> str:
-    created = await execute(server, token, CREATE, {"input": {"agentId": "assistant"}})
-    return str(created["createSession"]["session"]["id"])
+async def assert_long_reply_stored_once(server: RunningServer, token: str, outcome: Outcome) -> None:
+    """The run completed with the whole reply and is stored once in its session."""
+    assert outcome.events[-1]["__typename"] == "RunCompleted"
+    assert outcome.events[-1]["content"] == LONG_REPLY
+    stored = await execute(server, token, RUN_COUNT, {"id": outcome.events[0]["sessionId"]})
+    assert stored == {"session": {"runCount": 1}}
 
 
 async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
@@ -150,7 +141,7 @@ async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
     token = make_token(user_id)
     seeded = await run_agent(streaming_server, token, "assistant", "history before the lock")
     session_id = seeded[0]["sessionId"]
-    run_session = await create_session(streaming_server, token)
+    run_session = (await create_session(streaming_server, token))["id"]
 
     outcome = await run_while_requests_wait(
         streaming_server,
@@ -178,21 +169,13 @@ async def test_run_streams_while_history_queries_wait_on_a_locked_runs_table(
                 }
             }
         }
-    assert outcome.events[-1]["__typename"] == "RunCompleted"
-    assert outcome.events[-1]["content"] == LONG_REPLY
-    stored = await execute(
-        streaming_server,
-        token,
-        "query($id: ID!) { session(id: $id) { runCount } }",
-        {"id": outcome.events[0]["sessionId"]},
-    )
-    assert stored == {"session": {"runCount": 1}}
+    await assert_long_reply_stored_once(streaming_server, token, outcome)
 
 
 async def test_run_streams_while_writes_wait_on_a_database_lock(streaming_server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    run_session = await create_session(streaming_server, token)  # exists before the lock
-    session_ids = [await create_session(streaming_server, token) for _ in range(BLOCKED_REQUESTS)]
+    run_session = (await create_session(streaming_server, token))["id"]  # exists before the lock
+    session_ids = [(await create_session(streaming_server, token))["id"] for _ in range(BLOCKED_REQUESTS)]
 
     outcome = await run_while_requests_wait(
         streaming_server,
@@ -200,7 +183,7 @@ async def test_run_streams_while_writes_wait_on_a_database_lock(streaming_server
         lambda: OutsideLock(streaming_server.settings.database_url, "LOCK TABLES agno_sessions READ"),
         "agno_sessions",
         lambda: [
-            post(streaming_server, token, RENAME, {"input": {"sessionId": sid, "name": f"renamed {n}"}})
+            post(streaming_server, token, RENAME_SESSION, {"input": {"sessionId": sid, "name": f"renamed {n}"}})
             for n, sid in enumerate(session_ids)
         ],
         run_session,
@@ -213,12 +196,4 @@ async def test_run_streams_while_writes_wait_on_a_database_lock(streaming_server
         {"data": {"renameSession": {"session": {"id": sid, "name": f"renamed {n}"}}}}
         for n, sid in enumerate(session_ids)
     ]
-    assert outcome.events[-1]["__typename"] == "RunCompleted"
-    assert outcome.events[-1]["content"] == LONG_REPLY
-    stored = await execute(
-        streaming_server,
-        token,
-        "query($id: ID!) { session(id: $id) { runCount } }",
-        {"id": outcome.events[0]["sessionId"]},
-    )
-    assert stored == {"session": {"runCount": 1}}
+    await assert_long_reply_stored_once(streaming_server, token, outcome)

@@ -32,8 +32,9 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from tests.auth_support import hs256_token_with_raw_key
-from tests.client import bearer, execute, post, run_agent
+from tests.client import bearer, post, run_agent
 from tests.conftest import TEST_SECRET, RunningServer, make_token
+from tests.matrix_support import connection_init, create_session
 
 # graphql-core cancels the sibling fields of one whose error nulls their parent; coroutines it had built for them
 # but not started are reported when collected. That is its bookkeeping, not the server's.
@@ -136,10 +137,9 @@ async def seed(server: RunningServer, user: str) -> str:
     """The user's token, with sessions of known ids: an empty one, a chat, and one with a tool run."""
     token = make_token(user)
     delete = "mutation($id: ID!) { deleteSession(input: {sessionId: $id}) { deletedSessionId } }"
-    create = "mutation($input: CreateSessionInput!) { createSession(input: $input) { session { id } } }"
     for kind, agent_id in ((EMPTY, "assistant"), (CHAT, "assistant"), (TOOLS, "calculator")):
         await post(server, token, delete, {"id": session_id(user, kind)})  # left by an earlier run, if any
-        await execute(server, token, create, {"input": {"agentId": agent_id, "sessionId": session_id(user, kind)}})
+        await create_session(server, token, agent_id, session_id=session_id(user, kind))
     await run_agent(server, token, "assistant", "hello there", session_id(user, CHAT))
     await run_agent(server, token, "assistant", "and once more", session_id(user, CHAT))
     await run_agent(server, token, "calculator", "What is 12 * 7?", session_id(user, TOOLS))
@@ -251,9 +251,8 @@ SOCKET_CLOSE_CODES = {4400, 4429}
 
 def check_socket_message(server: RunningServer, token: str, message: Any) -> None:
     """Send one message on an acknowledged socket, then a ping: a pong comes back, or a close with a code."""
-    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
     with connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10) as socket:
-        socket.send(json.dumps(init))
+        socket.send(connection_init(token))
         assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
         try:
             socket.send(json.dumps(message))
@@ -297,9 +296,8 @@ def check_token(server: RunningServer, http: httpx.Client, token: str) -> None:
     body = http.post(server.http_url, json={"query": "{ viewer { userId } }"}, headers=bearer(token)).json()
     codes = [(error.get("extensions") or {}).get("code") for error in body.get("errors") or []]
     assert codes in ([], ["UNAUTHENTICATED"]), body
-    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
     with connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10) as socket:
-        socket.send(json.dumps(init))
+        socket.send(connection_init(token))
         try:
             answer = json.loads(socket.recv(timeout=10))
         except ConnectionClosed as closed:

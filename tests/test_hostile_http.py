@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.client import bearer, post
+from tests.client import bearer, operation, post
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import RENAME_SESSION, codes, create_session
 from tests.test_http_streaming import MULTIPART_ACCEPT, SSE_ACCEPT, multipart_parts, sse_events
@@ -137,8 +137,8 @@ async def test_a_subscription_over_plain_http_is_a_bad_request_that_says_how(
 
 
 async def test_a_mutation_over_get_is_a_coded_bad_request(server: RunningServer, user_id: str) -> None:
-    query = 'mutation { createSession(input: {agentId: "assistant"}) { session { id } } }'
-    response = await send(server, user_id, "GET", params={"query": query}, headers={"Accept": "application/json"})
+    params = {"query": operation("CreateSession"), "variables": json.dumps({"input": {"agentId": "assistant"}})}
+    response = await send(server, user_id, "GET", params=params, headers={"Accept": "application/json"})
     assert_bad_request(response, "POST")
     assert (await post(server, make_token(user_id), "{ sessions { totalCount } }"))["data"]["sessions"] == {
         "totalCount": 0

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.client import post, run_agent
+from tests.client import operation, post, run_agent
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import (
     AGENT_SESSIONS,
-    CREATE_SESSION,
     DELETE_SESSION,
     RENAME_SESSION,
     SESSION,
@@ -163,7 +162,8 @@ async def test_a_session_created_with_a_hostile_id_is_refused_or_kept_exactly(
     token = make_token(f"creator-{user_id}")
     for case, value in HOSTILE_IDS.items():
         wanted = value if case in UNSTORABLE else f"{value}-{user_id}"
-        response = await post(server, token, CREATE_SESSION, {"input": {"agentId": "assistant", "sessionId": wanted}})
+        variables = {"input": {"agentId": "assistant", "sessionId": wanted}}
+        response = await post(server, token, operation("CreateSession"), variables)
         if case in UNSTORABLE:
             assert codes(response["errors"]) == ["BAD_USER_INPUT"], (case, response)
             continue

@@ -33,7 +33,7 @@ from tests.auth_support import (
 from tests.client import RUN_AGENT, bearer
 from tests.conftest import TEST_SECRET, RunningServer, make_token, serving_with
 from tests.conftest import server_settings as settings_with
-from tests.matrix_support import poll, subscribe_run, transport_ws
+from tests.matrix_support import acknowledged_ws, connection_init, poll, subscribe_run
 from tests.run_support import LONG_MESSAGE, SESSION_EVENTS, content_of, follow, run_input
 from tests.test_http_streaming import multipart_parts, open_stream, sse_events
 
@@ -99,7 +99,7 @@ async def refused_over_http(server: RunningServer, token: str) -> list[str]:
 
 async def close_code_of_init(server: RunningServer, token: str) -> int:
     async with graphql_ws(server) as socket:
-        await socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        await socket.send(connection_init(token))
         with pytest.raises(ConnectionClosed) as closed:
             await receive(socket)
     assert closed.value.rcvd is not None
@@ -137,7 +137,7 @@ async def test_a_token_whose_exp_no_float_can_hold_is_served(strict: TokenServer
     token = token_for(user_id, exp=10**400)
     response = await viewer_request(strict.running, bearer(token), VIEWER)
     assert response.json() == {"data": {"viewer": {"userId": user_id}}}
-    async with transport_ws(strict.running, token) as socket:
+    async with acknowledged_ws(strict.running, token) as socket:
         await socket.send(json.dumps({"type": "ping"}))
         async with asyncio.timeout(CLOSE_WAIT_SECONDS):
             assert json.loads(await socket.recv()) == {"type": "pong"}
@@ -146,7 +146,7 @@ async def test_a_token_whose_exp_no_float_can_hold_is_served(strict: TokenServer
 async def test_a_socket_is_closed_when_its_token_expires_and_its_run_goes_on(strict: TokenServer, user_id: str) -> None:
     server = strict.running
     short_lived = token_for(user_id, exp=int(time.time()) + 3)
-    async with transport_ws(server, short_lived) as socket:
+    async with acknowledged_ws(server, short_lived) as socket:
         await subscribe_run(socket, "1", run_input(None))
         frames, code, reason = await frames_until_closed(socket)
     assert (code, reason) == (4403, "Token expired")
@@ -207,7 +207,7 @@ async def test_a_denied_user_is_refused_and_their_open_socket_closed_until_let_b
     strict: TokenServer, user_id: str
 ) -> None:
     server, token = strict.running, token_for(user_id)
-    async with transport_ws(server, token) as socket:
+    async with acknowledged_ws(server, token) as socket:
         await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SESSION_EVENTS}}))
         strict.deny(user_id)
         _frames, code, reason = await frames_until_closed(socket)
@@ -227,7 +227,7 @@ async def test_a_denied_user_is_refused_and_their_open_socket_closed_until_let_b
 
 async def test_a_socket_of_another_user_stays_open_when_someone_is_denied(strict: TokenServer, user_id: str) -> None:
     other = f"{user_id}-other"
-    async with transport_ws(strict.running, token_for(user_id)) as socket:
+    async with acknowledged_ws(strict.running, token_for(user_id)) as socket:
         strict.deny(other)
         try:
             await subscribe_run(socket, "1", run_input(None, message=MEDIUM_MESSAGE))

@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 
 from tests.client import LEGACY_WS, RUN_AGENT, TRANSPORT_WS, execute
 from tests.conftest import RunningServer, make_token, serving_with
+from tests.matrix_support import acknowledged_ws, connection_init
 from tests.process_support import cli_env, serving_process
 from tests.run_support import LONG_MESSAGE
 
@@ -41,10 +42,6 @@ def strict(new_database_url: Callable[[str], str], tmp_path_factory: pytest.Temp
         offline_delay_ms=30,
     ) as running:
         yield running
-
-
-def init(user_id: str) -> str:
-    return json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {make_token(user_id)}"}})
 
 
 def subscribe(operation_id: str, message: str = LONG_MESSAGE, kind: str = "subscribe") -> str:
@@ -77,18 +74,9 @@ async def close_code_after_sending(socket: ClientConnection, frame: str) -> int:
     return (await close_code(socket))[0]
 
 
-async def acknowledged(url: str, user_id: str, subprotocol: str = TRANSPORT_WS) -> ClientConnection:
-    socket = await open_socket(url, subprotocol)
-    await socket.send(init(user_id))
-    async with asyncio.timeout(WAIT_SECONDS):
-        ack = json.loads(await socket.recv())
-    assert ack["type"] == "connection_ack", ack
-    return socket
-
-
 async def assert_still_serving(server: RunningServer, user_id: str) -> None:
     """After the abuse: a new socket is acknowledged and runs, and HTTP answers."""
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send(subscribe("after", message="still there?"))
         frames: list[dict[str, Any]] = []
         async with asyncio.timeout(WAIT_SECONDS):
@@ -111,8 +99,8 @@ async def test_a_socket_without_connection_init_is_closed_with_4408(
 
 
 async def test_a_second_connection_init_closes_with_4429(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
-        await socket.send(init(user_id))
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
+        await socket.send(connection_init(make_token(user_id)))
         assert (await close_code(socket))[0] == 4429
 
 
@@ -123,7 +111,7 @@ async def test_subscribe_before_the_ack_closes_with_4401(server: RunningServer) 
 
 
 async def test_a_duplicate_subscription_id_closes_with_4409(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send(subscribe("same"))
         async with asyncio.timeout(WAIT_SECONDS):
             first = json.loads(await socket.recv())
@@ -135,7 +123,7 @@ async def test_a_duplicate_subscription_id_closes_with_4409(server: RunningServe
 
 
 async def test_invalid_json_closes_with_4400(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send('{"type": "subscribe", "id": ')
         code, reason = await close_code(socket)
     assert code == 4400
@@ -144,7 +132,7 @@ async def test_invalid_json_closes_with_4400(server: RunningServer, user_id: str
 
 
 async def test_an_unknown_message_type_closes_with_4400(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send(json.dumps({"type": "hello", "id": "1"}))
         code, reason = await close_code(socket)
     assert code == 4400
@@ -152,7 +140,7 @@ async def test_an_unknown_message_type_closes_with_4400(server: RunningServer, u
 
 
 async def test_a_binary_frame_closes_with_4400(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send(b'{"type": "ping"}')
         assert (await close_code(socket))[0] == 4400
 
@@ -181,7 +169,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 async def test_a_malformed_message_closes_with_4400(server: RunningServer, user_id: str, case: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         await socket.send(MALFORMED[case])
         code, reason = await close_code(socket)
     assert code == 4400
@@ -198,32 +186,32 @@ LEGACY_MALFORMED = {
 
 @pytest.mark.parametrize("case", list(LEGACY_MALFORMED))
 async def test_a_malformed_legacy_message_closes_with_4400(server: RunningServer, user_id: str, case: str) -> None:
-    async with await acknowledged(server.ws_url, user_id, LEGACY_WS) as socket:
+    async with acknowledged_ws(server, make_token(user_id), LEGACY_WS) as socket:
         await socket.send(LEGACY_MALFORMED[case])
         assert (await close_code(socket))[0] == 4400
 
 
 async def test_the_server_serves_on_after_every_malformed_message(server: RunningServer, user_id: str) -> None:
     for frame in [*MALFORMED.values(), "{nope"]:
-        async with await acknowledged(server.ws_url, user_id) as socket:
+        async with acknowledged_ws(server, make_token(user_id)) as socket:
             await socket.send(frame)
             assert (await close_code(socket))[0] == 4400, frame
     await assert_still_serving(server, user_id)
 
 
 async def test_a_ten_megabyte_frame_closes_with_1009(server: RunningServer, user_id: str) -> None:
-    async with await acknowledged(server.ws_url, user_id) as socket:
+    async with acknowledged_ws(server, make_token(user_id)) as socket:
         assert await close_code_after_sending(socket, subscribe("big", message="x" * TEN_MEGABYTES)) == 1009
     await assert_still_serving(server, user_id)
 
 
 async def test_a_frame_over_the_body_limit_closes_with_1009(strict: RunningServer, user_id: str) -> None:
     """The app applies AGNO_GRAPHQL_MAX_BODY_BYTES to frames itself, whatever the ASGI server's own limit."""
-    async with await acknowledged(strict.ws_url, user_id) as socket:
+    async with acknowledged_ws(strict, make_token(user_id)) as socket:
         await socket.send(subscribe("big", message="x" * SMALL_FRAME_LIMIT))
         code, _reason = await close_code(socket)
     assert code == 1009
-    async with await acknowledged(strict.ws_url, user_id) as socket:
+    async with acknowledged_ws(strict, make_token(user_id)) as socket:
         await socket.send(subscribe("small", message="x" * (SMALL_FRAME_LIMIT // 2)))
         async with asyncio.timeout(WAIT_SECONDS):
             first = json.loads(await socket.recv())
@@ -238,12 +226,7 @@ async def test_the_served_command_refuses_a_ten_megabyte_frame_with_1009(
     env = cli_env(tmp_path / "state", new_database_url("hostile_cli"), jwt_secret="cli-secret-for-hostile-frames-0123")
     token = make_token(user_id, secret="cli-secret-for-hostile-frames-0123")
     with serving_process(tmp_path / "serve", env) as served:
-        async with await open_socket(served.ws_url, TRANSPORT_WS) as socket:
-            await socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-            async with asyncio.timeout(WAIT_SECONDS):
-                assert json.loads(await socket.recv())["type"] == "connection_ack"
+        async with acknowledged_ws(served, token) as socket:
             assert await close_code_after_sending(socket, subscribe("big", message="x" * TEN_MEGABYTES)) == 1009
-        async with await open_socket(served.ws_url, TRANSPORT_WS) as socket:
-            await socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-            async with asyncio.timeout(WAIT_SECONDS):
-                assert json.loads(await socket.recv())["type"] == "connection_ack"
+        async with acknowledged_ws(served, token):
+            pass  # the served command still acknowledges a new socket

@@ -15,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from tests.client import RUN_AGENT, bearer, execute
 from tests.conftest import RunningServer, make_token
-from tests.matrix_support import CREATE_SESSION, MESSAGES
+from tests.matrix_support import MESSAGES, acknowledged_ws, create_session
 
 SSE_ACCEPT = "text/event-stream"
 MULTIPART_ACCEPT = 'multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json'
@@ -130,8 +128,7 @@ async def test_run_over_http_continues_a_session_and_is_stored(
     server: RunningServer, user_id: str, protocol: str
 ) -> None:
     token = make_token(user_id)
-    created = await execute(server, token, CREATE_SESSION, {"input": {"agentId": "assistant"}})
-    session_id = created["createSession"]["session"]["id"]
+    session_id = (await create_session(server, token))["id"]
     results = await stream_results(server, token, protocol, RUN_AGENT, run_input("assistant", "over http", session_id))
     events = [result["data"]["runAgent"] for result in results]
     assert {event["sessionId"] for event in events} == {session_id}
@@ -182,9 +179,7 @@ async def test_unknown_agent_over_http_gives_a_coded_error(server: RunningServer
 
 async def test_syntax_error_over_websocket_closes_with_4400(server: RunningServer, user_id: str) -> None:
     """The same parse error on graphql-transport-ws: the protocol's close code 4400, naming the error."""
-    async with connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": bearer(make_token(user_id))}))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
+    async with acknowledged_ws(server, make_token(user_id)) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": "subscription { runAgent("}}))
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()

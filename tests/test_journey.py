@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token
+from tests.matrix_support import create_session
 
-CREATE = """
-mutation Create($input: CreateSessionInput!) {
-  createSession(input: $input) { session { id agentId name runCount createdAt updatedAt } }
-}
-"""
 LIST = """
 query List($first: Int, $after: String, $last: Int, $before: String) {
   sessions(first: $first, after: $after, last: $last, before: $before) {
@@ -36,8 +32,7 @@ query History($id: ID!, $first: Int, $after: String, $last: Int, $before: String
 
 async def test_create_run_with_tool_and_read_history(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    created = await execute(server, token, CREATE, {"input": {"agentId": "calculator"}})
-    session = created["createSession"]["session"]
+    session = await create_session(server, token, "calculator")
     assert session["runCount"] == 0 and session["name"] is None
 
     events = await run_agent(server, token, "calculator", "What is 12 * 7?", session["id"])

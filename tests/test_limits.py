@@ -13,17 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.client import bearer, execute, post
+from tests.client import bearer, execute, operation, post
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
-    CREATE_SESSION,
     SESSION,
+    acknowledged_ws,
     codes,
     create_session,
     receive,
     subscribe_run,
-    transport_ws,
 )
 
 RESTRICTED_BODY_BYTES = 4096
@@ -193,7 +192,7 @@ async def test_mutation_over_get_is_refused_and_not_executed(server: RunningServ
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.get(
             server.http_url,
-            params={"query": CREATE_SESSION, "variables": json.dumps(variables)},
+            params={"query": operation("CreateSession"), "variables": json.dumps(variables)},
             headers=bearer(token),
         )
     assert response.status_code in (400, 405) or "errors" in response.json()
@@ -256,7 +255,7 @@ async def test_subscriptions_per_connection_are_limited(restricted: RunningServe
     token = make_token(user_id)
     long_message = " ".join(f"word{i}" for i in range(60))
     variables = {"input": {"agentId": "assistant", "message": long_message}}
-    async with transport_ws(restricted, token) as ws:
+    async with acknowledged_ws(restricted, token) as ws:
         for operation_id in ("1", "2", "3"):
             await subscribe_run(ws, operation_id, variables)
         refused: dict[str, Any] | None = None

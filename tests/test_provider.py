@@ -41,12 +41,6 @@ def provider_server(stub: OpenAIStub, database_url: str, state_dir: Any) -> Runn
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[OpenAIStub]:
-    with serve_stub() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def server_on_stub(
     stub: OpenAIStub, new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:

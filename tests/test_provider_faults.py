@@ -18,7 +18,7 @@ from gql import Client, gql
 from agno_graphql.settings import SettingsError, load_settings
 from tests.client import execute, run_agent, ws_transport
 from tests.conftest import RunningServer, free_port, make_token, serving_with
-from tests.openai_stub import Fault, OpenAIStub, message_text, serve_stub, words
+from tests.openai_stub import Fault, OpenAIStub, message_text, words
 from tests.run_support import follow
 
 STUB_MODEL = "stub-model"
@@ -66,12 +66,6 @@ CASES = {
     "stream-ends-early": Case(Fault.end_early(after_chunks=3), "MODEL_UNAVAILABLE", chunks_before=3, requests=1),
     "malformed-chunk": Case(Fault.malformed(after_chunks=3), "MODEL_BAD_RESPONSE", chunks_before=3, requests=1),
 }
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[OpenAIStub]:
-    with serve_stub() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from tests.auth_support import TcpProxy
-from tests.client import execute, run_agent
+from tests.client import run_agent
 from tests.conftest import RunningServer, free_port, make_token, server_settings, start_server
-from tests.matrix_support import CREATE_SESSION, codes, errors_of, session_snapshot
+from tests.matrix_support import codes, create_session, errors_of, session_snapshot
 from tests.run_support import SESSION_EVENTS, subscription
 
 RECOVERY_ATTEMPTS = 300  # x 0.1 s
@@ -47,7 +47,7 @@ async def test_runs_are_refused_while_redis_is_down_and_work_again_once_it_is_ba
         proxy.stop()
         down = await readiness(server)
         refused = codes(await errors_of(run_agent(server, token, "assistant", "during", session_id)))
-        created = await execute(server, token, CREATE_SESSION, {"input": {"agentId": "assistant"}})
+        created = await create_session(server, token)
         during = await session_snapshot(server, token, session_id)
 
         proxy = TcpProxy(port, "127.0.0.1", 6379)
@@ -59,7 +59,7 @@ async def test_runs_are_refused_while_redis_is_down_and_work_again_once_it_is_ba
         after = await run_agent(server, token, "assistant", "after", session_id)
         async with subscription(server, token, SESSION_EVENTS) as tab:
             await asyncio.sleep(0.3)
-            await execute(server, token, CREATE_SESSION, {"input": {"agentId": "assistant"}})
+            await create_session(server, token)
             change = await asyncio.wait_for(tab.events("sessionEvents", stop_after=1), timeout=30)
     finally:
         server.stop()
@@ -67,7 +67,7 @@ async def test_runs_are_refused_while_redis_is_down_and_work_again_once_it_is_ba
 
     assert down == (503, {"status": "not ready", "database": "ok", "redis": "unreachable"})
     assert refused == ["BROKER_UNAVAILABLE"]
-    assert created["createSession"]["session"]["id"]  # sessions do not need Redis
+    assert created["id"]  # sessions do not need Redis
     assert during == stored_before  # nothing stored was touched
     assert after[-1]["content"] == "You said: after"
     assert [e["kind"] for e in change] == ["CREATED"]

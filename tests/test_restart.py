@@ -20,22 +20,8 @@ from agno_graphql.db.database import Database
 from tests.client import execute, run_agent
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
+from tests.matrix_support import DELETE_SESSION, RENAME_SESSION, create_session
 
-CREATE = """
-mutation Create($input: CreateSessionInput!) {
-  createSession(input: $input) { session { id agentId name runCount } }
-}
-"""
-RENAME = """
-mutation Rename($input: RenameSessionInput!) {
-  renameSession(input: $input) { session { id name } }
-}
-"""
-DELETE = """
-mutation Delete($input: DeleteSessionInput!) {
-  deleteSession(input: $input) { deletedSessionId }
-}
-"""
 SESSIONS = """
 query Sessions($first: Int, $after: String) {
   sessions(first: $first, after: $after) {
@@ -95,11 +81,6 @@ class Restarted:
     run_session: str
 
 
-async def _new_session(server: RunningServer, user: str, agent_id: str, name: str | None = None) -> str:
-    created = await execute(server, make_token(user), CREATE, {"input": {"agentId": agent_id, "name": name}})
-    return str(created["createSession"]["session"]["id"])
-
-
 async def _run(server: RunningServer, user: str, agent_id: str, message: str, session_id: str | None = None) -> str:
     events = await run_agent(server, make_token(user), agent_id, message, session_id)
     assert events[-1]["__typename"] == "RunCompleted", events[-1]
@@ -110,6 +91,23 @@ def _new_user(role: str) -> str:
     return f"user-{role}-{uuid.uuid4().hex[:8]}"
 
 
+async def _two_pages(
+    restarted: Restarted, document: str, connection: tuple[str, ...], variables: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reader's page that `variables` asks for on server 2, and the page after it; `connection` is the path of
+    keys to the paged field in the result."""
+    token = make_token(restarted.reader)
+
+    async def page(page_variables: dict[str, Any]) -> dict[str, Any]:
+        found: Any = await execute(restarted.server, token, document, page_variables)
+        for key in connection:
+            found = found[key]
+        return dict(found)
+
+    first = await page(variables)
+    return first, await page({**variables, "after": first["pageInfo"]["endCursor"]})
+
+
 @pytest.fixture(scope="module")
 async def restarted(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
@@ -118,13 +116,14 @@ async def restarted(
     first = start_server(settings_for(url, tmp_path_factory.mktemp("state-before")))
     try:
         reader = _new_user("reader")
-        calc_session = await _new_session(first, reader, "calculator")
+        calc_session = (await create_session(first, make_token(reader), "calculator"))["id"]
         await _run(first, reader, "calculator", "What is 12 * 7?", calc_session)
         chat_session = await _run(first, reader, "assistant", CHAT_INPUTS[0])
         for message in CHAT_INPUTS[1:]:
             await _run(first, reader, "assistant", message, chat_session)
-        await execute(first, make_token(reader), RENAME, {"input": {"sessionId": chat_session, "name": CHAT_NAME}})
-        empty_session = await _new_session(first, reader, "assistant", "Empty one")
+        rename = {"input": {"sessionId": chat_session, "name": CHAT_NAME}}
+        await execute(first, make_token(reader), RENAME_SESSION, rename)
+        empty_session = (await create_session(first, make_token(reader), "assistant", name="Empty one"))["id"]
 
         renamer, deleter, runner = _new_user("renamer"), _new_user("deleter"), _new_user("runner")
         rename_session = await _run(first, renamer, "assistant", "please rename me later")
@@ -186,12 +185,8 @@ async def test_agents_and_agent_work_after_restart(restarted: Restarted) -> None
 
 
 async def test_sessions_list_pages_with_names_and_run_counts_after_restart(restarted: Restarted) -> None:
-    token = make_token(restarted.reader)
-    first = (await execute(restarted.server, token, SESSIONS, {"first": 2}))["sessions"]
+    first, second = await _two_pages(restarted, SESSIONS, ("sessions",), {"first": 2})
     assert first["totalCount"] == 3 and first["pageInfo"]["hasNextPage"] is True
-    second = (await execute(restarted.server, token, SESSIONS, {"first": 2, "after": first["pageInfo"]["endCursor"]}))[
-        "sessions"
-    ]
     assert second["totalCount"] == 3 and second["pageInfo"]["hasNextPage"] is False
     nodes = first["nodes"] + second["nodes"]
     assert len(nodes) == 3
@@ -219,11 +214,8 @@ async def test_sessions_list_pages_with_names_and_run_counts_after_restart(resta
 
 
 async def test_session_messages_page_with_stored_content_after_restart(restarted: Restarted) -> None:
-    token = make_token(restarted.reader)
-    variables: dict[str, Any] = {"id": restarted.chat_session, "first": 4}
-    first = (await execute(restarted.server, token, MESSAGES, variables))["session"]["messages"]
-    variables["after"] = first["pageInfo"]["endCursor"]
-    second = (await execute(restarted.server, token, MESSAGES, variables))["session"]["messages"]
+    variables = {"id": restarted.chat_session, "first": 4}
+    first, second = await _two_pages(restarted, MESSAGES, ("session", "messages"), variables)
     assert first["totalCount"] == 6 and first["pageInfo"]["hasNextPage"] is True
     assert second["pageInfo"]["hasNextPage"] is False
     conversation = [(m["role"], m["content"]) for m in first["nodes"] + second["nodes"]]
@@ -245,11 +237,8 @@ async def test_tool_calls_read_back_as_json_after_restart(restarted: Restarted) 
 
 
 async def test_session_runs_page_with_stored_content_after_restart(restarted: Restarted) -> None:
-    token = make_token(restarted.reader)
-    variables: dict[str, Any] = {"id": restarted.chat_session, "first": 2}
-    first = (await execute(restarted.server, token, RUNS, variables))["session"]["runs"]
-    variables["after"] = first["pageInfo"]["endCursor"]
-    second = (await execute(restarted.server, token, RUNS, variables))["session"]["runs"]
+    variables = {"id": restarted.chat_session, "first": 2}
+    first, second = await _two_pages(restarted, RUNS, ("session", "runs"), variables)
     assert first["totalCount"] == 3 and first["pageInfo"]["hasNextPage"] is True
     assert second["pageInfo"]["hasNextPage"] is False
     runs = first["nodes"] + second["nodes"]
@@ -260,8 +249,9 @@ async def test_session_runs_page_with_stored_content_after_restart(restarted: Re
 
 
 async def test_create_session_works_after_restart(restarted: Restarted, user_id: str) -> None:
-    session_id = await _new_session(restarted.server, user_id, "calculator", "Created after restart")
-    read = await execute(restarted.server, make_token(user_id), SESSION, {"id": session_id})
+    token = make_token(user_id)
+    session_id = (await create_session(restarted.server, token, "calculator", name="Created after restart"))["id"]
+    read = await execute(restarted.server, token, SESSION, {"id": session_id})
     assert read["session"] == {
         "id": session_id,
         "agentId": "calculator",
@@ -272,9 +262,8 @@ async def test_create_session_works_after_restart(restarted: Restarted, user_id:
 
 async def test_rename_session_stored_before_restart_persists(restarted: Restarted) -> None:
     token = make_token(restarted.renamer)
-    renamed = await execute(
-        restarted.server, token, RENAME, {"input": {"sessionId": restarted.rename_session, "name": "Renamed after"}}
-    )
+    rename = {"input": {"sessionId": restarted.rename_session, "name": "Renamed after"}}
+    renamed = await execute(restarted.server, token, RENAME_SESSION, rename)
     assert renamed["renameSession"]["session"] == {"id": restarted.rename_session, "name": "Renamed after"}
     read = await execute(restarted.server, token, SESSION, {"id": restarted.rename_session})
     assert read["session"]["name"] == "Renamed after" and read["session"]["runCount"] == 1
@@ -285,7 +274,7 @@ async def test_rename_session_stored_before_restart_persists(restarted: Restarte
 async def test_delete_session_stored_before_restart_removes_its_runs(restarted: Restarted) -> None:
     token = make_token(restarted.deleter)
     assert _count_runs(restarted.database_url, restarted.delete_session) == 1
-    deleted = await execute(restarted.server, token, DELETE, {"input": {"sessionId": restarted.delete_session}})
+    deleted = await execute(restarted.server, token, DELETE_SESSION, {"input": {"sessionId": restarted.delete_session}})
     assert deleted == {"deleteSession": {"deletedSessionId": restarted.delete_session}}
     read = await execute(restarted.server, token, SESSION, {"id": restarted.delete_session})
     assert read == {"session": None}

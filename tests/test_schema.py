@@ -22,12 +22,12 @@ from graphql import (
 )
 
 from agno_graphql import cli
-from tests.client import execute, subscribe
+from tests.client import OPERATIONS_DIR, execute, operation, subscribe
 from tests.conftest import RunningServer, make_token
+from tests.matrix_support import create_session
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schema.graphql"
-OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
 FRONTEND_OPERATIONS = {
     "Viewer",
     "Agents",
@@ -56,10 +56,6 @@ RUN_EVENT_TYPES = {
 
 def operation_files() -> list[Path]:
     return sorted(OPERATIONS_DIR.glob("*.graphql"))
-
-
-def operation(name: str) -> str:
-    return (OPERATIONS_DIR / f"{name}.graphql").read_text()
 
 
 @functools.cache
@@ -250,15 +246,18 @@ def test_operation_document_validates_against_schema_file(path: Path) -> None:
     assert [op.name.value if op.name else None for op in operations] == [path.stem]
 
 
-async def create_session(server: RunningServer, token: str, agent_id: str = "assistant", **fields: Any) -> str:
-    created = await execute(server, token, operation("CreateSession"), {"input": {"agentId": agent_id, **fields}})
-    return str(created["createSession"]["session"]["id"])
-
-
 async def run(server: RunningServer, token: str, agent_id: str, message: str, session_id: str | None) -> list[Any]:
     variables = {"input": {"agentId": agent_id, "message": message, "sessionId": session_id}}
     results = await subscribe(server, token, operation("RunAgent"), variables)
     return [result["runAgent"] for result in results]
+
+
+async def chat(server: RunningServer, token: str, *messages: str) -> str:
+    """A new session with the assistant, one run per message in turn; its id."""
+    session_id = str((await create_session(server, token))["id"])
+    for message in messages:
+        await run(server, token, "assistant", message, session_id)
+    return session_id
 
 
 async def test_viewer_operation_returns_the_token_user(server: RunningServer, user_id: str) -> None:
@@ -285,9 +284,7 @@ async def test_agent_operation_returns_one_agent(server: RunningServer, user_id:
 
 
 async def test_create_session_operation_creates_an_empty_session(server: RunningServer, user_id: str) -> None:
-    variables = {"input": {"agentId": "assistant", "name": "Trip plans"}}
-    result = await execute(server, make_token(user_id), operation("CreateSession"), variables)
-    session = result["createSession"]["session"]
+    session = await create_session(server, make_token(user_id), "assistant", name="Trip plans")
     assert session["agentId"] == "assistant"
     assert session["name"] == "Trip plans"
     assert session["runCount"] == 0
@@ -296,7 +293,7 @@ async def test_create_session_operation_creates_an_empty_session(server: Running
 
 async def test_rename_session_operation_renames(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_id = await create_session(server, token)
+    session_id = (await create_session(server, token))["id"]
     variables = {"input": {"sessionId": session_id, "name": "Renamed chat"}}
     result = await execute(server, token, operation("RenameSession"), variables)
     assert result["renameSession"]["session"]["id"] == session_id
@@ -305,7 +302,7 @@ async def test_rename_session_operation_renames(server: RunningServer, user_id: 
 
 async def test_delete_session_operation_deletes(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_id = await create_session(server, token)
+    session_id = (await create_session(server, token))["id"]
     result = await execute(server, token, operation("DeleteSession"), {"input": {"sessionId": session_id}})
     assert result == {"deleteSession": {"deletedSessionId": session_id}}
     assert await execute(server, token, operation("Session"), {"id": session_id}) == {"session": None}
@@ -314,7 +311,9 @@ async def test_delete_session_operation_deletes(server: RunningServer, user_id: 
 async def test_sessions_operation_pages_through_the_viewers_sessions(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
     # Ids ascending in creation order: the order is the same when two sessions share a createdAt second.
-    created = [await create_session(server, token, sessionId=f"{user_id}-{i}", name=f"chat {i}") for i in range(3)]
+    created = [
+        (await create_session(server, token, name=f"chat {i}", session_id=f"{user_id}-{i}"))["id"] for i in range(3)
+    ]
     order = {"field": "CREATED_AT", "direction": "ASC"}
     first = await execute(server, token, operation("Sessions"), {"first": 2, "orderBy": order})
     page = first["sessions"]
@@ -331,7 +330,7 @@ async def test_sessions_operation_pages_through_the_viewers_sessions(server: Run
 
 async def test_agent_sessions_operation_lists_one_agents_sessions(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    calculator_session = await create_session(server, token, "calculator")
+    calculator_session = (await create_session(server, token, "calculator"))["id"]
     await create_session(server, token, "assistant")
     result = await execute(server, token, operation("AgentSessions"), {"agentId": "calculator", "first": 10})
     sessions = result["agent"]["sessions"]
@@ -341,7 +340,7 @@ async def test_agent_sessions_operation_lists_one_agents_sessions(server: Runnin
 
 async def test_session_operation_returns_the_session_with_its_agent(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_id = await create_session(server, token, "calculator")
+    session_id = (await create_session(server, token, "calculator"))["id"]
     await run(server, token, "calculator", "What is 12 * 7?", session_id)
     result = await execute(server, token, operation("Session"), {"id": session_id})
     session = result["session"]
@@ -353,9 +352,7 @@ async def test_session_operation_returns_the_session_with_its_agent(server: Runn
 
 async def test_session_history_operation_pages_back_from_the_newest(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_id = await create_session(server, token)
-    for message in ("first question", "second question"):
-        await run(server, token, "assistant", message, session_id)
+    session_id = await chat(server, token, "first question", "second question")
     newest = await execute(server, token, operation("SessionHistory"), {"id": session_id, "last": 2})
     messages = newest["session"]["messages"]
     assert messages["totalCount"] == 4
@@ -371,9 +368,7 @@ async def test_session_history_operation_pages_back_from_the_newest(server: Runn
 
 async def test_session_runs_operation_lists_runs_in_order(server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
-    session_id = await create_session(server, token)
-    for message in ("one", "two"):
-        await run(server, token, "assistant", message, session_id)
+    session_id = await chat(server, token, "one", "two")
     result = await execute(server, token, operation("SessionRuns"), {"id": session_id, "first": 10})
     runs = result["session"]["runs"]
     assert runs["totalCount"] == 2

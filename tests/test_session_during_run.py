@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.client import execute
-from tests.conftest import RunningServer, make_token, server_settings, start_server
-from tests.matrix_support import create_session, receive, subscribe_run, transport_ws
+from tests.conftest import RunningServer, make_token, serving_with
+from tests.matrix_support import acknowledged_ws, create_session, receive, subscribe_run
 
 LONG_MESSAGE = " ".join(f"word{i}" for i in range(60))
 RENAME = (
@@ -26,13 +26,8 @@ def slow_server(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """A demo model that waits 30 ms per word, so a run is still going while the user acts."""
-    running = start_server(
-        server_settings(new_database_url("during"), tmp_path_factory.mktemp("during"), offline_delay_ms=30)
-    )
-    try:
+    with serving_with(new_database_url, tmp_path_factory, "during", offline_delay_ms=30) as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def _events_until_terminal(ws: Any) -> list[dict[str, Any]]:
@@ -48,7 +43,7 @@ async def _events_until_terminal(ws: Any) -> list[dict[str, Any]]:
 async def test_a_rename_during_a_run_is_kept_after_the_run(slow_server: RunningServer, user_id: str) -> None:
     token = make_token(user_id)
     session = await create_session(slow_server, token, name="before")
-    async with transport_ws(slow_server, token) as ws:
+    async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(
             ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
         )
@@ -67,7 +62,7 @@ async def test_deleting_a_session_during_a_run_stops_the_run_and_it_stays_delete
 ) -> None:
     token = make_token(user_id)
     session = await create_session(slow_server, token)
-    async with transport_ws(slow_server, token) as ws:
+    async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(
             ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
         )

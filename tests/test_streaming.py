@@ -14,12 +14,12 @@ from tests.conftest import RunningServer, make_token, serving_with, start_server
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import (
     RUNS,
+    acknowledged_ws,
     assert_event_invariants,
     create_session,
     poll,
     receive,
     subscribe_run,
-    transport_ws,
     typenames,
 )
 
@@ -127,7 +127,7 @@ async def test_client_disconnecting_mid_run_with_on_disconnect_cancel_leaves_it_
     session = await create_session(slow_server, token, "assistant")
     received: list[dict[str, Any]] = []
     run_input = {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE, "onDisconnect": "CANCEL"}
-    async with transport_ws(slow_server, token) as ws:
+    async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(ws, "1", {"input": run_input})
         for _ in range(100):
             message = await receive(ws)

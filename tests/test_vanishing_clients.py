@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections import Counter
@@ -27,9 +26,9 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from bench.stats import parse_prometheus_text
-from tests.client import RUN_AGENT, execute
+from tests.client import execute
 from tests.conftest import RunningServer, make_token, serving_with
-from tests.matrix_support import receive
+from tests.matrix_support import connection_init, receive, subscribe_run
 from tests.run_support import wait_for_status
 
 CLIENTS = 200
@@ -117,16 +116,13 @@ async def vanish(server: RunningServer, client: Client) -> None:
     try:
         if client.departure == "before_init":
             return
-        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {make_token(client.user_id)}"}}
-        await ws.send(json.dumps(init))
+        await ws.send(connection_init(make_token(client.user_id)))
         if client.departure == "before_ack":
             return
         assert (await receive(ws))["type"] == "connection_ack"
         policy = "CANCEL" if client.departure == "cancel_mid_stream" else "CONTINUE"
         variables = {"input": {"agentId": "assistant", "message": client.message, "onDisconnect": policy}}
-        await ws.send(
-            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": RUN_AGENT, "variables": variables}})
-        )
+        await subscribe_run(ws, "1", variables)
         if client.departure == "after_subscribe":
             return
         while len(client.seen) < client.events_before_leaving:

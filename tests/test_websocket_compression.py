@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import RunningServer, make_token, serving_with
-from tests.matrix_support import subscribe_run, transport_ws
+from tests.matrix_support import acknowledged_ws, subscribe_run
 from tests.run_support import Subscription, run_input
 
 
@@ -22,7 +22,7 @@ def compressing(
 
 async def _negotiated_and_answer(server: RunningServer, user_id: str) -> tuple[str | None, str]:
     """The extensions the server accepted for a client that offers permessage-deflate, and a run's answer."""
-    async with transport_ws(server, make_token(user_id)) as ws:
+    async with acknowledged_ws(server, make_token(user_id)) as ws:
         extensions = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
         await subscribe_run(ws, "1", run_input(None, "compress me"))
         events = await Subscription(ws, "1").events("runAgent")

@@ -141,7 +141,7 @@ class RunManager:
     async def open(self) -> None:
         await self.broker.start(self.cancel_requested)
 
-    async def start(self, agent: Agent, spec: AgentSpec, user_id: str, session_id: str, message: str) -> RunInfo:
+    async def start(self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str, message: str) -> RunInfo:
         """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
         if not self.accepting:
             raise ShuttingDown("The server is shutting down; start the run again in a moment.")

@@ -198,7 +198,9 @@ async def require_session(db: Database, user_id: str, session_id: str) -> Sessio
     return record
 
 
-async def create_session(db: Database, user_id: str, agent_id: str, session_id: str, name: str | None) -> SessionRecord:
+async def create_session(
+    db: Database, user_id: str, *, agent_id: str, session_id: str, name: str | None
+) -> SessionRecord:
     """Store an empty session now, so it is listed before its first run."""
     await db.ensure_ready()
     now = int(time.time())

@@ -54,7 +54,9 @@ class RunService:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
         # Once asked, the run is started even if the client leaves meanwhile: a start cut half way would hold
         # the session's lock, or leave a session made for the message without it.
-        starting = asyncio.ensure_future(self._start(user_id, agent, spec, session_id, message))
+        starting = asyncio.ensure_future(
+            self._start(agent, spec, user_id=user_id, session_id=session_id, message=message)
+        )
         try:
             info = await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -63,16 +65,16 @@ class RunService:
         return self._follow(info.run_id, cancel_on_disconnect)
 
     async def _start(
-        self, user_id: str, agent: Agent, spec: AgentSpec, session_id: str | None, message: str
+        self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str | None, message: str
     ) -> RunInfo:
         if session_id is not None:
-            return await self._manager.start(agent, spec, user_id, session_id, message)
+            return await self._manager.start(agent, spec, user_id=user_id, session_id=session_id, message=message)
         # Stored before the run, not by Agno at its end: a cancelled first run is then stored like any
         # other (Agno writes a cancelled run before its session, which MySQL's foreign key refuses),
         # and the user's other tabs can list the session at once.
         record = await self._sessions.create(user_id, spec.id)
         try:
-            return await self._manager.start(agent, spec, user_id, record.id, message)
+            return await self._manager.start(agent, spec, user_id=user_id, session_id=record.id, message=message)
         except Exception:
             # Not admitted (RATE_LIMITED, SHUTTING_DOWN, Redis down): the session made for it goes too.
             with contextlib.suppress(Exception):

@@ -64,7 +64,7 @@ class SessionService:
         self._agents.require(agent_id)
         new_id = check_id(session_id, "sessionId") if session_id is not None else str(uuid4())
         clean_name = check_name(name) if name is not None else None
-        record = await sessions.create_session(self._db, user_id, agent_id, new_id, clean_name)
+        record = await sessions.create_session(self._db, user_id, agent_id=agent_id, session_id=new_id, name=clean_name)
         await self._announce("CREATED", user_id, record.id)
         return record
 
