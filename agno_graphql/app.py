@@ -326,7 +326,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def readyz(request: Request) -> Response:
         checks = {"database": await services.db.ping()}
         if settings.redis_url:
-            checks["redis"] = await services.run_manager.broker.ping()
+            checks["redis"] = await services.run_manager.broker_answers()
         body: dict[str, str] = {name: "ok" if up else "unreachable" for name, up in checks.items()}
         if all(checks.values()):
             return JSONResponse({"status": "ready", **body})
@@ -346,8 +346,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.db.dispose()
 
-    metrics = metrics_endpoint(services.db, services.run_manager, graphql_app.connections)
-    metrics_routes = [Route(METRICS_PATH, metrics)] if settings.metrics else []
+    metrics_routes = (
+        [Route(METRICS_PATH, metrics_endpoint(services.db, services.run_manager, graphql_app.connections))]
+        if settings.metrics
+        else []
+    )
     app = Starlette(
         routes=[
             Route("/", root),

@@ -36,18 +36,14 @@ class ConnectionTracker:
     @contextmanager
     def open(self, handler: BaseGraphQLTransportWSHandler[Any, Any] | BaseGraphQLWSHandler[Any, Any]) -> Iterator[None]:
         """Count `handler`'s socket while the block runs."""
-        if isinstance(handler, BaseGraphQLTransportWSHandler):
-            self._transport_ws.add(handler)
-            try:
-                yield
-            finally:
-                self._transport_ws.discard(handler)
-            return
-        self._legacy_ws.add(handler)
+        sockets: set[Any] = (
+            self._transport_ws if isinstance(handler, BaseGraphQLTransportWSHandler) else self._legacy_ws
+        )
+        sockets.add(handler)
         try:
             yield
         finally:
-            self._legacy_ws.discard(handler)
+            sockets.discard(handler)
 
     @property
     def websockets(self) -> int:

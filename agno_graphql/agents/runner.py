@@ -138,6 +138,10 @@ class RunManager:
     def local_runs(self) -> list[LocalRun]:
         return list(self._local.values())
 
+    async def broker_answers(self) -> bool:
+        """Whether what the runs are shared through (Redis) answers, for /readyz."""
+        return await self.broker.ping()
+
     async def open(self) -> None:
         await self.broker.start(self.cancel_requested)
 
