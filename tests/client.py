@@ -10,18 +10,22 @@ import httpx
 from gql import Client, gql
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.websockets import WebsocketsTransport
+from graphql import parse, print_ast, separate_operations
 
 from tests.conftest import RunningServer
 
 TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL
 LEGACY_WS = WebsocketsTransport.APOLLO_SUBPROTOCOL
 OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+SHARED_FRAGMENTS = OPERATIONS_DIR / "fragments.graphql"
 
 
 @functools.cache
 def operation(name: str) -> str:
-    """The document of tests/operations/<name>.graphql: what a chat frontend sends."""
-    return (OPERATIONS_DIR / f"{name}.graphql").read_text()
+    """The document of tests/operations/<name>.graphql with the shared fragments it spreads (fragments.graphql
+    holds the ones several operations use), as a frontend's build sends it."""
+    text = (OPERATIONS_DIR / f"{name}.graphql").read_text() + "\n" + SHARED_FRAGMENTS.read_text()
+    return print_ast(separate_operations(parse(text))[name])
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from gql.transport.exceptions import TransportQueryError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from tests.client import RUN_AGENT, TRANSPORT_WS, execute, operation, run_agent
+from tests.client import RUN_AGENT, TRANSPORT_WS, execute, operation
 from tests.conftest import RunningServer
 
 RENAME_SESSION = """
@@ -129,18 +129,6 @@ async def errors_of(call: Awaitable[Any]) -> list[dict[str, Any]]:
 
 def codes(errors: list[dict[str, Any]]) -> list[str | None]:
     return [(error.get("extensions") or {}).get("code") for error in errors]
-
-
-async def run_errors(
-    server: RunningServer,
-    token: str,
-    agent_id: str,
-    message: str,
-    session_id: str | None = None,
-    subprotocol: str = TRANSPORT_WS,
-) -> list[dict[str, Any]]:
-    """The errors a runAgent subscription is refused with."""
-    return await errors_of(run_agent(server, token, agent_id, message, session_id, subprotocol))
 
 
 def masked(errors: list[dict[str, Any]], value: str) -> str:

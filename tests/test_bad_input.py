@@ -17,7 +17,6 @@ from tests.matrix_support import (
     codes,
     create_session,
     errors_of,
-    run_errors,
     session_snapshot,
     user_snapshot,
 )
@@ -151,16 +150,16 @@ async def test_rename_to_blank_name_is_bad_user_input(server: RunningServer, use
 
 async def test_run_of_unknown_agent_is_not_found(server: RunningServer, user_id: str) -> None:
     token, session_id, before = await _user_with_history(server, user_id)
-    assert codes(await run_errors(server, token, "no-such-agent", "hello")) == ["NOT_FOUND"]
-    assert codes(await run_errors(server, token, "no-such-agent", "hello", session_id)) == ["NOT_FOUND"]
+    assert codes(await errors_of(run_agent(server, token, "no-such-agent", "hello"))) == ["NOT_FOUND"]
+    assert codes(await errors_of(run_agent(server, token, "no-such-agent", "hello", session_id))) == ["NOT_FOUND"]
     assert await user_snapshot(server, token) == before
 
 
 @pytest.mark.parametrize("message", ["", "   ", "\n\n\t"], ids=["empty", "spaces", "whitespace"])
 async def test_run_with_empty_message_is_bad_user_input(server: RunningServer, user_id: str, message: str) -> None:
     token, session_id, before = await _user_with_history(server, user_id)
-    assert codes(await run_errors(server, token, "assistant", message)) == ["BAD_USER_INPUT"]
-    assert codes(await run_errors(server, token, "assistant", message, session_id)) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(run_agent(server, token, "assistant", message))) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(run_agent(server, token, "assistant", message, session_id))) == ["BAD_USER_INPUT"]
     assert await user_snapshot(server, token) == before
 
 
@@ -169,8 +168,8 @@ async def test_run_with_message_over_the_limit_is_bad_user_input(server: Running
     limit = server.settings.max_message_chars
     assert limit == 32_000
     too_long = "a" * (limit + 1)
-    assert codes(await run_errors(server, token, "assistant", too_long)) == ["BAD_USER_INPUT"]
-    assert codes(await run_errors(server, token, "assistant", too_long, session_id)) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(run_agent(server, token, "assistant", too_long))) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(run_agent(server, token, "assistant", too_long, session_id))) == ["BAD_USER_INPUT"]
     assert await user_snapshot(server, token) == before
 
 
@@ -184,13 +183,15 @@ async def test_run_with_message_at_the_limit_is_accepted(server: RunningServer, 
 
 async def test_run_with_another_agent_in_own_session_is_bad_user_input(server: RunningServer, user_id: str) -> None:
     token, session_id, before = await _user_with_history(server, user_id)
-    assert codes(await run_errors(server, token, "calculator", "What is 1 + 2?", session_id)) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(run_agent(server, token, "calculator", "What is 1 + 2?", session_id))) == [
+        "BAD_USER_INPUT"
+    ]
     assert await user_snapshot(server, token) == before
 
 
 async def test_run_in_missing_session_is_not_found(server: RunningServer, user_id: str) -> None:
     token, _session_id, before = await _user_with_history(server, user_id)
     missing = str(uuid.uuid4())
-    assert codes(await run_errors(server, token, "assistant", "hello", missing)) == ["NOT_FOUND"]
+    assert codes(await errors_of(run_agent(server, token, "assistant", "hello", missing))) == ["NOT_FOUND"]
     assert await session_snapshot(server, token, missing) is None
     assert await user_snapshot(server, token) == before

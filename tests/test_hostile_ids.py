@@ -22,7 +22,7 @@ from tests.matrix_support import (
     SESSIONS,
     codes,
     create_session,
-    run_errors,
+    errors_of,
     user_snapshot,
 )
 from tests.run_support import CANCEL_RUN, RUN, follow_errors
@@ -137,7 +137,7 @@ async def test_changing_by_a_hostile_id_is_not_found_or_bad_input(
 async def test_running_in_a_hostile_session_id_is_not_found_or_bad_input(server: RunningServer, owner: Owner) -> None:
     token = intruder()
     for case, value in hostile_ids(owner).items():
-        errors = await run_errors(server, token, "assistant", "hello", value)
+        errors = await errors_of(run_agent(server, token, "assistant", "hello", value))
         assert_nothing_leaked(owner, errors)
         assert len(errors) == 1 and set(codes(errors)) <= MISSING_OR_REFUSED, (case, errors)
     await assert_owner_unchanged(server, owner)

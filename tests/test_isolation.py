@@ -22,7 +22,6 @@ from tests.matrix_support import (
     create_session,
     errors_of,
     masked,
-    run_errors,
     session_snapshot,
 )
 
@@ -116,10 +115,12 @@ async def test_run_in_other_users_session_fails_like_a_missing_one(
     server: RunningServer, owned: OwnedSession, subprotocol: str
 ) -> None:
     other = missing_id()
-    theirs = await run_errors(
-        server, owned.intruder_token, "calculator", "What is 2 * 3?", owned.session_id, subprotocol
+    theirs = await errors_of(
+        run_agent(server, owned.intruder_token, "calculator", "What is 2 * 3?", owned.session_id, subprotocol)
     )
-    missing = await run_errors(server, owned.intruder_token, "calculator", "What is 2 * 3?", other, subprotocol)
+    missing = await errors_of(
+        run_agent(server, owned.intruder_token, "calculator", "What is 2 * 3?", other, subprotocol)
+    )
     assert codes(theirs) == ["NOT_FOUND"]
     assert masked(theirs, owned.session_id) == masked(missing, other)
     await assert_owner_sees_it_unchanged(server, owned)
@@ -130,8 +131,8 @@ async def test_run_with_another_agent_in_other_users_session_fails_like_a_missin
 ) -> None:
     """The session is the calculator's: naming the assistant must not reveal that it exists."""
     other = missing_id()
-    theirs = await run_errors(server, owned.intruder_token, "assistant", "hello", owned.session_id)
-    missing = await run_errors(server, owned.intruder_token, "assistant", "hello", other)
+    theirs = await errors_of(run_agent(server, owned.intruder_token, "assistant", "hello", owned.session_id))
+    missing = await errors_of(run_agent(server, owned.intruder_token, "assistant", "hello", other))
     assert codes(theirs) == ["NOT_FOUND"]
     assert masked(theirs, owned.session_id) == masked(missing, other)
     await assert_owner_sees_it_unchanged(server, owned)
@@ -142,7 +143,7 @@ async def test_intruders_failed_attempts_store_nothing_for_them(server: RunningS
         execute(server, owned.intruder_token, RENAME_SESSION, {"input": {"sessionId": owned.session_id, "name": "x"}})
     )
     await errors_of(execute(server, owned.intruder_token, DELETE_SESSION, {"input": {"sessionId": owned.session_id}}))
-    await run_errors(server, owned.intruder_token, "calculator", "What is 2 * 3?", owned.session_id)
+    await errors_of(run_agent(server, owned.intruder_token, "calculator", "What is 2 * 3?", owned.session_id))
     listed = await execute(server, owned.intruder_token, SESSIONS, {"first": 100})
     assert listed["sessions"]["edges"] == [] and listed["sessions"]["totalCount"] == 0
     await assert_owner_sees_it_unchanged(server, owned)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from graphql import (
+    FragmentDefinitionNode,
     GraphQLSchema,
     OperationDefinitionNode,
     build_schema,
@@ -22,7 +23,7 @@ from graphql import (
 )
 
 from agno_graphql import cli
-from tests.client import OPERATIONS_DIR, execute, operation, subscribe
+from tests.client import OPERATIONS_DIR, SHARED_FRAGMENTS, execute, operation, subscribe
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import create_session
 
@@ -55,7 +56,7 @@ RUN_EVENT_TYPES = {
 
 
 def operation_files() -> list[Path]:
-    return sorted(OPERATIONS_DIR.glob("*.graphql"))
+    return sorted(path for path in OPERATIONS_DIR.glob("*.graphql") if path != SHARED_FRAGMENTS)
 
 
 @functools.cache
@@ -239,11 +240,24 @@ def test_operation_documents_cover_the_chat_frontend() -> None:
 
 @pytest.mark.parametrize("path", operation_files(), ids=lambda path: path.stem)
 def test_operation_document_validates_against_schema_file(path: Path) -> None:
-    document = parse(path.read_text())
+    document = parse(operation(path.stem))
     errors = validate(sdl_schema(), document)
     assert errors == [], [error.message for error in errors]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     assert [op.name.value if op.name else None for op in operations] == [path.stem]
+
+
+def test_every_shared_fragment_is_spread_by_an_operation() -> None:
+    shared = {
+        d.name.value for d in parse(SHARED_FRAGMENTS.read_text()).definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    spread = {
+        d.name.value
+        for path in operation_files()
+        for d in parse(operation(path.stem)).definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    assert shared and shared <= spread, shared - spread
 
 
 async def run(server: RunningServer, token: str, agent_id: str, message: str, session_id: str | None) -> list[Any]:

@@ -13,6 +13,7 @@ from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema.enums import SessionEventKind
 from agno_graphql.schema.events import SessionEvent
 from agno_graphql.schema.inputs import SessionOrder
+from agno_graphql.schema.paging import relay_page
 from agno_graphql.schema.types import Connection, Session, Viewer, sessions_connection, timestamp
 
 
@@ -20,18 +21,13 @@ def resolve_viewer(info: Info) -> Viewer:
     return Viewer(user_id=strawberry.ID(info.context.user_id))
 
 
+@relay_page
 async def resolve_sessions(
-    info: Info,
-    agent_id: strawberry.ID | None = None,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    order_by: SessionOrder | None = None,
+    info: Info, agent_id: strawberry.ID | None = None, *, page: PageArgs, order_by: SessionOrder | None = None
 ) -> Connection[Session]:
     return await sessions_connection(
         info,
-        PageArgs(first=first, after=after, last=last, before=before),
+        page,
         agent_id=str(agent_id) if agent_id is not None else None,
         order_by=order_by,
         with_titles=selects(info, ("nodes", "name"), ("edges", "node", "name")),

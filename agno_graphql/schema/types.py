@@ -24,6 +24,7 @@ from agno_graphql.records import (
 )
 from agno_graphql.schema.enums import MessageRole, RunStatus
 from agno_graphql.schema.inputs import SessionOrder
+from agno_graphql.schema.paging import relay_page
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -148,16 +149,8 @@ class Agent:
         )
 
     @strawberry.field(description="The viewer's sessions with this agent, newest activity first by default.")
-    async def sessions(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        order_by: SessionOrder | None = None,
-    ) -> Connection[Session]:
-        page = PageArgs(first=first, after=after, last=last, before=before)
+    @relay_page
+    async def sessions(self, info: Info, page: PageArgs, order_by: SessionOrder | None = None) -> Connection[Session]:
         return await sessions_connection(info, page, agent_id=str(self.id), order_by=order_by)
 
 
@@ -260,34 +253,15 @@ class Session:
         description="The conversation in order across runs, each message once. "
         "`last: 20` gives the newest twenty; `before` pages back. System messages only when asked for in `roles`."
     )
-    async def messages(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        roles: list[MessageRole] | None = None,
-    ) -> Connection[Message]:
+    @relay_page
+    async def messages(self, info: Info, page: PageArgs, roles: list[MessageRole] | None = None) -> Connection[Message]:
         wanted = [role.value for role in roles] if roles is not None else None
-        page = await info.context.services.history.messages(
-            str(self.id), PageArgs(first=first, after=after, last=last, before=before), wanted
-        )
-        return connection(page, Message.from_record)
+        return connection(await info.context.services.history.messages(str(self.id), page, wanted), Message.from_record)
 
     @strawberry.field
-    async def runs(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Run]:
-        page = await info.context.services.history.runs(
-            str(self.id), PageArgs(first=first, after=after, last=last, before=before)
-        )
-        return connection(page, Run.from_record)
+    @relay_page
+    async def runs(self, info: Info, page: PageArgs) -> Connection[Run]:
+        return connection(await info.context.services.history.runs(str(self.id), page), Run.from_record)
 
 
 async def sessions_connection(

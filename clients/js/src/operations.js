@@ -2,13 +2,15 @@
 // schema.graphql by the Python suite), so both suites exercise the same documents.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parse } from "graphql";
+import { parse, separateOperations } from "graphql";
 import { repoRoot } from "./server.js";
 
 const operationsDir = path.join(repoRoot, "tests/operations");
+const read = (file) => readFileSync(path.join(operationsDir, file), "utf8");
 
+/** tests/operations/<name>.graphql with the shared fragments (fragments.graphql) it spreads. */
 export function operation(name) {
-  return parse(readFileSync(path.join(operationsDir, `${name}.graphql`), "utf8"));
+  return separateOperations(parse(`${read(`${name}.graphql`)}\n${read("fragments.graphql")}`))[name];
 }
 
 export const CREATE_SESSION = operation("CreateSession");
