@@ -14,10 +14,10 @@ from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
 from agno_graphql.resolvers.permissions import IsAuthenticated
-from agno_graphql.resolvers.runs import resolve_run, run_agent, run_events
+from agno_graphql.resolvers.runs import continue_run, resolve_run, run_agent, run_events
 from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer, session_events
 from agno_graphql.schema.events import EVENT_TYPES, RunEvent, SessionEvent
-from agno_graphql.schema.inputs import RunAgentInput
+from agno_graphql.schema.inputs import ContinueRunInput, RunAgentInput
 from agno_graphql.schema.payloads import (
     CancelRunPayload,
     CreateSessionPayload,
@@ -92,6 +92,14 @@ class Subscription:
     )
     def session_events(self, info: Info) -> AsyncGenerator[SessionEvent, None]:
         return session_events(info)
+
+    @strawberry.subscription(
+        permission_classes=authenticated,
+        description="Answer every open requirement of a paused run and stream the rest of it: RunContinued "
+        "first, then one terminal event (or RunPaused again). RUN_NOT_PAUSED when the run is not waiting.",
+    )
+    def continue_run(self, info: Info, input: ContinueRunInput) -> AsyncGenerator[RunEvent, None]:
+        return continue_run(info, input)
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -18,6 +18,7 @@ RATE_LIMITED = "RATE_LIMITED"
 SHUTTING_DOWN = "SHUTTING_DOWN"
 EVENTS_EXPIRED = "EVENTS_EXPIRED"
 BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+RUN_NOT_PAUSED = "RUN_NOT_PAUSED"
 
 
 class AppError(Exception):
@@ -70,6 +71,12 @@ class RateLimited(AppError):
 
 class ShuttingDown(AppError):
     code = SHUTTING_DOWN
+
+
+class RunNotPaused(AppError):
+    """A continuation asked for a run that is not waiting for answers (running, ended, or taken first)."""
+
+    code = RUN_NOT_PAUSED
 
 
 class EventsExpired(AppError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # --- what is stored ---
@@ -44,6 +45,60 @@ class MessageRecord:
     tool_call_error: bool = False
 
 
+# --- what a paused run waits for ---
+
+CONFIRMATION = "CONFIRMATION"
+USER_INPUT = "USER_INPUT"
+USER_FEEDBACK = "USER_FEEDBACK"
+EXTERNAL_EXECUTION = "EXTERNAL_EXECUTION"
+
+
+@dataclass(frozen=True, slots=True)
+class UserInputFieldRecord:
+    name: str
+    type: str  # Agno's name of the Python type: str, int, float, bool, list, dict
+    description: str | None
+    value: Any  # what the model filled in; None where the person is to
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackOptionRecord:
+    label: str
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackQuestionRecord:
+    header: str | None
+    question: str
+    options: tuple[FeedbackOptionRecord, ...]
+    multi_select: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementRecord:
+    """One thing a paused run waits for: a person's confirmation, input or choice, or a tool the client runs."""
+
+    id: str
+    kind: str  # CONFIRMATION, USER_INPUT, USER_FEEDBACK, EXTERNAL_EXECUTION
+    tool_call: ToolCallRecord
+    input_fields: tuple[UserInputFieldRecord, ...]
+    questions: tuple[FeedbackQuestionRecord, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementAnswer:
+    """A client's answer to one requirement (which fields belong to which kind is checked by the run service)."""
+
+    requirement_id: str
+    confirmed: bool | None = None
+    note: str | None = None
+    values: Any = None
+    selections: tuple[tuple[str, ...], ...] | None = None
+    result: str | None = None
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -57,6 +112,9 @@ class RunRecord:
     metrics: RunMetricsData | None = None
     # How a failed run failed, as its RunFailed said (kept in the run's metadata): (code, message).
     failure: tuple[str, str] | None = None
+    # While PAUSED: what it waits for, and the index its next event gets (kept in the run's metadata).
+    requirements: tuple[RequirementRecord, ...] = ()
+    next_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +162,71 @@ def metrics_data(metrics: Any) -> RunMetricsData | None:
         duration_ms=millis(get("duration")),
         time_to_first_token_ms=millis(get("time_to_first_token")),
     )
+
+
+def requirement_of(data: Any) -> RequirementRecord | None:
+    """A requirement as Agno stores it (`RunRequirement.to_dict()`), as ours; None when it is not one."""
+    if not isinstance(data, dict) or not data.get("id"):
+        return None
+    raw_tool = data.get("tool_execution")
+    tool: dict[str, Any] = raw_tool if isinstance(raw_tool, dict) else {}
+    feedback = data.get("user_feedback_schema") or tool.get("user_feedback_schema") or []
+    inputs = data.get("user_input_schema") or tool.get("user_input_schema") or []
+    if feedback:
+        kind = USER_FEEDBACK
+    elif tool.get("external_execution_required"):
+        kind = EXTERNAL_EXECUTION
+    elif tool.get("requires_user_input") or inputs:
+        kind = USER_INPUT
+    else:
+        kind = CONFIRMATION
+    return RequirementRecord(
+        id=str(data["id"]),
+        kind=kind,
+        tool_call=ToolCallRecord(
+            id=str(tool.get("tool_call_id") or ""),
+            name=str(tool.get("tool_name") or ""),
+            arguments=parse_arguments(tool.get("tool_args")),
+        ),
+        input_fields=tuple(
+            UserInputFieldRecord(
+                name=str(field.get("name") or ""),
+                type=str(field.get("field_type") or "str"),
+                description=field.get("description"),
+                value=field.get("value"),
+            )
+            for field in inputs
+            if isinstance(field, dict)
+        )
+        if kind == USER_INPUT
+        else (),
+        questions=tuple(
+            FeedbackQuestionRecord(
+                header=question.get("header"),
+                question=str(question.get("question") or ""),
+                options=tuple(
+                    FeedbackOptionRecord(label=str(option.get("label") or ""), description=option.get("description"))
+                    for option in question.get("options") or []
+                    if isinstance(option, dict)
+                ),
+                multi_select=bool(question.get("multi_select")),
+            )
+            for question in feedback
+            if isinstance(question, dict)
+        ),
+        created_at=_timestamp(data.get("created_at")),
+    )
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
 # --- what a list is asked for ---
@@ -186,8 +309,32 @@ class Cancelled(Event):
     content: str | None
 
 
-TERMINAL = (Completed, Failed, Cancelled)
+@dataclass(frozen=True, slots=True)
+class Paused(Event):
+    """The run waits for a person (or the client): the last event of its stream until it is continued."""
+
+    requirements: tuple[RequirementRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Continued(Event):
+    """A paused run goes on: the first event of its continuation."""
+
+
+# A stream ends at one of these. A run's log may go on past a Paused once the run is continued.
+TERMINAL = (Completed, Failed, Cancelled, Paused)
 EVENT_KINDS: dict[str, type[Event]] = {
     kind.__name__: kind
-    for kind in (Started, ContentDelta, ReasoningDelta, ToolStarted, ToolCompleted, Completed, Failed, Cancelled)
+    for kind in (
+        Started,
+        ContentDelta,
+        ReasoningDelta,
+        ToolStarted,
+        ToolCompleted,
+        Completed,
+        Failed,
+        Cancelled,
+        Paused,
+        Continued,
+    )
 }

@@ -42,6 +42,7 @@ FRONTEND_OPERATIONS = {
     "RenameSession",
     "DeleteSession",
     "RunAgent",
+    "ContinueRun",
 }
 RUN_EVENT_TYPES = {
     "RunStarted",
@@ -52,6 +53,8 @@ RUN_EVENT_TYPES = {
     "RunCompleted",
     "RunFailed",
     "RunCancelled",
+    "RunPaused",
+    "RunContinued",
 }
 
 

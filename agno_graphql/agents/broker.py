@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
-from agno_graphql.records import TERMINAL, Event
+from agno_graphql.records import TERMINAL, Event, Paused
 
 CancelHandler = Callable[[str, str], Awaitable[None]]
 
@@ -31,6 +31,8 @@ class RunInfo:
     input: str
     created_at: float
     finished: bool = False
+    # The index of the run's first event here: 0, or where a paused run's numbering stands for its continuation.
+    first_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,14 @@ class EventLog:
     A waiting reader holds a future of its own that the next append resolves: one loop, so no lock is needed,
     and an event costs no lock round trips (an asyncio.Condition took about a tenth of a streaming server's CPU)."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, first_index: int = 0) -> None:
         self.max_events = max_events
         self.events: list[Event] = []
-        self.first_index = 0
+        self.first_index = first_index
         self.expires_at: float | None = None
         self._waiting: list[asyncio.Future[None]] = []
+        # A paused run was continued and its next part has not told anything yet: its Paused is no end.
+        self.continuing = False
 
     @property
     def next_index(self) -> int:
@@ -127,11 +131,26 @@ class EventLog:
 
     @property
     def finished(self) -> bool:
-        return bool(self.events) and isinstance(self.events[-1], TERMINAL)
+        return bool(self.events) and self.ends_at(self.events[-1])
+
+    def ends_at(self, event: Event) -> bool:
+        """Whether a follower that has read `event` is at the end: a terminal event, unless a continuation
+        goes on after it (a Paused followed by more, or with a continuation opening)."""
+        if not isinstance(event, TERMINAL):
+            return False
+        if isinstance(event, Paused):
+            return not self.continuing and self.next_index <= event.index + 1
+        return True
+
+    def reopen(self) -> None:
+        """A paused run goes on: keep the log, and let followers wait past its Paused."""
+        self.expires_at = None
+        self.continuing = True
 
     async def append(self, events: Sequence[Event]) -> None:
         if not events:
             return
+        self.continuing = False
         self.events.extend(events)
         overflow = len(self.events) - self.max_events
         # Trim in chunks, so a long run does not shift the list on every event.
@@ -167,7 +186,7 @@ class EventLog:
                 return  # already past the terminal event
             for event in batch:
                 yield event
-                if isinstance(event, TERMINAL):
+                if self.ends_at(event):
                     return
             position += len(batch)
 
@@ -181,8 +200,13 @@ class LocalLogs:
         self.infos: dict[str, RunInfo] = {}
 
     def open(self, run: RunInfo) -> None:
+        """A new run's log, or a paused run's log reopened for its continuation (when still held)."""
         self.purge()
-        self.logs[run.run_id] = EventLog(self.limits.max_events_per_run)
+        held = self.logs.get(run.run_id)
+        if held is not None and run.first_index > 0 and held.next_index == run.first_index:
+            held.reopen()
+        else:
+            self.logs[run.run_id] = EventLog(self.limits.max_events_per_run, run.first_index)
         self.infos[run.run_id] = run
 
     def seal(self, run_id: str) -> None:

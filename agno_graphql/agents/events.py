@@ -21,18 +21,25 @@ from agno_graphql.records import (
     Cancelled,
     Completed,
     ContentDelta,
+    Continued,
     Event,
     Failed,
+    FeedbackOptionRecord,
+    FeedbackQuestionRecord,
     MessageRecord,
+    Paused,
     ReasoningDelta,
+    RequirementRecord,
     RunMetricsData,
     RunRecord,
     Started,
     ToolCallRecord,
     ToolCompleted,
     ToolStarted,
+    UserInputFieldRecord,
     metrics_data,
     parse_arguments,
+    requirement_of,
 )
 
 MODEL_ERROR = "MODEL_ERROR"
@@ -58,7 +65,29 @@ def decode_event(raw: str | bytes) -> Event:
         data["tool_call"] = ToolCallRecord(**data["tool_call"])
     if isinstance(data.get("metrics"), dict):
         data["metrics"] = RunMetricsData(**data["metrics"])
+    if isinstance(data.get("requirements"), list):
+        data["requirements"] = tuple(_decode_requirement(item) for item in data["requirements"])
     return kind(**data)
+
+
+def _decode_requirement(data: dict[str, Any]) -> RequirementRecord:
+    questions = tuple(
+        FeedbackQuestionRecord(
+            header=q["header"],
+            question=q["question"],
+            options=tuple(FeedbackOptionRecord(**option) for option in q["options"]),
+            multi_select=q["multi_select"],
+        )
+        for q in data["questions"]
+    )
+    return RequirementRecord(
+        id=data["id"],
+        kind=data["kind"],
+        tool_call=ToolCallRecord(**data["tool_call"]),
+        input_fields=tuple(UserInputFieldRecord(**field) for field in data["input_fields"]),
+        questions=questions,
+        created_at=data["created_at"],
+    )
 
 
 def replay_stored_run(
@@ -79,7 +108,9 @@ def replay_stored_run(
             answer = results.get(call.id)
             result, failed = (answer.content, answer.tool_call_error) if answer is not None else (None, False)
             out.append(ToolCompleted(**base, index=len(out), tool_call=call, result=result, failed=failed))
-    if run.status == "CANCELLED":
+    if run.status == "PAUSED":
+        out.append(Paused(**base, index=len(out), requirements=run.requirements))
+    elif run.status == "CANCELLED":
         out.append(Cancelled(**base, index=len(out), reason=None, content=run.content))
     elif run.status == "ERROR":
         code, reason = run.failure or (RUN_FAILED, "The run failed.")
@@ -118,6 +149,12 @@ def _tool_call(tool: Any) -> ToolCallRecord:
     )
 
 
+def _as_data(requirement: Any) -> Any:
+    """Agno's RunRequirement (or its stored dict) as the dict `requirement_of` reads."""
+    to_dict = getattr(requirement, "to_dict", None)
+    return to_dict() if callable(to_dict) else requirement
+
+
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -138,6 +175,18 @@ class EventTranslator:
     cancel_reason: str | None = None
     timed_out: bool = False
     _held: list[str] = field(default_factory=list)
+    # A continuation of a paused run: it opens with Continued (not RunStarted) at the index the pause left, then
+    # tells the answered calls Agno streams nothing for (refused, run by the client).
+    continuing: bool = False
+    _opening_calls: list[tuple[ToolCallRecord, str | None, bool]] = field(default_factory=list)
+    _opened: bool = False
+
+    @classmethod
+    def continuation(
+        cls, *, first_index: int, answered: Sequence[tuple[ToolCallRecord, str | None, bool]], **fields: Any
+    ) -> EventTranslator:
+        """The translator of a paused run's next part; `answered` are (call, result, failed) to tell first."""
+        return cls(**fields, _next_index=first_index, continuing=True, _opening_calls=list(answered))
 
     @property
     def content_so_far(self) -> str:
@@ -149,11 +198,24 @@ class EventTranslator:
         return {**base, "created_at": time.time()}
 
     def _start_if_needed(self) -> list[Event]:
+        if self.continuing:
+            return self._continue_if_needed()
         if self._next_index > 0:
             return []
         return [
             Started(**self._base(), agent_id=self.agent_id, model_provider=self.model_provider, model_id=self.model_id)
         ]
+
+    def _continue_if_needed(self) -> list[Event]:
+        if self._opened:
+            return []
+        self._opened = True
+        out: list[Event] = [Continued(**self._base())]
+        for call, result, failed in self._opening_calls:
+            self._completed_tools.add(call.id)
+            out.append(ToolStarted(**self._base(), tool_call=call))
+            out.append(ToolCompleted(**self._base(), tool_call=call, result=result, failed=failed))
+        return out
 
     @property
     def holding(self) -> bool:
@@ -205,6 +267,13 @@ class EventTranslator:
             code, retry_after = parse_failure_type(getattr(agno_event, "error_type", None))
             failed = Failed(**self._base(), message=message, code=code, retry_after_seconds=retry_after)
             out.append(self._finish(failed))
+        elif kind == AgnoEvent.run_paused.value:
+            requirements = tuple(
+                r
+                for r in (requirement_of(_as_data(item)) for item in getattr(agno_event, "requirements", None) or [])
+                if r is not None
+            )
+            out.append(self._finish(Paused(**self._base(), requirements=requirements)))
         elif kind == AgnoEvent.run_cancelled.value and self.timed_out:
             out.append(self._finish(Failed(**self._base(), message="The run took too long.", code=RUN_TIMEOUT)))
         elif kind == AgnoEvent.run_cancelled.value:

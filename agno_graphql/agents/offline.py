@@ -3,7 +3,8 @@
 It restates the user's message word by word, answers arithmetic questions
 through the agent's tools when the agent has the matching one, and calls any
 tool of the agent by name when asked to "use the <name> tool" (without
-arguments), so streaming and tool calls can be shown and tested anywhere.
+arguments, but for Agno's `ask_user`, which it asks two demo questions with),
+so streaming, tool calls and pauses can be shown and tested anywhere.
 """
 
 from __future__ import annotations
@@ -85,10 +86,32 @@ def plan_reply(messages: list[Message], tools: list[dict[str, Any]] | None) -> _
             return _Plan(tool_call=_call(tool_name, arguments))
     requested = _USE_TOOL.search(user_text)
     if requested and requested.group(1) in _tool_names(tools):
-        return _Plan(tool_call=_call(requested.group(1), {}))
+        name = requested.group(1)
+        return _Plan(tool_call=_call(name, _DEMO_ARGUMENTS.get(name, {})))
     if not user_text.strip():
         return _Plan(text="I am the offline demo model. Send me a message and I will restate it.")
     return _Plan(text=f"You said: {user_text.strip()}")
+
+
+# What the model asks when told to use Agno's UserFeedbackTools: one choice of one option, one of several.
+DEMO_QUESTIONS = [
+    {
+        "header": "Plan",
+        "question": "Which plan would you like?",
+        "options": [
+            {"label": "Basic", "description": "One seat, email support."},
+            {"label": "Team", "description": "Ten seats, chat support."},
+        ],
+        "multi_select": False,
+    },
+    {
+        "header": "Extras",
+        "question": "Which extras should come with it?",
+        "options": [{"label": "Backups"}, {"label": "Audit log"}, {"label": "Single sign-on"}],
+        "multi_select": True,
+    },
+]
+_DEMO_ARGUMENTS: dict[str, dict[str, Any]] = {"ask_user": {"questions": DEMO_QUESTIONS}}
 
 
 def _call(tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from agno_graphql.agents.broker import (
 )
 from agno_graphql.agents.events import RUN_LOST, decode_event, encode_event
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
-from agno_graphql.records import TERMINAL, Event, Failed
+from agno_graphql.records import TERMINAL, Event, Failed, Paused
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +375,8 @@ class RedisBroker:
 
     def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
         local = self._local.log(run_id)
-        if local is not None:
+        # A continuation driven here holds only its own part; what came before the pause is in the stream.
+        if local is not None and after_index + 1 >= local.first_index:
             local.check_available(after_index)
             return local.follow(after_index)
         return self._follow_stream(run_id, after_index)
@@ -397,7 +398,7 @@ class RedisBroker:
                 event = decode_event(fields[b"e"])
                 last_id, last_index = entry_id, event.index
                 yield event
-                if isinstance(event, TERMINAL):
+                if isinstance(event, TERMINAL) and not await self._goes_on_after(run_id, key, event):
                     return
             entries = await self._read_after(key, last_id)
             if entries:
@@ -421,6 +422,15 @@ class RedisBroker:
                 code=RUN_LOST,
             )
             return
+
+    async def _goes_on_after(self, run_id: str, key: str, event: Event) -> bool:
+        """Whether the run goes on past this terminal event: only a Paused one, once the run was continued (its
+        next part is in the stream, or an instance holds the session for it)."""
+        if not isinstance(event, Paused):
+            return False
+        if await self.redis.xrange(key, min=f"({_entry_id(event.index)}", count=1):
+            return True
+        return await self._run_state(run_id) == "going"
 
     async def _read_after(self, key: str, last_id: str | bytes) -> list[Any]:
         """The entries after `last_id`, waiting a while for some if there are none yet."""

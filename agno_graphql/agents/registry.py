@@ -14,6 +14,7 @@ from agno.models.base import Model
 from agno.tools.function import Function
 from agno.tools.toolkit import Toolkit
 
+from agno_graphql.agents.helpdesk import helpdesk_tools
 from agno_graphql.agents.models import model_provider
 from agno_graphql.agents.tools import CALCULATOR_TOOLS, with_timeout
 from agno_graphql.errors import NotFound
@@ -61,6 +62,16 @@ def builtin_agents(model: Model) -> list[Agent]:
             instructions=["Use your tools for every calculation, then state the result."],
             model=model,
             tools=list(CALCULATOR_TOOLS),
+            add_history_to_context=True,
+        ),
+        Agent(
+            id="helpdesk",
+            name="Helpdesk",
+            description="Restarts services, opens tickets, runs diagnostics and asks questions, each after asking "
+            "the user: confirmation, input, the client running a tool, a choice of options.",
+            instructions=["Ask the user before you act; use your tools for every request."],
+            model=model,
+            tools=helpdesk_tools(),
             add_history_to_context=True,
         ),
     ]

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import uuid4
 
 from agno.agent import Agent
@@ -27,8 +27,8 @@ from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import EventTranslator
 from agno_graphql.agents.registry import AgentSpec
 from agno_graphql.compat.agno_parts import agno_background_tasks
-from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, ShuttingDown
-from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed
+from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RunNotPaused, ShuttingDown
+from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed, Paused, ToolCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,11 @@ STORE_ALLOWANCE_SECONDS = 60.0
 
 
 class RunEndSteps(Protocol):
-    """What the run manager calls once Agno has ended a run, before the session is free and the end is told."""
+    """What the run manager calls on the store: taking a paused run for its continuation, and the steps once Agno
+    has ended a run, before the session is free and the end is told."""
+
+    async def claim_paused(self, run: RunInfo) -> bool:
+        """Mark a paused run as going on, so it is continued once only; False if it is no longer paused."""
 
     async def store(self, run: RunInfo) -> bool:
         """Make sure the ended run is stored (retrying for a while); False if it is not."""
@@ -59,6 +63,21 @@ class RunLimits:
     run_timeout_seconds: float = 600.0
     # Content deltas closer together than this go out as one (0: each delta at once).
     coalesce_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PausedRun:
+    """A paused run to continue, with Agno's requirements answered (`agents.pauses.answer_requirements`)."""
+
+    run_id: str
+    session_id: str
+    user_id: str
+    input: str
+    created_at: float
+    first_index: int
+    requirements: Sequence[Any]  # agno.run.requirement.RunRequirement, resolved
+    # The answered calls Agno streams nothing for, told first: (call, result, failed).
+    answered_calls: Sequence[tuple[ToolCallRecord, str | None, bool]] = ()
 
 
 @dataclass
@@ -79,6 +98,10 @@ class HeededCancellations(InMemoryRunCancellationManager):
 
     Agno stores a cancelled run after it stops it, inside its own handler: stopping the run's task then would
     cut that write and lose the run. Runs listed in `heeded` are past the point where Agno checks for a cancel.
+
+    Its async methods take the same thread lock as the others (Agno's take an asyncio.Lock, which binds to the
+    first event loop that waits on it and then fails in any other, and does not exclude the sync methods): each
+    step is a dict update with no I/O, so holding a thread lock that briefly never blocks the loop.
     """
 
     def __init__(self) -> None:
@@ -93,19 +116,35 @@ class HeededCancellations(InMemoryRunCancellationManager):
             raise
 
     async def araise_if_cancelled(self, run_id: str) -> None:
-        try:
-            await super().araise_if_cancelled(run_id)
-        except RunCancelledException:
-            self.heeded.add(run_id)
-            raise
+        self.raise_if_cancelled(run_id)
 
     def cleanup_run(self, run_id: str) -> None:
         super().cleanup_run(run_id)
         self.heeded.discard(run_id)
 
     async def acleanup_run(self, run_id: str) -> None:
-        await super().acleanup_run(run_id)
-        self.heeded.discard(run_id)
+        self.cleanup_run(run_id)
+
+    async def aregister_run(self, run_id: str) -> None:
+        self.register_run(run_id)
+
+    async def acancel_run(self, run_id: str) -> bool:
+        return self.cancel_run(run_id)
+
+    async def ais_cancelled(self, run_id: str) -> bool:
+        return self.is_cancelled(run_id)
+
+    async def aget_active_runs(self) -> dict[str, bool]:
+        return self.get_active_runs()
+
+    async def aregister_member_run(self, team_run_id: str, member_run_id: str) -> None:
+        self.register_member_run(team_run_id, member_run_id)
+
+    async def aget_member_run_ids(self, team_run_id: str) -> set[str]:
+        return self.get_member_run_ids(team_run_id)
+
+    async def acleanup_member_runs(self, team_run_id: str) -> None:
+        self.cleanup_member_runs(team_run_id)
 
 
 def heeded_cancellations() -> HeededCancellations | None:
@@ -147,8 +186,6 @@ class RunManager:
 
     async def start(self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str, message: str) -> RunInfo:
         """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
-        if not self.accepting:
-            raise ShuttingDown("The server is shutting down; start the run again in a moment.")
         info = RunInfo(
             run_id=str(uuid4()),
             session_id=session_id,
@@ -157,7 +194,6 @@ class RunManager:
             input=message,
             created_at=time.time(),
         )
-        await self.broker.admit(info)
         translator = EventTranslator(
             run_id=info.run_id,
             session_id=session_id,
@@ -165,22 +201,9 @@ class RunManager:
             model_provider=spec.model_provider,
             model_id=spec.model_id,
         )
-        local = LocalRun(info=info, translator=translator)
-        self._local[info.run_id] = local
-        local.task = asyncio.create_task(self._drive(agent, local))
-        local.task.add_done_callback(lambda _: self._local.pop(info.run_id, None))
-        await self._announce(info, "RUN_STARTED")
-        return info
 
-    async def _drive(self, agent: Agent, local: LocalRun) -> None:
-        info, translator = local.info, local.translator
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))
-        lease_ended = asyncio.Event()
-        renewer = asyncio.create_task(self._keep_session(info, lease_ended)) if self.broker.leases_lapse else None
-        terminal: list[Event] = []
-        try:
-            stream = agent.arun(
+        def stream() -> AsyncIterator[object]:
+            return agent.arun(
                 info.input,
                 session_id=info.session_id,
                 user_id=info.user_id,
@@ -188,7 +211,78 @@ class RunManager:
                 stream=True,
                 stream_events=True,
             )
-            async for agno_event in stream:
+
+        await self._launch(LocalRun(info=info, translator=translator), stream)
+        return info
+
+    async def resume(self, agent: Agent, spec: AgentSpec, paused: PausedRun) -> RunInfo:
+        """Admit and continue a paused run with its answered requirements, numbering on from the pause.
+        SessionBusy, RateLimited or ShuttingDown when it may not go on; RunNotPaused when it was taken first."""
+        info = RunInfo(
+            run_id=paused.run_id,
+            session_id=paused.session_id,
+            agent_id=spec.id,
+            user_id=paused.user_id,
+            input=paused.input,
+            created_at=paused.created_at,
+            first_index=paused.first_index,
+        )
+        translator = EventTranslator.continuation(
+            first_index=paused.first_index,
+            answered=paused.answered_calls,
+            run_id=info.run_id,
+            session_id=info.session_id,
+            agent_id=spec.id,
+            model_provider=spec.model_provider,
+            model_id=spec.model_id,
+        )
+
+        def stream() -> AsyncIterator[object]:
+            return agent.acontinue_run(
+                run_id=info.run_id,
+                requirements=list(paused.requirements),
+                session_id=info.session_id,
+                user_id=info.user_id,
+                stream=True,
+                stream_events=True,
+            )
+
+        await self._launch(LocalRun(info=info, translator=translator), stream, claim=True)
+        return info
+
+    async def _launch(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]], claim: bool = False) -> None:
+        """Admit the run (and with `claim`, take the paused run it continues), then drive it in a task."""
+        if not self.accepting:
+            raise ShuttingDown("The server is shutting down; start the run again in a moment.")
+        info = local.info
+        await self.broker.admit(info)
+        if claim and not await self._claimed(info):
+            raise RunNotPaused("The run is no longer paused.", runId=info.run_id)
+        self._local[info.run_id] = local
+        local.task = asyncio.create_task(self._drive(local, stream))
+        local.task.add_done_callback(lambda _: self._local.pop(info.run_id, None))
+        await self._announce(info, "RUN_STARTED")
+
+    async def _claimed(self, info: RunInfo) -> bool:
+        """Whether this instance took the paused run; if not, the session is let go again."""
+        try:
+            claimed = await self._end_steps.claim_paused(info)
+        except BaseException:
+            await self.broker.release(info)
+            raise
+        if not claimed:
+            await self.broker.release(info)
+        return claimed
+
+    async def _drive(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]]) -> None:
+        info, translator = local.info, local.translator
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))
+        lease_ended = asyncio.Event()
+        renewer = asyncio.create_task(self._keep_session(info, lease_ended)) if self.broker.leases_lapse else None
+        terminal: list[Event] = []
+        try:
+            async for agno_event in stream():
                 terminal += await self._translate_and_publish(local, agno_event)
             terminal += await self._end(local, lambda: translator.fail("The run ended without a result."))
         except asyncio.CancelledError:
@@ -225,7 +319,7 @@ class RunManager:
         except Exception:
             log.exception("run %s: could not free its session", info.run_id)
         # Before the terminal event: whoever sees the run end finds the session updated everywhere.
-        await self._announce(info, "UPDATED")
+        await self._announce(info, "RUN_PAUSED" if terminal and isinstance(terminal[0], Paused) else "UPDATED")
         try:
             await self.broker.append(info.run_id, terminal)
             await self.broker.seal(info.run_id)

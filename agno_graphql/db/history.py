@@ -17,7 +17,14 @@ from sqlalchemy import Integer, Select, String, bindparam, func, select, text, u
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
-from agno_graphql.records import MessageRecord, RunRecord, ToolCallRecord, metrics_data, parse_arguments
+from agno_graphql.records import (
+    MessageRecord,
+    RunRecord,
+    ToolCallRecord,
+    metrics_data,
+    parse_arguments,
+    requirement_of,
+)
 
 RUN_CURSOR = "run"
 MESSAGE_CURSOR = "message"
@@ -75,15 +82,31 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         created_at=int(created_at or data.get("created_at") or 0),
         metrics=metrics_data(data.get("metrics")),
         failure=_failure_of(data),
+        **_pause_of(str(status or data.get("status") or "").upper(), data),
     )
 
 
 FAILURE_KEY = "agno_graphql_failure"
+# Where a paused run's event numbering stands: its continuation goes on from there, also after a restart.
+NEXT_INDEX_KEY = "agno_graphql_next_index"
+
+
+def _metadata(data: dict[str, Any]) -> dict[str, Any]:
+    metadata = data.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _pause_of(status: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A paused run's open requirements and next index (nothing for a run that is not paused)."""
+    if status != "PAUSED":
+        return {}
+    requirements = tuple(r for r in map(requirement_of, data.get("requirements") or []) if r is not None)
+    next_index = _metadata(data).get(NEXT_INDEX_KEY)
+    return {"requirements": requirements, "next_index": next_index if isinstance(next_index, int) else None}
 
 
 def _failure_of(data: dict[str, Any]) -> tuple[str, str] | None:
-    metadata = data.get("metadata")
-    failure = metadata.get(FAILURE_KEY) if isinstance(metadata, dict) else None
+    failure = _metadata(data).get(FAILURE_KEY)
     if not isinstance(failure, dict) or not isinstance(failure.get("code"), str):
         return None
     return failure["code"], str(failure.get("message") or "")
@@ -302,14 +325,74 @@ async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRec
 
 async def record_failure(db: Database, run_id: str, code: str, message: str) -> None:
     """Mark a stored run failed with the code and message its followers saw, so a replay tells the same."""
+    await _update_run_data(db, run_id, status="ERROR", metadata={FAILURE_KEY: {"code": code, "message": message}})
+
+
+async def record_pause(db: Database, run_id: str, next_index: int) -> None:
+    """Keep where a paused run's event numbering stands, for its continuation."""
+    await _update_run_data(db, run_id, metadata={NEXT_INDEX_KEY: next_index})
+
+
+async def _update_run_data(
+    db: Database, run_id: str, *, metadata: dict[str, Any], status: str | None = None, only_if: str | None = None
+) -> bool:
+    """Merge `metadata` into a stored run's metadata (and set its status), in one transaction; with `only_if`, only
+    while the run has that status, decided by one conditional UPDATE (so two callers cannot both win). False when
+    the run is missing or its status was another."""
     r = db.runs
     async with db.engine.begin() as conn:
+        if only_if is not None:
+            claimed = await conn.execute(
+                update(r).where(r.c.run_id == run_id, r.c.status == only_if).values(status=status or only_if)
+            )
+            if claimed.rowcount != 1:
+                return False
         row = (await conn.execute(select(r.c.run_data).where(r.c.run_id == run_id).with_for_update())).first()
         if row is None:
-            return
+            return False
         data = dict(_as_dict(row[0]))
-        metadata = data.get("metadata")
-        kept = metadata if isinstance(metadata, dict) else {}
-        data["metadata"] = {**kept, FAILURE_KEY: {"code": code, "message": message}}
-        data["status"] = "ERROR"
-        await conn.execute(update(r).where(r.c.run_id == run_id).values(status="ERROR", run_data=data))
+        data["metadata"] = {**_metadata(data), **metadata}
+        values: dict[str, Any] = {"run_data": data}
+        if status is not None:
+            data["status"] = status
+            values["status"] = status
+        await conn.execute(update(r).where(r.c.run_id == run_id).values(**values))
+    return True
+
+
+async def claim_paused(db: Database, run_id: str) -> bool:
+    """Take a paused run for its continuation: from now on it is RUNNING, so nobody continues it again (nor
+    after a crash: a run left RUNNING with nobody driving it is reported lost). False if it is not paused."""
+    return await _update_run_data(db, run_id, status="RUNNING", only_if="PAUSED", metadata={})
+
+
+async def cancel_paused(db: Database, run_id: str, reason: str) -> bool:
+    """Store a paused run CANCELLED (Agno's own cancel refuses paused runs). False if it is not paused."""
+    return await _update_run_data(
+        db, run_id, status="CANCELLED", only_if="PAUSED", metadata={CANCEL_REASON_KEY: reason}
+    )
+
+
+CANCEL_REASON_KEY = "agno_graphql_cancel_reason"
+
+
+async def stored_requirements(db: Database, run_id: str) -> list[dict[str, Any]]:
+    """A paused run's requirements as Agno stored them (to hand back to Agno, answered)."""
+    await db.ensure_ready()
+    rows = await db.read(select(db.runs.c.run_data).where(db.runs.c.run_id == run_id))
+    raw = _as_dict(rows[0][0]).get("requirements") if rows else None
+    return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+
+
+async def paused_runs(db: Database, session_ids: Sequence[str]) -> dict[str, RunRecord]:
+    """The paused run of each session that has one (the newest, should there be several)."""
+    if not session_ids:
+        return {}
+    await db.ensure_ready()
+    r = db.runs
+    query = (
+        select(*_run_columns(db))
+        .where(r.c.session_id.in_(session_ids), r.c.status == "PAUSED")
+        .order_by(r.c.run_index.asc())
+    )
+    return {run.session_id: run for run in map(run_record, await db.read(query))}

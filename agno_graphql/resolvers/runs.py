@@ -12,8 +12,8 @@ from agno_graphql.context import Info
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
 from agno_graphql.schema.enums import DisconnectPolicy
-from agno_graphql.schema.inputs import RunAgentInput
-from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, ToolCall, timestamp
+from agno_graphql.schema.inputs import ContinueRunInput, RunAgentInput
+from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, RunRequirement, ToolCall, timestamp
 
 
 def to_run_event(event: domain.Event) -> events.RunEvent:
@@ -44,6 +44,10 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
             )
         case domain.Cancelled():
             return events.RunCancelled(**base, reason=event.reason, content=event.content)
+        case domain.Paused():
+            return events.RunPaused(**base, requirements=[RunRequirement.from_record(r) for r in event.requirements])
+        case domain.Continued():
+            return events.RunContinued(**base)
     raise TypeError(f"unknown run event {type(event).__name__}")
 
 
@@ -54,6 +58,18 @@ async def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.R
         str(input.agent_id),
         str(input.session_id) if input.session_id is not None else None,
         input.message,
+        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    )
+    async for event in while_token_holds(info.context, stream):
+        yield to_run_event(event)
+
+
+async def continue_run(info: Info, input: ContinueRunInput) -> AsyncGenerator[events.RunEvent, None]:
+    """Answer a paused run and stream the rest: RunContinued first, one terminal event (or RunPaused) last."""
+    stream = await info.context.services.runs.continue_run(
+        info.context.user_id,
+        str(input.run_id),
+        [answer.as_answer() for answer in input.answers],
         cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
     )
     async for event in while_token_holds(info.context, stream):

@@ -38,6 +38,15 @@ class SessionEventKind(Enum):
     RUN_STARTED = "RUN_STARTED"
     UPDATED = "UPDATED"
     DELETED = "DELETED"
+    RUN_PAUSED = "RUN_PAUSED"
+
+
+@strawberry.enum(description="What a paused run waits for.")
+class RequirementKind(Enum):
+    CONFIRMATION = "CONFIRMATION"
+    USER_INPUT = "USER_INPUT"
+    USER_FEEDBACK = "USER_FEEDBACK"
+    EXTERNAL_EXECUTION = "EXTERNAL_EXECUTION"
 
 
 @strawberry.enum

@@ -8,12 +8,13 @@ import strawberry
 
 from agno_graphql.context import Info
 from agno_graphql.schema.enums import SessionEventKind
-from agno_graphql.schema.types import ModelInfo, RunMetrics, Session, ToolCall
+from agno_graphql.schema.types import ModelInfo, RunMetrics, RunRequirement, Session, ToolCall
 
 
 @strawberry.interface(
     description="Something that happened in a run. The first event is RunStarted; the last is "
-    "RunCompleted, RunFailed or RunCancelled."
+    "RunCompleted, RunFailed or RunCancelled, or RunPaused while the run waits for answers (continueRun "
+    "then streams the rest: RunContinued first, its indexes going on from the pause)."
 )
 class RunEvent:
     run_id: strawberry.ID
@@ -71,6 +72,18 @@ class RunCancelled(RunEvent):
     content: str | None
 
 
+@strawberry.type(
+    description="The run waits for a person (or the client): the last event of its stream until continueRun."
+)
+class RunPaused(RunEvent):
+    requirements: list[RunRequirement] = strawberry.field(description="What must be answered before the run goes on.")
+
+
+@strawberry.type(description="A paused run goes on: the first event of continueRun.")
+class RunContinued(RunEvent):
+    pass
+
+
 EVENT_TYPES = [
     RunStarted,
     RunContentDelta,
@@ -80,6 +93,8 @@ EVENT_TYPES = [
     RunCompleted,
     RunFailed,
     RunCancelled,
+    RunPaused,
+    RunContinued,
 ]
 
 

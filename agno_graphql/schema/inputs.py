@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 
+from agno_graphql import records
 from agno_graphql.records import SessionOrdering
 from agno_graphql.schema.enums import DisconnectPolicy, OrderDirection, SessionOrderField
 
@@ -54,3 +56,39 @@ class RunAgentInput:
 @strawberry.input
 class CancelRunInput:
     run_id: strawberry.ID
+
+
+@strawberry.input(description="The answer to one requirement of a paused run: the fields its kind takes.")
+class RequirementAnswer:
+    requirement_id: strawberry.ID
+    confirmed: bool | None = strawberry.field(
+        default=None, description="CONFIRMATION: true runs the tool, false refuses it."
+    )
+    note: str | None = strawberry.field(default=None, description="CONFIRMATION: why; told to the model when refused.")
+    values: JSON | None = strawberry.field(default=None, description='USER_INPUT: {"fieldName": value, ...}.')
+    selections: list[list[str]] | None = strawberry.field(
+        default=None, description="USER_FEEDBACK: the chosen option labels, one list per question, in order."
+    )
+    result: str | None = strawberry.field(
+        default=None, description="EXTERNAL_EXECUTION: what the tool gave when the client ran it."
+    )
+
+    def as_answer(self) -> records.RequirementAnswer:
+        return records.RequirementAnswer(
+            requirement_id=str(self.requirement_id),
+            confirmed=self.confirmed,
+            note=self.note,
+            values=self.values,
+            selections=tuple(tuple(chosen) for chosen in self.selections) if self.selections is not None else None,
+            result=self.result,
+        )
+
+
+@strawberry.input(description="Answer every open requirement of a paused run at once, and stream the rest of it.")
+class ContinueRunInput:
+    run_id: strawberry.ID
+    answers: list[RequirementAnswer]
+    on_disconnect: DisconnectPolicy = strawberry.field(
+        default=DisconnectPolicy.CONTINUE,
+        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
+    )

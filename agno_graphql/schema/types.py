@@ -17,12 +17,13 @@ from agno_graphql.context import Info
 from agno_graphql.records import (
     MessageRecord,
     PageArgs,
+    RequirementRecord,
     RunMetricsData,
     RunRecord,
     SessionRecord,
     ToolCallRecord,
 )
-from agno_graphql.schema.enums import MessageRole, RunStatus
+from agno_graphql.schema.enums import MessageRole, RequirementKind, RunStatus
 from agno_graphql.schema.inputs import SessionOrder
 from agno_graphql.schema.paging import relay_page
 
@@ -129,6 +130,50 @@ class RunMetrics:
 
 
 @strawberry.type
+class UserInputField:
+    name: str
+    type: str = strawberry.field(description="The Python type the tool takes: str, int, float, bool, list or dict.")
+    description: str | None
+    value: JSON | None = strawberry.field(description="What the model filled in; null where the person is to.")
+
+
+@strawberry.type
+class FeedbackOption:
+    label: str
+    description: str | None
+
+
+@strawberry.type
+class FeedbackQuestion:
+    header: str | None
+    question: str
+    options: list[FeedbackOption]
+    multi_select: bool
+
+
+@strawberry.type(description="Something a paused run waits for before it goes on.")
+class RunRequirement:
+    id: strawberry.ID
+    kind: RequirementKind
+    tool_call: ToolCall = strawberry.field(description="The call that waits: name and arguments.")
+    input_fields: list[UserInputField] = strawberry.field(description="USER_INPUT: what to fill in (empty otherwise).")
+    questions: list[FeedbackQuestion] = strawberry.field(description="USER_FEEDBACK: what to choose (empty otherwise).")
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: RequirementRecord) -> RunRequirement:
+        # The nested records are served as they are, like a ToolCall.
+        return cls(
+            id=strawberry.ID(record.id),
+            kind=RequirementKind(record.kind),
+            tool_call=ToolCall.from_record(record.tool_call),
+            input_fields=cast(list[UserInputField], list(record.input_fields)),
+            questions=cast(list[FeedbackQuestion], list(record.questions)),
+            created_at=timestamp(record.created_at),
+        )
+
+
+@strawberry.type
 class Agent:
     id: strawberry.ID
     name: str
@@ -189,6 +234,9 @@ class Run:
     content: str | None
     created_at: datetime
     metrics: RunMetrics | None
+    requirements: list[RunRequirement] = strawberry.field(
+        description="While PAUSED: what the run waits for, unanswered; else empty."
+    )
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Run:
@@ -202,6 +250,7 @@ class Run:
             content=record.content,
             created_at=timestamp(record.created_at),
             metrics=RunMetrics.from_data(record.metrics),
+            requirements=[RunRequirement.from_record(r) for r in record.requirements],
         )
 
 

@@ -1,5 +1,6 @@
 """What happens to a run once Agno has ended it, before its session is free again: it is made sure to be stored,
-then a name given during the run is put back and a failure Agno does not record is noted on the stored run.
+then a name given during the run is put back, a failure Agno does not record is noted on the stored run, and a
+pause keeps where the run's event numbering stands. Also the claim that lets a paused run go on once only.
 
 Given to the run manager when it is built (`RunManager(end_steps=...)`): the manager calls down into these.
 """
@@ -10,7 +11,7 @@ from agno_graphql.agents.broker import RunBroker, RunInfo
 from agno_graphql.db import history, sessions
 from agno_graphql.db.database import Database
 from agno_graphql.errors import DB_UNAVAILABLE
-from agno_graphql.records import Event, Failed
+from agno_graphql.records import Event, Failed, Paused
 
 
 class StoredRunSteps:
@@ -20,6 +21,9 @@ class StoredRunSteps:
         self._db = db
         self._broker = broker
         self._store_retry_seconds = store_retry_seconds
+
+    async def claim_paused(self, run: RunInfo) -> bool:
+        return await history.claim_paused(self._db, run.run_id)
 
     async def store(self, run: RunInfo) -> bool:
         """True when the run is stored as it ended (Agno's writes are retried for a while if the database was
@@ -33,3 +37,5 @@ class StoredRunSteps:
             await sessions.rename_session(self._db, run.user_id, run.session_id, name)
         if isinstance(terminal, Failed) and terminal.code != DB_UNAVAILABLE:
             await history.record_failure(self._db, run.run_id, terminal.code, terminal.message)
+        if isinstance(terminal, Paused):
+            await history.record_pause(self._db, run.run_id, terminal.index + 1)

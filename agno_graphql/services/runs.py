@@ -1,24 +1,31 @@
-"""Runs as the API sees them: start one and follow it, follow or replay one, read one, cancel one."""
+"""Runs as the API sees them: start one and follow it, continue a paused one, follow or replay one, read one,
+cancel one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from agno.agent import Agent
 
-from agno_graphql.agents.broker import RunBroker, RunInfo
-from agno_graphql.agents.events import replay_stored_run
+from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
+from agno_graphql.agents.events import RUN_LOST, replay_stored_run
+from agno_graphql.agents.pauses import answer_requirements
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, RunManager
+from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun, RunManager
 from agno_graphql.db import history
 from agno_graphql.db.database import Database
-from agno_graphql.errors import BadUserInput, EventsExpired, NotFound
-from agno_graphql.records import Event, MessageRecord, RunRecord
+from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
+from agno_graphql.records import Cancelled, Event, MessageRecord, RequirementAnswer, RunRecord
+from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
 from agno_graphql.services.sessions import SessionService
+
+NEW_MESSAGE_SENT = "A new message was sent."
+LOST = "The server running this run stopped."
 
 
 class RunService:
@@ -52,6 +59,10 @@ class RunService:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
+            # Typing instead of answering, as in chat apps: the paused run gives way to the new message.
+            paused = (await history.paused_runs(self._db, [session_id])).get(session_id)
+            if paused is not None:
+                await self._cancel_paused(user_id, paused, NEW_MESSAGE_SENT)
         # Once asked, the run is started even if the client leaves meanwhile: a start cut half way would hold
         # the session's lock, or leave a session made for the message without it.
         starting = asyncio.ensure_future(
@@ -81,6 +92,64 @@ class RunService:
                 await self._sessions.delete(user_id, record.id)
             raise
 
+    async def continue_run(
+        self, user_id: str, run_id: str, answers: Sequence[RequirementAnswer], *, cancel_on_disconnect: bool = False
+    ) -> AsyncIterator[Event]:
+        """Answer every open requirement of a paused run and follow the rest of it, from RunContinued on."""
+        check_id(run_id, "runId")
+        info = await self._broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            raise NotFound("Run not found.", runId=run_id)
+        found = await self._stored_run(user_id, run_id)
+        if found is None:
+            raise NotFound("Run not found.", runId=run_id)
+        run = found[0]
+        if (info is not None and not info.finished) or run.status != "PAUSED":
+            raise RunNotPaused(f"The run is {_status(info, run)}, not paused.", runId=run_id)
+        check_answers(run.requirements, answers)
+        if run.next_index is None:
+            raise SessionBusy("The run is still pausing; send the answers again in a moment.", runId=run_id)
+        agent, spec = self._agents.require(run.agent_id)
+        requirements, told = answer_requirements(await history.stored_requirements(self._db, run_id), answers)
+        paused = PausedRun(
+            run_id=run.id,
+            session_id=run.session_id,
+            user_id=user_id,
+            input=run.input or "",
+            created_at=float(run.created_at),
+            first_index=run.next_index,
+            requirements=requirements,
+            answered_calls=told,
+        )
+        starting = asyncio.ensure_future(self._manager.resume(agent, spec, paused))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
+            raise
+        return self._follow(run_id, cancel_on_disconnect, after_index=run.next_index - 1)
+
+    async def _cancel_paused(self, user_id: str, run: RunRecord, reason: str) -> bool:
+        """Store a paused run CANCELLED and tell its followers and the user's other tabs; False if it was no
+        longer paused (continued or cancelled meanwhile)."""
+        if not await history.cancel_paused(self._db, run.id, reason):
+            return False
+        if run.next_index is not None:
+            end = Cancelled(
+                run_id=run.id,
+                session_id=run.session_id,
+                index=run.next_index,
+                created_at=time.time(),
+                reason=reason,
+                content=run.content,
+            )
+            with contextlib.suppress(Exception):
+                await self._broker.append(run.id, [end])
+        change = SessionChange(kind="UPDATED", user_id=user_id, session_id=run.session_id, run_id=run.id)
+        with contextlib.suppress(Exception):
+            await self._broker.publish_change(change)
+        return True
+
     def _abandoned_start(self, starting: asyncio.Future[RunInfo], cancel: bool) -> None:
         """The client that asked for this run left before it had started: the run goes on, unless the client
         asked for it to be cancelled then (onDisconnect: CANCEL). A refusal has nobody left to hear it."""
@@ -90,10 +159,10 @@ class RunService:
         self._background.add(cancelling)
         cancelling.add_done_callback(self._background.discard)
 
-    async def _follow(self, run_id: str, cancel_on_disconnect: bool) -> AsyncIterator[Event]:
+    async def _follow(self, run_id: str, cancel_on_disconnect: bool, after_index: int = -1) -> AsyncIterator[Event]:
         finished = False
         try:
-            async for event in self._broker.follow(run_id, -1):
+            async for event in self._broker.follow(run_id, after_index):
                 yield event
             finished = True
         finally:
@@ -158,16 +227,29 @@ class RunService:
         if info is not None and not info.finished:
             return _running(info)
         found = await self._stored_run(user_id, run_id)
-        return found[0] if found is not None else None
+        if found is None:
+            return None
+        run = found[0]
+        if run.status == "RUNNING" and info is None:
+            # Taken for a continuation by a server that went away before it ended: lost, and said so once.
+            await history.record_failure(self._db, run.id, RUN_LOST, LOST)
+            return dataclasses.replace(run, status="ERROR", failure=(RUN_LOST, LOST))
+        return run
 
     async def active(self, user_id: str, session_ids: Sequence[str]) -> list[RunRecord | None]:
-        """The run going in each session, when it is the viewer's (for a DataLoader)."""
+        """The run going in each session, or else the one waiting there for answers, when it is the viewer's
+        (for a DataLoader: the sessions are the viewer's)."""
         active = await self._broker.active_runs(session_ids)
+        idle = [session_id for session_id in session_ids if session_id not in active]
+        paused = await history.paused_runs(self._db, idle)
         out: list[RunRecord | None] = []
         for session_id in session_ids:
             run_id = active.get(session_id)
             info = await self._broker.run_info(run_id) if run_id else None
-            out.append(_running(info) if info is not None and info.user_id == user_id else None)
+            if info is not None and info.user_id == user_id:
+                out.append(_running(info))
+            else:
+                out.append(paused.get(session_id))
         return out
 
     async def cancel(self, user_id: str, run_id: str) -> RunRecord:
@@ -179,9 +261,15 @@ class RunService:
         if info is not None and not info.finished:
             await self._manager.stop(run_id, CANCELLED_BY_USER)
         run = await self.get(user_id, run_id)
+        if run is not None and run.status == "PAUSED" and await self._cancel_paused(user_id, run, CANCELLED_BY_USER):
+            run = await self.get(user_id, run_id)
         if run is None:
             raise NotFound("Run not found.", runId=run_id)
         return run
+
+
+def _status(info: RunInfo | None, run: RunRecord) -> str:
+    return "running" if info is not None and not info.finished else run.status.lower()
 
 
 def _running(info: RunInfo) -> RunRecord:
