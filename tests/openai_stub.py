@@ -5,6 +5,8 @@ server-sent events (`data: {...}` chunks, then `data: [DONE]`) or answered whole
 
 - tools offered and the last message is the user's and contains "12 * 7": a `multiply` tool call with
   `{"a": 12, "b": 7}`, streamed in pieces (id and name first, then the arguments), finish reason `tool_calls`;
+- tools offered, among them `restart_service`, and the user's message contains "restart the web service": a
+  `restart_service` call with `{"service": "web"}` in pieces (a tool that asks for confirmation first);
 - the last message is a tool result: "The answer is <result>.", word by word;
 - otherwise: "Echo: <the user's text>", word by word.
 
@@ -36,6 +38,8 @@ from tests.conftest import serve_in_thread
 
 TOOL_QUESTION = "12 * 7"
 TOOL_ARGUMENT_PIECES = ['{"a"', ": 12", ', "b"', ": 7}"]
+RESTART_QUESTION = "restart the web service"
+RESTART_ARGUMENT_PIECES = ['{"serv', 'ice": ', '"web"}']
 PROMPT_TOKENS = 11
 
 
@@ -194,9 +198,13 @@ class OpenAIStub:
         """What to answer: `{"tool_call": {...}}` or `{"text": "..."}`."""
         messages = body.get("messages") or []
         last = messages[-1] if messages else {}
-        if body.get("tools") and last.get("role") == "user" and TOOL_QUESTION in message_text(last):
-            call_id = f"call_{uuid.uuid4().hex[:12]}"
-            return {"tool_call": {"id": call_id, "name": "multiply", "arguments": "".join(TOOL_ARGUMENT_PIECES)}}
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        asked = message_text(last) if last.get("role") == "user" else ""
+        if body.get("tools") and TOOL_QUESTION in asked:
+            return {"tool_call": {"id": call_id, "name": "multiply", "pieces": TOOL_ARGUMENT_PIECES}}
+        offered = {(tool.get("function") or {}).get("name") for tool in body.get("tools") or []}
+        if "restart_service" in offered and RESTART_QUESTION in asked:
+            return {"tool_call": {"id": call_id, "name": "restart_service", "pieces": RESTART_ARGUMENT_PIECES}}
         if last.get("role") == "tool":
             return {"text": f"The answer is {message_text(last)}."}
         user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
@@ -222,7 +230,7 @@ class OpenAIStub:
             first = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["name"]}}
             first["function"]["arguments"] = ""
             yield self._chunk(completion_id, model, {"role": "assistant", "content": None, "tool_calls": [first]})
-            for piece in TOOL_ARGUMENT_PIECES:
+            for piece in call["pieces"]:
                 pieces += 1
                 delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
                 yield self._chunk(completion_id, model, delta)
@@ -261,11 +269,11 @@ class OpenAIStub:
                     {
                         "id": call["id"],
                         "type": "function",
-                        "function": {"name": call["name"], "arguments": call["arguments"]},
+                        "function": {"name": call["name"], "arguments": "".join(call["pieces"])},
                     }
                 ],
             }
-            finish_reason, completion_tokens = "tool_calls", len(TOOL_ARGUMENT_PIECES)
+            finish_reason, completion_tokens = "tool_calls", len(call["pieces"])
         else:
             message = {"role": "assistant", "content": script["text"]}
             finish_reason, completion_tokens = "stop", len(words(script["text"]))

@@ -25,6 +25,7 @@ subscription Follow($runId: ID!, $afterIndex: Int) {
     ... on RunCompleted { content }
     ... on RunFailed { message code }
     ... on RunCancelled { reason content }
+    ... on RunPaused { requirements { id kind toolCall { id name arguments } } }
   }
 }
 """

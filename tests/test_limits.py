@@ -248,7 +248,7 @@ async def test_introspection_is_refused_when_switched_off(
 async def test_queries_are_served_with_introspection_switched_off(restricted: RunningServer, user_id: str) -> None:
     response = await post(restricted, make_token(user_id), "{ viewer { userId } agents { id } }")
     assert response["data"]["viewer"] == {"userId": user_id}
-    assert {agent["id"] for agent in response["data"]["agents"]} == {"assistant", "calculator"}
+    assert {agent["id"] for agent in response["data"]["agents"]} == {"assistant", "calculator", "helpdesk"}
 
 
 async def test_subscriptions_per_connection_are_limited(restricted: RunningServer, user_id: str) -> None:

@@ -4,12 +4,15 @@ cancelled, typed over, continued twice at once, followed across parts, on SQLite
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.client import LEGACY_WS, TRANSPORT_WS, execute, operation, subscribe
-from tests.conftest import RunningServer, make_token
+from tests.client import LEGACY_WS, TRANSPORT_WS, execute, operation, run_agent, subscribe
+from tests.conftest import RunningServer, make_token, server_settings, start_server
 from tests.matrix_support import codes, create_session, errors_of
 from tests.pause_support import ASK, continue_run, good_answer, paused_run
 from tests.run_support import CANCEL_RUN, SESSION_EVENTS, follow, subscription
@@ -350,3 +353,77 @@ async def test_a_client_that_leaves_during_the_continuation(
     rest = await follow(server, token, paused["runId"], after_index=first[0]["index"])
     assert rest[-1]["__typename"] == {"COMPLETED": "RunCompleted", "CANCELLED": "RunCancelled"}[ends]
     assert (await run_of(server, token, paused["runId"]))["status"] == ends
+
+
+# --- a paused run lives in the database ---
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def shared_database(new_database_url: Callable[[str], str]) -> str:
+    return new_database_url(f"pauses-{uuid.uuid4().hex[:6]}")
+
+
+async def test_a_run_paused_on_one_instance_goes_on_from_another(
+    shared_database: str, tmp_path: Path, user_id: str
+) -> None:
+    prefix = f"agql-pauses-{uuid.uuid4().hex[:8]}"
+    a = start_server(server_settings(shared_database, tmp_path / "a", redis_url=REDIS_URL, redis_prefix=prefix))
+    b = start_server(server_settings(shared_database, tmp_path / "b", redis_url=REDIS_URL, redis_prefix=prefix))
+    try:
+        token = make_token(user_id)
+        events, paused = await paused_run(a, token, "USER_INPUT")
+        assert (await run_of(b, token, paused["runId"]))["status"] == "PAUSED"
+        rest = await continue_run(b, token, paused["runId"], [good_answer(paused["requirements"][0])])
+        assert rest[0]["__typename"] == "RunContinued" and rest[-1]["__typename"] == "RunCompleted"
+        assert indexes(events + rest) == list(range(len(events) + len(rest)))
+        # Followed from the instance that paused it: both parts, one numbering.
+        across = await follow(a, token, paused["runId"])
+        assert indexes(across) == indexes(events + rest) and typenames(across)[-1] == "RunCompleted"
+        again = await errors_of(continue_run(a, token, paused["runId"], [good_answer(paused["requirements"][0])]))
+        assert codes(again) == ["RUN_NOT_PAUSED"]
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_a_paused_run_goes_on_after_a_restart_numbering_on(
+    shared_database: str, tmp_path: Path, user_id: str
+) -> None:
+    token = make_token(user_id)
+    before = start_server(server_settings(shared_database, tmp_path / "before"))
+    try:
+        events, paused = await paused_run(before, token, "CONFIRMATION")
+    finally:
+        before.stop()
+    after = start_server(server_settings(shared_database, tmp_path / "after"))
+    try:
+        stored = await run_of(after, token, paused["runId"])
+        assert stored["status"] == "PAUSED" and len(stored["requirements"]) == 1
+        replayed = await follow(after, token, paused["runId"])
+        assert typenames(replayed)[-1] == "RunPaused"
+        assert [r["id"] for r in replayed[-1]["requirements"]] == [r["id"] for r in paused["requirements"]]
+        rest = await continue_run(after, token, paused["runId"], [good_answer(paused["requirements"][0])])
+        assert rest[0]["index"] == len(events) and typenames(rest)[-1] == "RunCompleted"
+        assert indexes(rest) == list(range(len(events), len(events) + len(rest)))
+    finally:
+        after.stop()
+
+
+async def test_a_paused_run_holds_no_slot_and_is_not_timed_out(
+    shared_database: str, tmp_path: Path, user_id: str
+) -> None:
+    running = start_server(server_settings(shared_database, tmp_path, max_runs_per_user=1, run_timeout_seconds=1))
+    try:
+        token = make_token(user_id)
+        _, paused = await paused_run(running, token, "EXTERNAL_EXECUTION")
+        # The user's one slot is free while the run waits: another run starts and ends.
+        other = await run_agent(running, token, "assistant", "hello")
+        assert other[-1]["__typename"] == "RunCompleted"
+        await asyncio.sleep(1.5)  # past the run timeout, which only counts while a run goes
+        assert (await run_of(running, token, paused["runId"]))["status"] == "PAUSED"
+        rest = await continue_run(running, token, paused["runId"], [good_answer(paused["requirements"][0])])
+        assert typenames(rest)[-1] == "RunCompleted"
+    finally:
+        running.stop()

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from gql import Client, gql
 
-from tests.client import RUN_AGENT, execute, run_agent, ws_transport
+from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
+from tests.pause_support import continue_run
 
 STUB_MODEL = "stub-model"
 STUB_API_KEY = "stub-key"
@@ -77,6 +78,7 @@ async def test_run_and_agents_report_the_configured_model(server_on_stub: Runnin
     assert {agent["id"]: agent["model"] for agent in listed["agents"]} == {
         "assistant": expected,
         "calculator": expected,
+        "helpdesk": expected,
     }
     assert events[0]["model"] == expected
 
@@ -234,3 +236,26 @@ async def test_provider_error_is_stored_as_a_failed_run(
 
     assert events[-1]["__typename"] == "RunFailed"
     assert [run["status"] for run in runs["session"]["runs"]["nodes"]] == ["ERROR"]
+
+
+async def test_provider_call_to_a_confirmation_tool_pauses_then_continues(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    question = marked("please restart the web service")
+    variables = {"input": {"agentId": "helpdesk", "message": question}}
+    events = [r["runAgent"] for r in await subscribe(server_on_stub, token, operation("RunAgent"), variables)]
+    paused = events[-1]
+    assert paused["__typename"] == "RunPaused" and not of_type(events, "ToolCallCompleted")
+    [requirement] = paused["requirements"]
+    assert (requirement["kind"], requirement["toolCall"]["name"]) == ("CONFIRMATION", "restart_service")
+    assert requirement["toolCall"]["arguments"] == {"service": "web"}
+    answer = {"requirementId": requirement["id"], "confirmed": True}
+    rest = await continue_run(server_on_stub, token, paused["runId"], [answer])
+    assert rest[0]["__typename"] == "RunContinued"
+    [completed] = of_type(rest, "ToolCallCompleted")
+    assert completed["result"] == "The web service was restarted." and completed["failed"] is False
+    assert rest[-1]["content"] == "The answer is The web service was restarted.."
+    # The provider was asked again with the tool's result, after the confirmation.
+    followed = [r for r in stub.requests_mentioning(question) if r["messages"][-1]["role"] == "tool"]
+    assert [message_text(r["messages"][-1]) for r in followed] == ["The web service was restarted."]

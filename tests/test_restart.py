@@ -172,7 +172,7 @@ async def test_viewer_works_after_restart(restarted: Restarted) -> None:
 async def test_agents_and_agent_work_after_restart(restarted: Restarted) -> None:
     token = make_token(restarted.reader)
     agents = await execute(restarted.server, token, "{ agents { id name } }")
-    assert [a["id"] for a in agents["agents"]] == ["assistant", "calculator"]
+    assert [a["id"] for a in agents["agents"]] == ["assistant", "calculator", "helpdesk"]
     agent = await execute(
         restarted.server,
         token,

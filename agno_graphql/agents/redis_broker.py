@@ -375,8 +375,10 @@ class RedisBroker:
 
     def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
         local = self._local.log(run_id)
-        # A continuation driven here holds only its own part; what came before the pause is in the stream.
-        if local is not None and after_index + 1 >= local.first_index:
+        # The stream when the local log may not tell it all: a continuation driven here holds only its own part,
+        # and a run paused here may have been continued on another instance.
+        paused_here = local is not None and local.finished and isinstance(local.events[-1], Paused)
+        if local is not None and after_index + 1 >= local.first_index and not paused_here:
             local.check_available(after_index)
             return local.follow(after_index)
         return self._follow_stream(run_id, after_index)
