@@ -89,6 +89,8 @@ def run_record(row: Sequence[Any]) -> RunRecord:
 FAILURE_KEY = "agno_graphql_failure"
 # Where a paused run's event numbering stands: its continuation goes on from there, also after a restart.
 NEXT_INDEX_KEY = "agno_graphql_next_index"
+# Why a paused run was cancelled (Agno's own cancel, which records a reason, refuses paused runs).
+CANCEL_REASON_KEY = "agno_graphql_cancel_reason"
 
 
 def _metadata(data: dict[str, Any]) -> dict[str, Any]:
@@ -372,8 +374,6 @@ async def cancel_paused(db: Database, run_id: str, reason: str) -> bool:
         db, run_id, status="CANCELLED", only_if="PAUSED", metadata={CANCEL_REASON_KEY: reason}
     )
 
-
-CANCEL_REASON_KEY = "agno_graphql_cancel_reason"
 
 
 async def stored_requirements(db: Database, run_id: str) -> list[dict[str, Any]]:

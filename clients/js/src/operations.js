@@ -1,5 +1,6 @@
 // The operation documents of tests/operations/ (the ones a chat frontend sends, validated against
 // schema.graphql by the Python suite), so both suites exercise the same documents.
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse, separateOperations } from "graphql";
@@ -20,10 +21,17 @@ export const SESSION = operation("Session");
 export const SESSIONS = operation("Sessions");
 export const SESSION_HISTORY = operation("SessionHistory");
 export const RUN_AGENT = operation("RunAgent");
+export const CONTINUE_RUN = operation("ContinueRun");
 export const VIEWER = operation("Viewer");
 
 export const CALCULATOR_QUESTION = "What is 12 * 7?";
 export const CALCULATOR_ANSWER = "The answer is 84.";
+
+// The messages on which the helpdesk agent (offline demo model) calls a tool that pauses the run for a person.
+export const CONFIRMATION_REQUEST = "use the restart_service tool";
+export const USER_INPUT_REQUEST = "use the open_ticket tool";
+export const EXTERNAL_EXECUTION_REQUEST = "use the run_diagnostics tool";
+export const USER_FEEDBACK_REQUEST = "use the ask_user tool";
 
 /** The answer a run streamed, from its RunContentDelta events. */
 export function streamedText(events) {
@@ -31,4 +39,37 @@ export function streamedText(events) {
     .filter((event) => event.__typename === "RunContentDelta")
     .map((event) => event.delta)
     .join("");
+}
+
+/**
+ * What every paused-then-continued run shows, whatever the client: runAgent streamed RunStarted and one RunPaused
+ * with one requirement of `kind`; continueRun streamed RunContinued first, RunCompleted last and no other pause;
+ * both parts are one run of one session, its indexes going on from the pause with no gap.
+ */
+export function assertPausedThenContinued(paused, continued, kind) {
+  assert.deepEqual(
+    paused.map((event) => event.__typename),
+    ["RunStarted", "RunPaused"],
+  );
+  assert.deepEqual(
+    paused.at(-1).requirements.map((requirement) => requirement.kind),
+    [kind],
+  );
+  const kinds = continued.map((event) => event.__typename);
+  assert.equal(kinds[0], "RunContinued");
+  assert.equal(kinds.at(-1), "RunCompleted");
+  assert.deepEqual(
+    kinds.filter((type) => ["RunContinued", "RunPaused", "RunCompleted", "RunFailed", "RunCancelled"].includes(type)),
+    ["RunContinued", "RunCompleted"],
+  );
+  assert.equal(streamedText(continued), continued.at(-1).content);
+  const all = [...paused, ...continued];
+  assert.deepEqual(
+    [...new Set(all.map((event) => `${event.runId} ${event.sessionId}`))],
+    [`${paused[0].runId} ${paused[0].sessionId}`],
+  );
+  assert.deepEqual(
+    all.map((event) => event.index),
+    all.map((_, index) => index),
+  );
 }

@@ -25,6 +25,9 @@ const EMBEDDED_TYPES = [
   "CreateSessionPayload",
   "RenameSessionPayload",
   "DeleteSessionPayload",
+  "UserInputField",
+  "FeedbackQuestion",
+  "FeedbackOption",
 ];
 
 export function graphcache() {
@@ -103,15 +106,18 @@ export function collect(source) {
   });
 }
 
-/** The run events of urql results: urql repeats the last result when the stream ends (hasNext: false). */
-export function urqlEvents(results) {
+/**
+ * The run events of urql results (of `field`: runAgent or continueRun): urql repeats the last result when the
+ * stream ends (hasNext: false).
+ */
+export function urqlEvents(results, field = "runAgent") {
   assert.ok(
     results.every((result) => result.error === undefined),
     `${results.find((result) => result.error)?.error}`,
   );
   const [last, previous] = [results.at(-1), results.at(-2)];
-  if (last && previous && last.hasNext === false && last.data.runAgent.index === previous.data.runAgent.index) {
+  if (last && previous && last.hasNext === false && last.data[field].index === previous.data[field].index) {
     results = results.slice(0, -1);
   }
-  return results.map((result) => result.data.runAgent);
+  return results.map((result) => result.data[field]);
 }

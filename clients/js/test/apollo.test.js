@@ -9,8 +9,11 @@ import { OperationTypeNode } from "graphql";
 import { filter, firstValueFrom, from, lastValueFrom, toArray } from "rxjs";
 import WebSocket from "ws";
 import {
+  assertPausedThenContinued,
   CALCULATOR_ANSWER,
   CALCULATOR_QUESTION,
+  CONFIRMATION_REQUEST,
+  CONTINUE_RUN,
   CREATE_SESSION,
   DELETE_SESSION,
   RENAME_SESSION,
@@ -59,12 +62,15 @@ function apolloClient(server, token, { cache = newCache(), ws = wsClient(server,
   return { client: new ApolloClient({ link, cache }), ws };
 }
 
-/** Every event of one run, in order, as Apollo delivers them. */
-async function runAgent(client, input) {
-  const results = await lastValueFrom(client.subscribe({ query: RUN_AGENT, variables: { input } }).pipe(toArray()));
+/** Every event of one subscription (runAgent or continueRun), in order, as Apollo delivers them. */
+async function streamEvents(client, query, input) {
+  const results = await lastValueFrom(client.subscribe({ query, variables: { input } }).pipe(toArray()));
   for (const result of results) assert.equal(result.error, undefined, `run failed: ${result.error}`);
-  return results.map((result) => result.data.runAgent);
+  return results.map((result) => Object.values(result.data)[0]);
 }
+
+const runAgent = (client, input) => streamEvents(client, RUN_AGENT, input);
+const continueRun = (client, input) => streamEvents(client, CONTINUE_RUN, input);
 
 async function createSession(client, agentId, name) {
   const { data } = await client.mutate({ mutation: CREATE_SESSION, variables: { input: { agentId, name } } });
@@ -143,7 +149,9 @@ for (const backend of await backends()) {
         "RunCancelled",
         "RunCompleted",
         "RunContentDelta",
+        "RunContinued",
         "RunFailed",
+        "RunPaused",
         "RunStarted",
         "ToolCallCompleted",
         "ToolCallStarted",
@@ -188,6 +196,57 @@ for (const backend of await backends()) {
 
       // Without possibleTypes the same cache cannot tell a RunContentDelta is a RunEvent.
       assert.equal(newCache({ withPossibleTypes: false }).identify(delta), undefined);
+    });
+
+    test("a run paused for confirmation goes on once confirmed, its indexes continuous over graphql-ws", async () => {
+      const cache = newCache();
+      const client = clientFor(newUserId("apollo-confirm"), { cache });
+      const session = await createSession(client, "helpdesk", "Restarts");
+      const paused = await runAgent(client, {
+        agentId: "helpdesk",
+        sessionId: session.id,
+        message: CONFIRMATION_REQUEST,
+      });
+
+      const [requirement] = paused.at(-1).requirements;
+      assert.equal(requirement.toolCall.name, "restart_service");
+      assert.deepEqual(requirement.inputFields, []);
+      assert.deepEqual(requirement.questions, []);
+
+      const runId = paused[0].runId;
+      const continued = await continueRun(client, {
+        runId,
+        answers: [{ requirementId: requirement.id, confirmed: true }],
+      });
+      assertPausedThenContinued(paused, continued, "CONFIRMATION");
+      assert.equal(paused[0].sessionId, session.id);
+      const completed = continued.find((event) => event.__typename === "ToolCallCompleted");
+      assert.equal(completed.toolCall.id, requirement.toolCall.id);
+      assert.equal(completed.result, "The web service was restarted.");
+      assert.equal(completed.failed, false);
+      assert.match(continued.at(-1).content, /The web service was restarted/);
+      // possibleTypes carry RunEvent's keyFields to the new event types, so the cache keys them too.
+      assert.equal(cache.identify(paused.at(-1)), `RunPaused:${JSON.stringify({ runId, index: 1 })}`);
+      assert.equal(cache.identify(continued[0]), `RunContinued:${JSON.stringify({ runId, index: 2 })}`);
+    });
+
+    test("a refused confirmation fails the tool call with the user's note, and the run completes", async () => {
+      const client = clientFor(newUserId("apollo-refuse"));
+      const paused = await runAgent(client, { agentId: "helpdesk", message: CONFIRMATION_REQUEST });
+      const [requirement] = paused.at(-1).requirements;
+
+      const note = "Not during office hours.";
+      const continued = await continueRun(client, {
+        runId: paused[0].runId,
+        answers: [{ requirementId: requirement.id, confirmed: false, note }],
+      });
+      assertPausedThenContinued(paused, continued, "CONFIRMATION");
+      const completed = continued.filter((event) => event.__typename === "ToolCallCompleted");
+      assert.equal(completed.length, 1);
+      assert.equal(completed[0].toolCall.name, "restart_service");
+      assert.equal(completed[0].failed, true);
+      assert.equal(completed[0].result, note);
+      assert.ok(continued.at(-1).content.includes(note), continued.at(-1).content);
     });
 
     test("relayStylePagination merges session pages fetched with after cursors", async () => {

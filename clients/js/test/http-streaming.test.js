@@ -7,12 +7,16 @@ import { Client, fetchExchange } from "@urql/core";
 import { print } from "graphql";
 import { lastValueFrom, toArray } from "rxjs";
 import {
+  assertPausedThenContinued,
   CALCULATOR_ANSWER,
   CALCULATOR_QUESTION,
+  CONTINUE_RUN,
+  EXTERNAL_EXECUTION_REQUEST,
   RUN_AGENT,
   SESSION_HISTORY,
   SESSIONS,
   streamedText,
+  USER_INPUT_REQUEST,
 } from "../src/operations.js";
 import { possibleTypes } from "../src/possible-types.js";
 import { backends, newUserId, startServer } from "../src/server.js";
@@ -66,6 +70,33 @@ for (const backend of await backends()) {
       const results = await iterate(client, { query: print(RUN_AGENT), variables: calculatorRun });
       assert.ok(results.every((result) => result.errors === undefined));
       assertCalculatorRun(results.map((result) => result.data.runAgent));
+    });
+
+    test("graphql-sse streams a paused run and, after the client ran the tool, the rest of it", async () => {
+      const client = sse(server.token(newUserId("sse-pause")));
+      const stream = async (query, input) => {
+        const results = await iterate(client, { query: print(query), variables: { input } });
+        assert.ok(
+          results.every((result) => result.errors === undefined),
+          JSON.stringify(results.at(-1).errors),
+        );
+        return results.map((result) => Object.values(result.data)[0]);
+      };
+      const paused = await stream(RUN_AGENT, { agentId: "helpdesk", message: EXTERNAL_EXECUTION_REQUEST });
+      const [requirement] = paused.at(-1).requirements;
+      assert.equal(requirement.toolCall.name, "run_diagnostics");
+
+      const output = "up 3 days, load average: 0.42";
+      const continued = await stream(CONTINUE_RUN, {
+        runId: paused[0].runId,
+        answers: [{ requirementId: requirement.id, result: output }],
+      });
+      assertPausedThenContinued(paused, continued, "EXTERNAL_EXECUTION");
+      const completed = continued.find((event) => event.__typename === "ToolCallCompleted");
+      assert.equal(completed.toolCall.id, requirement.toolCall.id);
+      assert.equal(completed.result, output);
+      assert.equal(completed.failed, false);
+      assert.ok(continued.at(-1).content.includes(output), continued.at(-1).content);
     });
 
     test("graphql-sse with a rejected token gets UNAUTHENTICATED and no run", async () => {
@@ -137,6 +168,44 @@ for (const backend of await backends()) {
       );
       assert.ok(results.every((result) => result.error === undefined));
       assertCalculatorRun(results.map((result) => result.data.runAgent));
+    });
+
+    test("Apollo Client's HttpLink streams a run paused for input and its continuation as multipart", async () => {
+      const token = server.token(newUserId("apollo-multipart-pause"));
+      const client = new ApolloClient({
+        link: new HttpLink({ uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` } }),
+        cache: new InMemoryCache({ possibleTypes: possibleTypes() }),
+      });
+      disposers.push(() => client.stop());
+      const stream = async (query, input) => {
+        const results = await lastValueFrom(client.subscribe({ query, variables: { input } }).pipe(toArray()));
+        assert.ok(
+          results.every((result) => result.error === undefined),
+          `${results.at(-1).error}`,
+        );
+        return results.map((result) => Object.values(result.data)[0]);
+      };
+      const paused = await stream(RUN_AGENT, { agentId: "helpdesk", message: USER_INPUT_REQUEST });
+      const [requirement] = paused.at(-1).requirements;
+      assert.equal(requirement.toolCall.name, "open_ticket");
+      assert.deepEqual(
+        requirement.inputFields.map(({ name, type, value }) => ({ name, type, value })),
+        [
+          { name: "summary", type: "str", value: null },
+          { name: "priority", type: "int", value: null },
+        ],
+      );
+
+      const continued = await stream(CONTINUE_RUN, {
+        runId: paused[0].runId,
+        answers: [{ requirementId: requirement.id, values: { summary: "The printer is on fire", priority: 1 } }],
+      });
+      assertPausedThenContinued(paused, continued, "USER_INPUT");
+      const started = continued.find((event) => event.__typename === "ToolCallStarted");
+      assert.deepEqual(started.toolCall.arguments, { summary: "The printer is on fire", priority: 1 });
+      const completed = continued.find((event) => event.__typename === "ToolCallCompleted");
+      assert.equal(completed.result, "Ticket opened at priority 1: The printer is on fire");
+      assert.equal(completed.failed, false);
     });
 
     test("Apollo Client's HttpLink with a rejected token gets UNAUTHENTICATED", async () => {

@@ -2,8 +2,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
+  assertPausedThenContinued,
   CALCULATOR_ANSWER,
   CALCULATOR_QUESTION,
+  CONTINUE_RUN,
   CREATE_SESSION,
   DELETE_SESSION,
   RENAME_SESSION,
@@ -12,6 +14,7 @@ import {
   SESSION_HISTORY,
   SESSIONS,
   streamedText,
+  USER_FEEDBACK_REQUEST,
 } from "../src/operations.js";
 import { backends, newUserId, startServer } from "../src/server.js";
 import { collect, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
@@ -52,6 +55,10 @@ for (const backend of await backends()) {
       return urqlEvents(await collect(client.subscription(RUN_AGENT, { input })));
     }
 
+    async function continueRun(client, input) {
+      return urqlEvents(await collect(client.subscription(CONTINUE_RUN, { input })), "continueRun");
+    }
+
     test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
       const client = clientFor(newUserId("urql-run"));
       const session = await createSession(client, "calculator");
@@ -85,6 +92,49 @@ for (const backend of await backends()) {
       );
       assert.equal(nodes[1].toolCalls[0].name, "multiply");
       assert.equal(nodes.at(-1).content, CALCULATOR_ANSWER);
+    });
+
+    test("a run paused with questions goes on with the chosen options over graphql-ws", async () => {
+      const client = clientFor(newUserId("urql-feedback"));
+      const session = await createSession(client, "helpdesk");
+      const paused = await runAgent(client, {
+        agentId: "helpdesk",
+        sessionId: session.id,
+        message: USER_FEEDBACK_REQUEST,
+      });
+
+      const [requirement] = paused.at(-1).requirements;
+      assert.equal(requirement.toolCall.name, "ask_user");
+      assert.deepEqual(
+        requirement.questions.map(({ question, options, multiSelect }) => ({
+          question,
+          labels: options.map((option) => option.label),
+          multiSelect,
+        })),
+        [
+          { question: "Which plan would you like?", labels: ["Basic", "Team"], multiSelect: false },
+          {
+            question: "Which extras should come with it?",
+            labels: ["Backups", "Audit log", "Single sign-on"],
+            multiSelect: true,
+          },
+        ],
+      );
+
+      const continued = await continueRun(client, {
+        runId: paused[0].runId,
+        answers: [{ requirementId: requirement.id, selections: [["Team"], ["Backups", "Audit log"]] }],
+      });
+      assertPausedThenContinued(paused, continued, "USER_FEEDBACK");
+      assert.equal(paused[0].sessionId, session.id);
+      const completed = continued.find((event) => event.__typename === "ToolCallCompleted");
+      assert.equal(completed.toolCall.id, requirement.toolCall.id);
+      assert.equal(completed.failed, false);
+      assert.deepEqual(JSON.parse(completed.result), [
+        { question: "Which plan would you like?", selected: ["Team"] },
+        { question: "Which extras should come with it?", selected: ["Backups", "Audit log"] },
+      ]);
+      assert.ok(continued.at(-1).content.includes(completed.result), continued.at(-1).content);
     });
 
     test("relayPagination merges session pages fetched with after cursors", async () => {
