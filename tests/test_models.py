@@ -33,6 +33,7 @@ async def test_an_installed_provider_is_chosen_by_provider_and_model_id(
     assert {agent["id"]: agent["model"] for agent in listed["agents"]} == {
         "assistant": {"provider": "openai", "id": "gpt-4o-mini"},
         "calculator": {"provider": "openai", "id": "gpt-4o-mini"},
+        "helpdesk": {"provider": "openai", "id": "gpt-4o-mini"},
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.client import LEGACY_WS, TRANSPORT_WS, execute, operation, run_agent, subscribe
 from tests.conftest import RunningServer, make_token, server_settings, start_server
@@ -116,6 +117,10 @@ async def test_a_client_run_tool_and_a_choice_are_told_as_tool_calls(server: Run
     chosen = next(e for e in rest if e["__typename"] == "ToolCallCompleted")
     assert '"Team"' in chosen["result"] and '"Audit log"' in chosen["result"]
     assert "Team" in rest[-1]["content"]
+    # What streamed is what the history keeps.
+    history = (await execute(server, token, HISTORY, {"id": feedback["sessionId"]}))["session"]
+    stored = [m["content"] for m in history["messages"]["nodes"] if m["role"] == "TOOL"]
+    assert stored == [chosen["result"]]
 
 
 # --- refusal ---
@@ -302,6 +307,26 @@ async def test_two_continuations_at_once_go_on_once(server: RunningServer, user_
     assert codes([dict(e) for e in getattr(refused[0], "errors", [])]) in (["SESSION_BUSY"], ["RUN_NOT_PAUSED"])
     history = (await execute(server, token, HISTORY, {"id": paused["sessionId"]}))["session"]
     assert [m["role"] for m in history["messages"]["nodes"]] == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
+
+
+async def test_a_run_taken_for_a_continuation_by_a_server_that_went_away_reads_as_lost(
+    server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    _, paused = await paused_run(server, token, "CONFIRMATION")
+    # What a server leaves behind that claimed the run (its tool may have run) and died before the end.
+    engine = create_engine(server.settings.database_url)
+    try:
+        with engine.begin() as conn:
+            claim = text("UPDATE agno_runs SET status = 'RUNNING' WHERE run_id = :id AND status = 'PAUSED'")
+            assert conn.execute(claim, {"id": paused["runId"]}).rowcount == 1
+    finally:
+        engine.dispose()
+    assert (await run_of(server, token, paused["runId"]))["status"] == "ERROR"
+    told = await follow(server, token, paused["runId"])
+    assert (told[-1]["__typename"], told[-1]["code"]) == ("RunFailed", "RUN_LOST")
+    answer = good_answer(paused["requirements"][0])
+    assert codes(await errors_of(continue_run(server, token, paused["runId"], [answer]))) == ["RUN_NOT_PAUSED"]
 
 
 # --- transports and disconnects ---

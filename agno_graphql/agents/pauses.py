@@ -25,6 +25,9 @@ from agno_graphql.records import (
 
 # What the model is told, and the tool message says, when a call is refused without a note.
 REFUSED = "Refused by the user."
+# How Agno words the tool message of answered questions (agent/_tools.py, checked on agno 3.1.10), so that the
+# streamed result reads as the stored one; tests/test_pauses.py compares the two.
+FEEDBACK_RECEIVED = "User feedback received: "
 
 
 def answer_requirements(
@@ -53,7 +56,7 @@ def answer_requirements(
             chosen = {q.question: list(c) for q, c in zip(record.questions, answer.selections or (), strict=True)}
             requirement.provide_user_feedback(chosen)
             choices = [{"question": question, "selected": selected} for question, selected in chosen.items()]
-            told.append((record.tool_call, json.dumps(choices, ensure_ascii=False), False))
+            told.append((record.tool_call, FEEDBACK_RECEIVED + json.dumps(choices, ensure_ascii=False), False))
         elif record.kind == EXTERNAL_EXECUTION:
             requirement.set_external_execution_result(answer.result or "")
             told.append((record.tool_call, answer.result, False))

@@ -99,12 +99,15 @@ def _metadata(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pause_of(status: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A paused run's open requirements and next index (nothing for a run that is not paused)."""
-    if status != "PAUSED":
+    """A paused run's open requirements and next index; the index also while it is being continued (nothing for
+    a run that is neither)."""
+    if status not in ("PAUSED", "RUNNING"):
         return {}
-    requirements = tuple(r for r in map(requirement_of, data.get("requirements") or []) if r is not None)
     next_index = _metadata(data).get(NEXT_INDEX_KEY)
-    return {"requirements": requirements, "next_index": next_index if isinstance(next_index, int) else None}
+    pause: dict[str, Any] = {"next_index": next_index if isinstance(next_index, int) else None}
+    if status == "PAUSED":
+        pause["requirements"] = tuple(r for r in map(requirement_of, data.get("requirements") or []) if r is not None)
+    return pause
 
 
 def _failure_of(data: dict[str, Any]) -> tuple[str, str] | None:
@@ -373,7 +376,6 @@ async def cancel_paused(db: Database, run_id: str, reason: str) -> bool:
     return await _update_run_data(
         db, run_id, status="CANCELLED", only_if="PAUSED", metadata={CANCEL_REASON_KEY: reason}
     )
-
 
 
 async def stored_requirements(db: Database, run_id: str) -> list[dict[str, Any]]:

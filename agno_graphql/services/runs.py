@@ -19,7 +19,7 @@ from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun
 from agno_graphql.db import history
 from agno_graphql.db.database import Database
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
-from agno_graphql.records import Cancelled, Event, MessageRecord, RequirementAnswer, RunRecord
+from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, RequirementAnswer, RunRecord
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
 from agno_graphql.services.sessions import SessionService
@@ -230,9 +230,21 @@ class RunService:
         if found is None:
             return None
         run = found[0]
-        if run.status == "RUNNING" and info is None:
+        if run.status == "RUNNING" and (info is None or info.finished):
             # Taken for a continuation by a server that went away before it ended: lost, and said so once.
             await history.record_failure(self._db, run.id, RUN_LOST, LOST)
+            if run.next_index is not None:
+                # A log of it held here ends at the pause: a follower is told the end instead.
+                end = Failed(
+                    run_id=run.id,
+                    session_id=run.session_id,
+                    index=run.next_index,
+                    created_at=time.time(),
+                    message=LOST,
+                    code=RUN_LOST,
+                )
+                with contextlib.suppress(Exception):
+                    await self._broker.append(run.id, [end])
             return dataclasses.replace(run, status="ERROR", failure=(RUN_LOST, LOST))
         return run
 

@@ -1,6 +1,6 @@
 // The run lifecycle in the chat page, in headless chromium against a real server with a slow offline
-// model (80 ms a word): Stop, a reload mid-run, a websocket that drops mid-run, two tabs kept in sync
-// by sessionEvents, and the SESSION_BUSY / RATE_LIMITED messages.
+// model (80 ms a word): Stop, a reload mid-run (also after an answered pause), a websocket that drops
+// mid-run, two tabs kept in sync by sessionEvents, and the SESSION_BUSY / RATE_LIMITED messages.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { launchBrowser, startServer } from "./server.mjs";
@@ -139,6 +139,42 @@ describe("chat page: run lifecycle", () => {
     await page.waitForSelector('#message-list [data-role="assistant"]');
     const stored = await page.$$eval("#message-list li", (items) => items.map((item) => item.textContent));
     assert.deepEqual(stored, texts);
+    await page.context().close();
+  });
+
+  it("picks a run up again after a reload while it streams on from an answered pause", async () => {
+    const page = await openPage();
+    await page.click("#new-chat");
+    await page.selectOption("#agent", "helpdesk");
+    await page.fill("#message", "use the ask_user tool");
+    await page.click("#send");
+    await page.getByRole("radio", { name: "Team" }).check();
+    await page.getByRole("checkbox", { name: "Backups" }).check();
+    await page.click('[data-role="requirements"] button:text-is("Send")');
+    await page.waitForFunction(() => {
+      const answer = document.querySelector('#message-list [data-role="assistant"][data-state="streaming"]');
+      return answer && answer.textContent.split(" ").length >= 4;
+    });
+    const before = await answerText(page);
+    await page.reload();
+    await page.waitForSelector('#message-list [data-role="assistant"][data-state="done"]');
+    const chosen =
+      '[{"question": "Which plan would you like?", "selected": ["Team"]}, ' +
+      '{"question": "Which extras should come with it?", "selected": ["Backups"]}]';
+    const [message, call, result, answer, ...rest] = await page.$$eval("#message-list li", (items) =>
+      items.map((item) => item.textContent),
+    );
+    assert.equal(message, "use the ask_user tool");
+    assert.match(call, /^calls ask_user\(/);
+    assert.equal(
+      result,
+      `ask_user → User feedback received: ${chosen}`,
+      "the tool's result as stored, from the events after the pause",
+    );
+    assert.equal(answer, `The answer is User feedback received: ${chosen}.`, "the answer in full, once");
+    assert.deepEqual(rest, [], "no card and nothing repeated");
+    assert.ok(answer.startsWith(before), "the answer continued the text shown before the reload");
+    assert.deepEqual(await strayTexts(page, answer), [], "the rebuilt answer only grew");
     await page.context().close();
   });
 

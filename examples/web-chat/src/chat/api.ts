@@ -6,6 +6,7 @@ import { Client, fetchExchange, stringifyDocument, subscriptionExchange } from "
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
 import { graphql } from "../gql";
 import type {
+  ContinueRunInput,
   RunAgentInput,
   RunAgentSubscription as RunAgentSubscriptionResult,
   RunEventFieldsFragment,
@@ -51,6 +52,10 @@ export const SessionMessagesQuery = graphql(`
       activeRun {
         id
         input
+        status
+        requirements {
+          ...RunRequirementFields
+        }
       }
       messages(last: $last, before: $before) {
         nodes {
@@ -93,6 +98,34 @@ export const DeleteSessionMutation = graphql(`
   }
 `);
 
+// What the page needs to ask a person for each thing a paused run waits for (see requirements.ts).
+export const RunRequirementFields = graphql(`
+  fragment RunRequirementFields on RunRequirement {
+    id
+    kind
+    toolCall {
+      id
+      name
+      arguments
+    }
+    inputFields {
+      name
+      type
+      description
+      value
+    }
+    questions {
+      header
+      question
+      options {
+        label
+        description
+      }
+      multiSelect
+    }
+  }
+`);
+
 export const RunEventFields = graphql(`
   fragment RunEventFields on RunEvent {
     __typename
@@ -128,10 +161,16 @@ export const RunEventFields = graphql(`
       reason
       content
     }
+    ... on RunPaused {
+      requirements {
+        ...RunRequirementFields
+      }
+    }
   }
 `);
 
-// Both subscriptions name their field `event`, so a run reads the same whether it was started or resumed.
+// The three subscriptions name their field `event`, so a run reads the same whether it was started, resumed
+// or continued after a pause.
 export const RunAgentSubscription = graphql(`
   subscription RunAgent($input: RunAgentInput!) {
     event: runAgent(input: $input) {
@@ -143,6 +182,14 @@ export const RunAgentSubscription = graphql(`
 export const RunEventsSubscription = graphql(`
   subscription RunEvents($runId: ID!, $afterIndex: Int) {
     event: runEvents(runId: $runId, afterIndex: $afterIndex) {
+      ...RunEventFields
+    }
+  }
+`);
+
+export const ContinueRunSubscription = graphql(`
+  subscription ContinueRun($input: ContinueRunInput!) {
+    event: continueRun(input: $input) {
       ...RunEventFields
     }
   }
@@ -184,15 +231,22 @@ export function endpointUrls(location: Location): { http: string; ws: string } {
   return { http: http.href, ws: ws.href };
 }
 
-/** How a run is followed: started with runAgent, or joined while it goes (after a reload). */
-export type RunStart = { input: RunAgentInput } | { runId: string };
+/**
+ * How a run is followed: started with runAgent, joined while it goes (after a reload), or continued with
+ * the answers to what it paused for.
+ */
+export type RunStart = { input: RunAgentInput } | { runId: string } | { answers: ContinueRunInput };
 export type RunEvent = RunEventFieldsFragment;
-const TERMINAL_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled"]);
+// RunPaused ends a stream too: continueRun streams the rest.
+const LAST_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled", "RunPaused"]);
 
 export interface RunSink {
   event(event: RunEvent): void;
-  /** The run could not be started or followed (SESSION_BUSY, RATE_LIMITED, NOT_FOUND, a lost socket). */
-  error(code: string | undefined, message: string): void;
+  /**
+   * The run could not be started, followed or continued (SESSION_BUSY, RATE_LIMITED, NOT_FOUND, a lost
+   * socket; BAD_USER_INPUT for an answer, with the id of the requirement it answered).
+   */
+  error(code: string | undefined, message: string, requirementId?: string): void;
 }
 
 export interface Api {
@@ -209,13 +263,24 @@ export interface ApiEvents {
   reconnected(): void;
 }
 
-function firstError(errors: unknown): { code: string | undefined; message: string } {
+interface FirstError {
+  code: string | undefined;
+  message: string;
+  requirementId?: string;
+}
+
+function firstError(errors: unknown): FirstError {
   const first = (Array.isArray(errors) ? errors[0] : errors) as
-    | { message?: string; extensions?: { code?: unknown }; reason?: string; code?: number }
+    | { message?: string; extensions?: { code?: unknown; requirementId?: unknown }; reason?: string; code?: number }
     | undefined;
   const code = first?.extensions?.code;
+  const requirementId = first?.extensions?.requirementId;
   const message = first?.message || first?.reason || `the connection closed (${first?.code ?? "no code"})`;
-  return { code: typeof code === "string" ? code : undefined, message };
+  return {
+    code: typeof code === "string" ? code : undefined,
+    message,
+    ...(typeof requirementId === "string" ? { requirementId } : {}),
+  };
 }
 
 /**
@@ -260,31 +325,39 @@ export function createApi(token: string, events: ApiEvents): Api {
   });
 
   function followRun(start: RunStart, sink: RunSink): () => void {
-    let runId = "runId" in start ? start.runId : null;
+    let runId = "input" in start ? null : "runId" in start ? start.runId : start.answers.runId;
     let afterIndex: number | null = null;
     let ended = false;
+    // What starts the run, or continues it after a pause; a run joined while it goes has neither.
+    let opening =
+      "input" in start
+        ? { query: stringifyDocument(RunAgentSubscription), variables: { input: start.input } }
+        : "answers" in start
+          ? { query: stringifyDocument(ContinueRunSubscription), variables: { input: start.answers } }
+          : null;
     // graphql-ws sends a subscription's payload again when the socket comes back after a drop. Read
     // through these getters, that second send is runEvents after the last index seen, never a second
-    // runAgent: the run went on on the server, and the answer continues where it stopped.
+    // runAgent or continueRun: the run went on on the server, and the answer continues where it stopped.
     const operation = {
       get query(): string {
-        return stringifyDocument(runId === null ? RunAgentSubscription : RunEventsSubscription);
+        return opening?.query ?? stringifyDocument(RunEventsSubscription);
       },
       get variables(): Record<string, unknown> {
-        return runId === null && "input" in start ? { input: start.input } : { runId, afterIndex };
+        return opening?.variables ?? { runId, afterIndex };
       },
     };
     return ws.subscribe<RunAgentSubscriptionResult>(operation, {
       next(result) {
         if (result.errors?.length) {
-          const { code, message } = firstError(result.errors);
+          const { code, message, requirementId } = firstError(result.errors);
           ended = true;
-          sink.error(code, message);
+          sink.error(code, message, requirementId);
         } else if (result.data) {
           const event = result.data.event;
+          opening = null;
           runId = event.runId;
           afterIndex = event.index;
-          ended = TERMINAL_EVENTS.has(event.__typename);
+          ended = LAST_EVENTS.has(event.__typename);
           sink.event(event);
         }
       },

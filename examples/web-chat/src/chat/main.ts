@@ -14,7 +14,13 @@ import {
   type RunEvent,
   type RunStart,
 } from "./api";
-import type { SessionEventsSubscription as SessionEventResult, SessionMessagesQuery as MessagesResult } from "../gql/graphql";
+import { el, toolCallText } from "./elements";
+import { requirementCard, type Requirement, type RequirementCard } from "./requirements";
+import type {
+  RequirementAnswer,
+  SessionEventsSubscription as SessionEventResult,
+  SessionMessagesQuery as MessagesResult,
+} from "../gql/graphql";
 
 const TOKEN_KEY = "agno-graphql-chat-token";
 const SESSIONS_PAGE = 15;
@@ -46,18 +52,19 @@ interface FollowedRun {
   id: string | null;
   stop(): void;
 }
+/** A run that waits for answers, as the session tells it when it opens. */
+interface PausedRun {
+  paused: { id: string; requirements: Requirement[] };
+}
+/** A run going on after its pause was answered: the history has it up to the pause. */
+interface ContinuedRun {
+  continued: string;
+}
 
 function byId<T extends HTMLElement>(id: string): T {
   const element = document.getElementById(id);
   if (!element) throw new Error(`#${id} is missing from the page`);
   return element as T;
-}
-
-function el(tag: string, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-  element.append(...children);
-  return element;
 }
 
 const ui = {
@@ -94,6 +101,8 @@ let current: OpenSession | null = null;
 let olderCursor: string | null = null;
 let loadingOlder = false;
 let run: FollowedRun | null = null;
+/** The open conversation's run that waits for answers: a new message leaves it (the server cancels it). */
+let paused: { leave(): void } | null = null;
 /** Bumped whenever another conversation is shown, so late answers for the previous one are dropped. */
 let view = 0;
 
@@ -224,17 +233,14 @@ function applySessionEvent(event: SessionEvent): void {
 
 // ---- conversation: history with scroll-back -------------------------------------------------------
 
-function toolArguments(value: unknown): string {
-  if (value && typeof value === "object" && !Array.isArray(value)) {
-    return Object.values(value as Record<string, unknown>)
-      .map((argument) => JSON.stringify(argument))
-      .join(", ");
-  }
-  return value == null ? "" : JSON.stringify(value);
+function toolCallChip(call: { id: string; name: string; arguments?: unknown }): HTMLElement {
+  const attributes = { class: "tool", "data-role": "tool-call", "data-tool-call-id": call.id };
+  return el("li", attributes, "calls ", el("b", {}, toolCallText(call.name, call.arguments)));
 }
 
-function toolCallChip(name: string, args: unknown): HTMLElement {
-  return el("li", { class: "tool", "data-role": "tool-call" }, "calls ", el("b", {}, `${name}(${toolArguments(args)})`));
+/** A paused call is shown when the run pauses and again when it goes on: one chip for it. */
+function showToolCall(call: { id: string; name: string; arguments?: unknown }): void {
+  if (!ui.messageList.querySelector(`[data-tool-call-id="${CSS.escape(call.id)}"]`)) append(toolCallChip(call));
 }
 
 function toolResultChip(name: string, result: string): HTMLElement {
@@ -250,7 +256,7 @@ function renderMessage(message: HistoryMessage): HTMLElement[] {
     case "USER":
       return [bubble("user", message.content ?? "")];
     case "ASSISTANT": {
-      const chips = message.toolCalls.map((call) => toolCallChip(call.name, call.arguments));
+      const chips = message.toolCalls.map(toolCallChip);
       return message.content ? [...chips, bubble("assistant", message.content)] : chips;
     }
     case "TOOL":
@@ -265,6 +271,7 @@ function showConversation(session: OpenSession | null): void {
   // The run goes on on the server (onDisconnect CONTINUE); opening its conversation again rejoins it.
   run?.stop();
   run = null;
+  paused = null;
   ui.messages.removeAttribute("aria-busy");
   showRunning();
   current = session;
@@ -319,8 +326,14 @@ async function openSession(id: string): Promise<void> {
   ui.messages.scrollTop = ui.messages.scrollHeight;
   // A run still going (the page was reloaded, or it started in another tab) is not in the history yet:
   // show its message and follow it from its first event, so its answer is rebuilt and keeps growing.
+  // A paused one is, up to its pause: it shows its card again, or follows what came after its answers.
   const active = session.activeRun;
-  if (active && !session.messages.nodes.some((message) => message.runId === active.id)) {
+  const inHistory = active && session.messages.nodes.some((message) => message.runId === active.id);
+  if (active?.status === "PAUSED") {
+    follow({ paused: { id: active.id, requirements: active.requirements } });
+  } else if (active && inHistory) {
+    follow({ continued: active.id });
+  } else if (active) {
     append(bubble("user", active.input ?? ""));
     follow({ runId: active.id });
   }
@@ -368,14 +381,21 @@ function showRunning(): void {
 
 /**
  * Shows a run in the open conversation as it streams, to its terminal event: one the composer starts
- * (`sent` is its message's bubble) or one already going when the conversation opened.
+ * (`sent` is its message's bubble), one already going when the conversation opened, or one paused. A
+ * pause shows a card; its answers continue the run, which streams on into the same answer bubble.
  */
-function follow(start: RunStart, sent: HTMLElement | null = null): void {
+function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | null = null): void {
   if (!api) return;
   const shown = view;
   const agentId = current?.agentId ?? ui.agent.value;
-  const followed: FollowedRun = { id: "runId" in start ? start.runId : null, stop: () => {} };
+  const followed: FollowedRun = {
+    id: "runId" in start ? start.runId : "paused" in start ? start.paused.id : "continued" in start ? start.continued : null,
+    stop: () => {},
+  };
   let answer: HTMLElement | null = null;
+  let card: RequirementCard | null = null;
+  // A continued run's events up to its RunContinued are in the history already.
+  let replaying = "continued" in start;
 
   const answerBubble = (): HTMLElement => {
     if (!answer) {
@@ -386,14 +406,38 @@ function follow(start: RunStart, sent: HTMLElement | null = null): void {
     }
     return answer;
   };
-  const end = (state: "done" | "stopped"): void => {
+  const end = (state: "done" | "stopped" | "paused"): void => {
     answer?.setAttribute("data-state", state);
     if (run === followed) run = null;
     showRunning();
   };
+  const pause = (requirements: Requirement[]): void => {
+    for (const requirement of requirements) showToolCall(requirement.toolCall);
+    card?.element.remove();
+    card = requirementCard(followed.id ?? "", requirements, answerPause);
+    append(card.element);
+    paused = {
+      leave: () => {
+        card?.element.remove();
+        if (answer) end("stopped");
+      },
+    };
+    end("paused");
+  };
+  const answerPause = (answers: RequirementAnswer[]): void => {
+    if (!api || shown !== view || !followed.id) return;
+    ui.error.textContent = "";
+    run = followed;
+    showRunning();
+    followed.stop = api.followRun({ answers: { runId: followed.id, answers } }, { event: show, error: refused });
+  };
   /** Shows an event in the conversation it belongs to (dropped once another one is open). */
   const show = (event: RunEvent): void => {
     if (shown !== view) return;
+    if (replaying) {
+      replaying = event.__typename !== "RunContinued";
+      return;
+    }
     if (!current) {
       current = { id: event.sessionId, name: null, agentId };
       history.replaceState(null, "", `#session=${encodeURIComponent(event.sessionId)}`);
@@ -405,6 +449,14 @@ function follow(start: RunStart, sent: HTMLElement | null = null): void {
       showRunning();
     }
     switch (event.__typename) {
+      case "RunContinued":
+        card?.element.remove();
+        card = paused = null;
+        answer?.setAttribute("data-state", "streaming");
+        break;
+      case "RunPaused":
+        pause(event.requirements);
+        break;
       case "RunContentDelta": {
         const follow = nearBottom();
         answerBubble().textContent += event.delta;
@@ -412,7 +464,7 @@ function follow(start: RunStart, sent: HTMLElement | null = null): void {
         break;
       }
       case "ToolCallStarted":
-        append(toolCallChip(event.toolCall.name, event.toolCall.arguments));
+        showToolCall(event.toolCall);
         break;
       case "ToolCallCompleted":
         append(toolResultChip(event.toolCall.name, event.failed ? `failed: ${event.result}` : (event.result ?? "")));
@@ -433,8 +485,14 @@ function follow(start: RunStart, sent: HTMLElement | null = null): void {
         break;
     }
   };
-  const refused = (code: string | undefined, message: string): void => {
+  const refused = (code: string | undefined, message: string, requirementId?: string): void => {
     if (shown !== view) return;
+    // Answers refused (BAD_USER_INPUT, or the run is no longer paused): the card says why, the run waits.
+    if (card) {
+      card.refused(requirementId, (code && EXPLAINED[code]) || message);
+      end("paused");
+      return;
+    }
     // Refused before it started (SESSION_BUSY, RATE_LIMITED): the message goes back to the composer.
     if (sent && !followed.id) {
       sent.remove();
@@ -444,14 +502,21 @@ function follow(start: RunStart, sent: HTMLElement | null = null): void {
     end("done");
   };
 
+  if ("paused" in start) {
+    pause(start.paused.requirements);
+    return;
+  }
   run = followed;
   showRunning();
-  followed.stop = api.followRun(start, { event: show, error: refused });
+  const from = "continued" in start ? { runId: start.continued } : start;
+  followed.stop = api.followRun(from, { event: show, error: refused });
 }
 
 function send(text: string): void {
   if (!api || ui.send.disabled || !text.trim()) return;
   ui.error.textContent = "";
+  paused?.leave();
+  paused = null;
   const sent = bubble("user", text);
   append(sent);
   const input = { agentId: current?.agentId ?? ui.agent.value, sessionId: current?.id ?? null, message: text };
