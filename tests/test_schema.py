@@ -389,9 +389,10 @@ async def test_session_runs_operation_lists_runs_in_order(server: RunningServer,
     result = await execute(server, token, operation("SessionRuns"), {"id": session_id, "first": 10})
     runs = result["session"]["runs"]
     assert runs["totalCount"] == 2
-    assert [edge["node"]["input"] for edge in runs["edges"]] == ["one", "two"]
-    assert [edge["node"]["status"] for edge in runs["edges"]] == ["COMPLETED", "COMPLETED"]
-    assert {edge["node"]["sessionId"] for edge in runs["edges"]} == {session_id}
+    assert [run["input"] for run in runs["nodes"]] == ["one", "two"]
+    assert [run["status"] for run in runs["nodes"]] == ["COMPLETED", "COMPLETED"]
+    assert {run["sessionId"] for run in runs["nodes"]} == {session_id}
+    assert [run["requirements"] for run in runs["nodes"]] == [[], []]
 
 
 async def test_run_agent_subscription_streams_a_tool_run(server: RunningServer, user_id: str) -> None:

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from agno.run.agent import RunEvent as AgnoEvent
 
@@ -161,6 +161,16 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+class RunLabels(TypedDict):
+    """What every translator's events say about their run."""
+
+    run_id: str
+    session_id: str
+    agent_id: str
+    model_provider: str
+    model_id: str
+
+
 @dataclass
 class EventTranslator:
     run_id: str
@@ -183,10 +193,10 @@ class EventTranslator:
 
     @classmethod
     def continuation(
-        cls, *, first_index: int, answered: Sequence[tuple[ToolCallRecord, str | None, bool]], **fields: Any
+        cls, labels: RunLabels, *, first_index: int, answered: Sequence[tuple[ToolCallRecord, str | None, bool]]
     ) -> EventTranslator:
         """The translator of a paused run's next part; `answered` are (call, result, failed) to tell first."""
-        return cls(**fields, _next_index=first_index, continuing=True, _opening_calls=list(answered))
+        return cls(**labels, _next_index=first_index, continuing=True, _opening_calls=list(answered))
 
     @property
     def content_so_far(self) -> str:

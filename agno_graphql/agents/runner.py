@@ -24,7 +24,7 @@ from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellatio
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
-from agno_graphql.agents.events import EventTranslator
+from agno_graphql.agents.events import EventTranslator, RunLabels
 from agno_graphql.agents.registry import AgentSpec
 from agno_graphql.compat.agno_parts import agno_background_tasks
 from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RunNotPaused, ShuttingDown
@@ -194,13 +194,7 @@ class RunManager:
             input=message,
             created_at=time.time(),
         )
-        translator = EventTranslator(
-            run_id=info.run_id,
-            session_id=session_id,
-            agent_id=spec.id,
-            model_provider=spec.model_provider,
-            model_id=spec.model_id,
-        )
+        translator = EventTranslator(**_labels(info, spec))
 
         def stream() -> AsyncIterator[object]:
             return agent.arun(
@@ -228,13 +222,7 @@ class RunManager:
             first_index=paused.first_index,
         )
         translator = EventTranslator.continuation(
-            first_index=paused.first_index,
-            answered=paused.answered_calls,
-            run_id=info.run_id,
-            session_id=info.session_id,
-            agent_id=spec.id,
-            model_provider=spec.model_provider,
-            model_id=spec.model_id,
+            _labels(info, spec), first_index=paused.first_index, answered=paused.answered_calls
         )
 
         def stream() -> AsyncIterator[object]:
@@ -483,6 +471,16 @@ class RunManager:
                     await asyncio.gather(*still, return_exceptions=True)
         await agno_stores_done(STORE_ALLOWANCE_SECONDS)
         await self.broker.close()
+
+
+def _labels(info: RunInfo, spec: AgentSpec) -> RunLabels:
+    return RunLabels(
+        run_id=info.run_id,
+        session_id=info.session_id,
+        agent_id=spec.id,
+        model_provider=spec.model_provider,
+        model_id=spec.model_id,
+    )
 
 
 async def agno_stores_done(timeout: float) -> None:

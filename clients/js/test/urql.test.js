@@ -130,7 +130,9 @@ for (const backend of await backends()) {
       const completed = continued.find((event) => event.__typename === "ToolCallCompleted");
       assert.equal(completed.toolCall.id, requirement.toolCall.id);
       assert.equal(completed.failed, false);
-      assert.deepEqual(JSON.parse(completed.result), [
+      const prefix = "User feedback received: ";
+      assert.ok(completed.result.startsWith(prefix), completed.result);
+      assert.deepEqual(JSON.parse(completed.result.slice(prefix.length)), [
         { question: "Which plan would you like?", selected: ["Team"] },
         { question: "Which extras should come with it?", selected: ["Backups", "Audit log"] },
       ]);
