@@ -408,6 +408,18 @@ async def test_a_run_paused_on_one_instance_goes_on_from_another(
         assert indexes(across) == indexes(events + rest) and typenames(across)[-1] == "RunCompleted"
         again = await errors_of(continue_run(a, token, paused["runId"], [good_answer(paused["requirements"][0])]))
         assert codes(again) == ["RUN_NOT_PAUSED"]
+        # Continued on both instances at once: one goes on, the other is refused, the tool runs once.
+        _, twice = await paused_run(a, token, "CONFIRMATION")
+        answer = [good_answer(twice["requirements"][0])]
+        outcomes = await asyncio.gather(
+            *(continue_run(server, token, twice["runId"], answer) for server in (a, b)), return_exceptions=True
+        )
+        went_on = [o for o in outcomes if isinstance(o, list)]
+        assert len(went_on) == 1 and typenames(went_on[0])[-1] == "RunCompleted", outcomes
+        refused = [dict(e) for o in outcomes if not isinstance(o, list) for e in getattr(o, "errors", [])]
+        assert codes(refused) in (["SESSION_BUSY"], ["RUN_NOT_PAUSED"]), outcomes
+        nodes = (await execute(b, token, HISTORY, {"id": twice["sessionId"]}))["session"]["messages"]["nodes"]
+        assert [m["role"] for m in nodes] == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
     finally:
         a.stop()
         b.stop()
