@@ -14,10 +14,10 @@ from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
 from agno_graphql.resolvers.permissions import IsAuthenticated
-from agno_graphql.resolvers.runs import continue_run, resolve_run, run_agent, run_events
+from agno_graphql.resolvers.runs import continue_run, regenerate_run, resolve_run, run_agent, run_events
 from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer, session_events
 from agno_graphql.schema.events import EVENT_TYPES, RunEvent, SessionEvent
-from agno_graphql.schema.inputs import ContinueRunInput, RunAgentInput
+from agno_graphql.schema.inputs import ContinueRunInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.payloads import (
     CancelRunPayload,
     CreateSessionPayload,
@@ -100,6 +100,14 @@ class Subscription:
     )
     def continue_run(self, info: Info, input: ContinueRunInput) -> AsyncGenerator[RunEvent, None]:
         return continue_run(info, input)
+
+    @strawberry.subscription(
+        permission_classes=authenticated,
+        description="A new answer to the user message of a session's latest run (NOT_LATEST_RUN for an earlier "
+        "one); the run it replaces stays stored, replaced, among the new one's alternatives.",
+    )
+    def regenerate_run(self, info: Info, input: RegenerateRunInput) -> AsyncGenerator[RunEvent, None]:
+        return regenerate_run(info, input)
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -19,6 +19,7 @@ SHUTTING_DOWN = "SHUTTING_DOWN"
 EVENTS_EXPIRED = "EVENTS_EXPIRED"
 BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
 RUN_NOT_PAUSED = "RUN_NOT_PAUSED"
+NOT_LATEST_RUN = "NOT_LATEST_RUN"
 
 
 class AppError(Exception):
@@ -77,6 +78,12 @@ class RunNotPaused(AppError):
     """A continuation asked for a run that is not waiting for answers (running, ended, or taken first)."""
 
     code = RUN_NOT_PAUSED
+
+
+class NotLatestRun(AppError):
+    """Only a session's latest run can be regenerated."""
+
+    code = NOT_LATEST_RUN
 
 
 class EventsExpired(AppError):

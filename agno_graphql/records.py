@@ -115,6 +115,10 @@ class RunRecord:
     # While PAUSED: what it waits for, and the index its next event gets (kept in the run's metadata).
     requirements: tuple[RequirementRecord, ...] = ()
     next_index: int | None = None
+    # Taken out of the conversation by a regeneration (or an edit); kept, with the status it had.
+    replaced: bool = False
+    # The answers to one user message share this: the id of the first run that answered it.
+    answers_to: str = ""
 
 
 @dataclass(frozen=True)

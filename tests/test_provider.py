@@ -17,8 +17,10 @@ from gql import Client, gql
 from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
+from tests.matrix_support import create_session
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
 from tests.pause_support import continue_run
+from tests.test_regenerate import conversation, regenerate
 
 STUB_MODEL = "stub-model"
 STUB_API_KEY = "stub-key"
@@ -259,3 +261,26 @@ async def test_provider_call_to_a_confirmation_tool_pauses_then_continues(
     # The provider was asked again with the tool's result, after the confirmation.
     followed = [r for r in stub.requests_mentioning(question) if r["messages"][-1]["role"] == "tool"]
     assert [message_text(r["messages"][-1]) for r in followed] == ["The web service was restarted."]
+
+
+async def test_instructions_reach_the_model_for_that_answer_only(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id = str((await create_session(server_on_stub, token))["id"])
+    first = await run_agent(server_on_stub, token, "assistant", "regenerate-me please", session_id)
+    hint = "Answer in one short sentence, in French."
+    again = await regenerate(server_on_stub, token, first[-1]["runId"], instructions=hint)
+    assert again[-1]["__typename"] == "RunCompleted"
+    asked = stub.requests_mentioning("regenerate-me please")
+    with_hint = [r for r in asked if any(message_text(m) == hint for m in r["messages"])]
+    assert len(with_hint) == 1
+    said = [message_text(m) for m in with_hint[0]["messages"]]
+    # The old answer is not in the history the model got, and the hint comes just before the user's message.
+    assert "Echo: regenerate-me please" not in said
+    assert said[-2:] == [hint, "regenerate-me please"]
+    await run_agent(server_on_stub, token, "assistant", "and-then-this", session_id)
+    later = stub.requests_mentioning("and-then-this")[-1]
+    assert hint not in [message_text(m) for m in later["messages"]]
+    seen = await conversation(server_on_stub, token, session_id)
+    assert hint not in [m["content"] for m in seen["messages"]["nodes"]]

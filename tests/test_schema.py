@@ -196,7 +196,7 @@ def test_paged_fields_take_relay_arguments() -> None:
     assert fields_of("Session")["messages"] == "MessageConnection!"
     assert arguments_of("Session", "messages") == {**relay, "roles": "[MessageRole!]"}
     assert fields_of("Session")["runs"] == "RunConnection!"
-    assert arguments_of("Session", "runs") == relay
+    assert arguments_of("Session", "runs") == {**relay, "includeReplaced": "Boolean"}
     assert fields_of("Agent")["sessions"] == "SessionConnection!"
     assert arguments_of("Agent", "sessions") == {**relay, "orderBy": "SessionOrder"}
 

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import uuid4
 
 from agno.agent import Agent
 from agno.exceptions import RunCancelledException
+from agno.models.message import Message
 from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellation_manager, set_cancellation_manager
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
 
@@ -63,6 +64,16 @@ class RunLimits:
     run_timeout_seconds: float = 600.0
     # Content deltas closer together than this go out as one (0: each delta at once).
     coalesce_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunExtras:
+    """What a run may take besides its message: instructions for this answer only, metadata to store with it, and a
+    step to take once its session is held (which may refuse the start by raising)."""
+
+    instructions: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    prepare: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,8 +195,18 @@ class RunManager:
     async def open(self) -> None:
         await self.broker.start(self.cancel_requested)
 
-    async def start(self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str, message: str) -> RunInfo:
-        """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start."""
+    async def start(
+        self,
+        agent: Agent,
+        spec: AgentSpec,
+        *,
+        user_id: str,
+        session_id: str,
+        message: str,
+        extra: RunExtras = RunExtras(),
+    ) -> RunInfo:
+        """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start, or what
+        `extra.prepare` raises."""
         info = RunInfo(
             run_id=str(uuid4()),
             session_id=session_id,
@@ -195,18 +216,29 @@ class RunManager:
             created_at=time.time(),
         )
         translator = EventTranslator(**_labels(info, spec))
+        # Instructions for this answer only go in as a message marked as history: the model reads it, Agno does not
+        # store it, and no later run's history holds it.
+        run_input: str | list[Message] = (
+            [
+                Message(role="system", content=extra.instructions, from_history=True),
+                Message(role="user", content=message),
+            ]
+            if extra.instructions
+            else message
+        )
 
         def stream() -> AsyncIterator[object]:
             return agent.arun(
-                info.input,
+                run_input,
                 session_id=info.session_id,
                 user_id=info.user_id,
                 run_id=info.run_id,
+                metadata=dict(extra.metadata) if extra.metadata else None,
                 stream=True,
                 stream_events=True,
             )
 
-        await self._launch(LocalRun(info=info, translator=translator), stream)
+        await self._launch(LocalRun(info=info, translator=translator), stream, extra.prepare)
         return info
 
     async def resume(self, agent: Agent, spec: AgentSpec, paused: PausedRun) -> RunInfo:
@@ -235,32 +267,35 @@ class RunManager:
                 stream_events=True,
             )
 
-        await self._launch(LocalRun(info=info, translator=translator), stream, claim=True)
+        await self._launch(LocalRun(info=info, translator=translator), stream, lambda: self._claim(info))
         return info
 
-    async def _launch(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]], claim: bool = False) -> None:
-        """Admit the run (and with `claim`, take the paused run it continues), then drive it in a task."""
+    async def _launch(
+        self,
+        local: LocalRun,
+        stream: Callable[[], AsyncIterator[object]],
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Admit the run, take the steps that must happen while its session is held (`prepare`: claim the paused
+        run it continues, take the run it regenerates out of the conversation), then drive it in a task."""
         if not self.accepting:
             raise ShuttingDown("The server is shutting down; start the run again in a moment.")
         info = local.info
         await self.broker.admit(info)
-        if claim and not await self._claimed(info):
-            raise RunNotPaused("The run is no longer paused.", runId=info.run_id)
+        if prepare is not None:
+            try:
+                await prepare()
+            except BaseException:
+                await self.broker.release(info)
+                raise
         self._local[info.run_id] = local
         local.task = asyncio.create_task(self._drive(local, stream))
         local.task.add_done_callback(lambda _: self._local.pop(info.run_id, None))
         await self._announce(info, "RUN_STARTED")
 
-    async def _claimed(self, info: RunInfo) -> bool:
-        """Whether this instance took the paused run; if not, the session is let go again."""
-        try:
-            claimed = await self._end_steps.claim_paused(info)
-        except BaseException:
-            await self.broker.release(info)
-            raise
-        if not claimed:
-            await self.broker.release(info)
-        return claimed
+    async def _claim(self, info: RunInfo) -> None:
+        if not await self._end_steps.claim_paused(info):
+            raise RunNotPaused("The run is no longer paused.", runId=info.run_id)
 
     async def _drive(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]]) -> None:
         info, translator = local.info, local.translator

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
+from sqlalchemy import Integer, Select, String, bindparam, func, or_, select, text, update
 
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
@@ -69,21 +69,41 @@ def tool_calls_of(message: dict[str, Any]) -> list[ToolCallRecord]:
 def run_record(row: Sequence[Any]) -> RunRecord:
     run_id, session_id, agent_id, run_index, status, run_data, created_at = row
     data = _as_dict(run_data)
-    run_input = data.get("input")
-    input_text = run_input.get("input_content") if isinstance(run_input, dict) else run_input
+    stored_status = str(status or data.get("status") or "COMPLETED").upper()
+    metadata = _metadata(data)
+    replaced = stored_status == REPLACED_STATUS
     return RunRecord(
         id=run_id,
         session_id=session_id,
         agent_id=agent_id or data.get("agent_id") or "",
         run_index=int(run_index or 0),
-        status=str(status or data.get("status") or "COMPLETED").upper(),
-        input=_as_text(input_text),
+        status=str(metadata.get(STATUS_BEFORE_KEY) or "COMPLETED") if replaced else stored_status,
+        input=_as_text(_input_text(data.get("input"))),
         content=_as_text(data.get("content")),
         created_at=int(created_at or data.get("created_at") or 0),
         metrics=metrics_data(data.get("metrics")),
         failure=_failure_of(data),
         **_pause_of(str(status or data.get("status") or "").upper(), data),
+        replaced=replaced,
+        answers_to=str(metadata.get(ANSWERS_TO_KEY) or run_id),
     )
+
+
+def _input_text(run_input: Any) -> Any:
+    """The user's message of a run: Agno keeps the input as given, a text or (a regeneration's) a list of messages
+    whose last user message is the user's."""
+    value = run_input.get("input_content") if isinstance(run_input, dict) else run_input
+    if isinstance(value, list):
+        said = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        return said[-1] if said else None
+    return value
+
+
+# Agno's own status for a run a regeneration replaced: Agno leaves such runs out of the history it gives the model.
+# The status the run had before is kept in its metadata, and is the one we tell.
+REPLACED_STATUS = "REGENERATED"
+STATUS_BEFORE_KEY = "agno_graphql_status_before"
+ANSWERS_TO_KEY = "agno_graphql_answers_to"
 
 
 FAILURE_KEY = "agno_graphql_failure"
@@ -156,10 +176,19 @@ def _run_columns(db: Database) -> list[Any]:
     return [r.c.run_id, r.c.session_id, r.c.agent_id, r.c.run_index, r.c.status, r.c.run_data, r.c.created_at]
 
 
-async def list_runs(db: Database, session_id: str, request: PageRequest) -> Page[RunRecord]:
+def in_conversation(db: Database) -> Any:
+    """The runs still in the conversation (not replaced by a regeneration or an edit)."""
+    return func.coalesce(db.runs.c.status, "") != REPLACED_STATUS
+
+
+async def list_runs(
+    db: Database, session_id: str, request: PageRequest, include_replaced: bool = False
+) -> Page[RunRecord]:
     await db.ensure_ready()
     r = db.runs
     filters = [r.c.session_id == session_id]
+    if not include_replaced:
+        filters.append(in_conversation(db))
     if request.after is not None:
         filters.append(beyond([r.c.run_index], request.after, descending=False))
     if request.before is not None:
@@ -169,16 +198,18 @@ async def list_runs(db: Database, session_id: str, request: PageRequest) -> Page
     rows = [run_record(row) for row in await db.read(query)]
 
     async def count_total() -> int:
-        counts = await run_counts(db, [session_id])
+        counts = await run_counts(db, [session_id], include_replaced)
         return counts.get(session_id, 0)
 
     return finish_page(rows, request, lambda run: encode_cursor(RUN_CURSOR, [run.run_index]), count_total)
 
 
-async def run_counts(db: Database, session_ids: Sequence[str]) -> dict[str, int]:
+async def run_counts(db: Database, session_ids: Sequence[str], include_replaced: bool = False) -> dict[str, int]:
+    """The runs of each session in the conversation (with `include_replaced`, all of them)."""
     await db.ensure_ready()
     r = db.runs
-    query = select(r.c.session_id, func.count()).where(r.c.session_id.in_(session_ids)).group_by(r.c.session_id)
+    filters = [r.c.session_id.in_(session_ids)] + ([] if include_replaced else [in_conversation(db)])
+    query = select(r.c.session_id, func.count()).where(*filters).group_by(r.c.session_id)
     return {session_id: int(count) for session_id, count in await db.read(query)}
 
 
@@ -207,7 +238,7 @@ def _batch_statement(db: Database, shape: _BatchShape) -> Select[Any]:
     if statement is not None:
         return statement
     r = db.runs
-    filters = [r.c.session_id == bindparam("session_id", type_=String())]
+    filters = [r.c.session_id == bindparam("session_id", type_=String()), in_conversation(db)]
     if shape.after:
         filters.append(r.c.run_index >= bindparam("after_run", type_=Integer()))
     if shape.before:
@@ -303,6 +334,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
         sql = (
             f"SELECT COUNT(*) FROM {table} r, json_each(r.run_data, '$.messages') m "
             f"WHERE r.session_id = :session_id AND json_extract(m.value, '$.role') IN ({role_list}) "
+            f"AND COALESCE(r.status, '') != '{REPLACED_STATUS}' "
             "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0"
         )
     else:
@@ -310,6 +342,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
             f"SELECT COUNT(*) FROM `{table}` r, JSON_TABLE(r.run_data, '$.messages[*]' COLUMNS("
             "role VARCHAR(32) PATH '$.role', from_history VARCHAR(8) PATH '$.from_history')) m "
             f"WHERE r.session_id = :session_id AND m.role IN ({role_list}) "
+            f"AND COALESCE(r.status, '') != '{REPLACED_STATUS}' "
             "AND (m.from_history IS NULL OR m.from_history IN ('false', '0'))"
         )
     return int((await db.read(text(sql), params))[0][0])
@@ -398,3 +431,54 @@ async def paused_runs(db: Database, session_ids: Sequence[str]) -> dict[str, Run
         .order_by(r.c.run_index.asc())
     )
     return {run.session_id: run for run in map(run_record, await db.read(query))}
+
+
+async def latest_run(db: Database, session_id: str) -> RunRecord | None:
+    """The session's last run in the conversation."""
+    await db.ensure_ready()
+    r = db.runs
+    query = (
+        select(*_run_columns(db))
+        .where(r.c.session_id == session_id, in_conversation(db))
+        .order_by(r.c.run_index.desc())
+        .limit(1)
+    )
+    rows = await db.read(query)
+    return run_record(rows[0]) if rows else None
+
+
+async def replace_run(db: Database, run_id: str) -> bool:
+    """Take an ended run out of the conversation (and out of the history Agno gives the model), keeping the status
+    it had; False if it is not an ended run of the conversation (running, paused, or replaced already)."""
+    r = db.runs
+    async with db.engine.begin() as conn:
+        row = (
+            await conn.execute(select(r.c.status, r.c.run_data).where(r.c.run_id == run_id).with_for_update())
+        ).first()
+        if row is None or str(row[0] or "").upper() not in ENDED_STATUSES:
+            return False
+        before = str(row[0]).upper()
+        data = dict(_as_dict(row[1]))
+        data["metadata"] = {**_metadata(data), STATUS_BEFORE_KEY: before}
+        data["status"] = REPLACED_STATUS
+        changed = await conn.execute(
+            update(r).where(r.c.run_id == run_id, r.c.status == row[0]).values(status=REPLACED_STATUS, run_data=data)
+        )
+        return bool(changed.rowcount == 1)
+
+
+ENDED_STATUSES = ("COMPLETED", "ERROR", "CANCELLED")
+
+
+async def alternatives(db: Database, session_id: str, answers_to: str) -> list[RunRecord]:
+    """Every answer to the same user message, oldest first: the first run that answered it and every run whose
+    metadata says it answers the same."""
+    await db.ensure_ready()
+    r = db.runs
+    answering = r.c.run_data[("metadata", ANSWERS_TO_KEY)].as_string()
+    query = (
+        select(*_run_columns(db))
+        .where(r.c.session_id == session_id, or_(r.c.run_id == answers_to, answering == answers_to))
+        .order_by(r.c.run_index.asc())
+    )
+    return [run_record(row) for row in await db.read(query)]

@@ -12,7 +12,7 @@ from agno_graphql.context import Info
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
 from agno_graphql.schema.enums import DisconnectPolicy
-from agno_graphql.schema.inputs import ContinueRunInput, RunAgentInput
+from agno_graphql.schema.inputs import ContinueRunInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, RunRequirement, ToolCall, timestamp
 
 
@@ -70,6 +70,18 @@ async def continue_run(info: Info, input: ContinueRunInput) -> AsyncGenerator[ev
         info.context.user_id,
         str(input.run_id),
         [answer.as_answer() for answer in input.answers],
+        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    )
+    async for event in while_token_holds(info.context, stream):
+        yield to_run_event(event)
+
+
+async def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerator[events.RunEvent, None]:
+    """A new answer to the latest run's user message: RunStarted first, one terminal event last."""
+    stream = await info.context.services.runs.regenerate(
+        info.context.user_id,
+        str(input.run_id),
+        input.instructions,
         cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
     )
     async for event in while_token_holds(info.context, stream):

@@ -92,3 +92,15 @@ class ContinueRunInput:
         default=DisconnectPolicy.CONTINUE,
         description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
     )
+
+
+@strawberry.input(description="A new answer to the user message of a session's latest run.")
+class RegenerateRunInput:
+    run_id: strawberry.ID
+    instructions: str | None = strawberry.field(
+        default=None, description="For this answer only: never shown in messages or in later history."
+    )
+    on_disconnect: DisconnectPolicy = strawberry.field(
+        default=DisconnectPolicy.CONTINUE,
+        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
+    )

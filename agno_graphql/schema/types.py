@@ -237,6 +237,15 @@ class Run:
     requirements: list[RunRequirement] = strawberry.field(
         description="While PAUSED: what the run waits for, unanswered; else empty."
     )
+    replaced: bool = strawberry.field(
+        description="True when a regeneration or an edit took the run out of the conversation (it is kept)."
+    )
+    record: strawberry.Private[RunRecord]
+
+    @strawberry.field(description="Every answer to the same user message, oldest first, this one included.")
+    async def alternatives(self, info: Info) -> list[Run]:
+        records = await info.context.services.runs.alternatives(info.context.user_id, self.record)
+        return [Run.from_record(record) for record in records]
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Run:
@@ -251,6 +260,8 @@ class Run:
             created_at=timestamp(record.created_at),
             metrics=RunMetrics.from_data(record.metrics),
             requirements=[RunRequirement.from_record(r) for r in record.requirements],
+            replaced=record.replaced,
+            record=record,
         )
 
 
@@ -309,8 +320,9 @@ class Session:
 
     @strawberry.field
     @relay_page
-    async def runs(self, info: Info, page: PageArgs) -> Connection[Run]:
-        return connection(await info.context.services.history.runs(str(self.id), page), Run.from_record)
+    async def runs(self, info: Info, page: PageArgs, include_replaced: bool | None = False) -> Connection[Run]:
+        records = await info.context.services.history.runs(str(self.id), page, include_replaced=bool(include_replaced))
+        return connection(records, Run.from_record)
 
 
 async def sessions_connection(

@@ -25,9 +25,9 @@ class HistoryService:
             self._db, session_id, request, history.DEFAULT_ROLES if roles is None else roles
         )
 
-    async def runs(self, session_id: str, page: PageArgs) -> Page[RunRecord]:
+    async def runs(self, session_id: str, page: PageArgs, *, include_replaced: bool = False) -> Page[RunRecord]:
         request = page_request(history.RUN_CURSOR, (int,), page, self._limits)
-        return await history.list_runs(self._db, session_id, request)
+        return await history.list_runs(self._db, session_id, request, include_replaced)
 
     async def run_counts(self, session_ids: Sequence[str]) -> list[int]:
         counts = await history.run_counts(self._db, session_ids)

@@ -15,10 +15,10 @@ from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import RUN_LOST, replay_stored_run
 from agno_graphql.agents.pauses import answer_requirements
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun, RunManager
+from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun, RunExtras, RunManager
 from agno_graphql.db import history
 from agno_graphql.db.database import Database
-from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
+from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, NotLatestRun, RunNotPaused, SessionBusy
 from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, RequirementAnswer, RunRecord
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
@@ -128,6 +128,64 @@ class RunService:
             starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
             raise
         return self._follow(run_id, cancel_on_disconnect, after_index=run.next_index - 1)
+
+    async def regenerate(
+        self, user_id: str, run_id: str, instructions: str | None, *, cancel_on_disconnect: bool = False
+    ) -> AsyncIterator[Event]:
+        """A new answer to the user message of a session's latest run, which leaves the conversation (kept, listed
+        among the new run's alternatives); `instructions` are for this answer only."""
+        check_id(run_id, "runId")
+        if instructions is not None and len(instructions) > self._max_message_chars:
+            raise BadUserInput(
+                f"`instructions` is longer than {self._max_message_chars} characters.", argument="instructions"
+            )
+        info = await self._broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            raise NotFound("Run not found.", runId=run_id)
+        if info is not None and not info.finished:
+            raise SessionBusy("The run is still going; regenerate it once it has ended.", runId=run_id)
+        found = await self._stored_run(user_id, run_id)
+        if found is None:
+            raise NotFound("Run not found.", runId=run_id)
+        run = found[0]
+        if run.replaced:
+            raise NotLatestRun("This run was replaced already; regenerate the latest run.", runId=run_id)
+        agent, spec = self._agents.require(run.agent_id)
+        if run.status == "PAUSED":
+            await self._cancel_paused(user_id, run, NEW_MESSAGE_SENT)
+
+        async def take_its_place() -> None:
+            # With the session held, so no run starts or ends meanwhile.
+            latest = await history.latest_run(self._db, run.session_id)
+            if latest is None or latest.id != run.id:
+                raise NotLatestRun("Only the session's latest run can be regenerated.", runId=run_id)
+            if not await history.replace_run(self._db, run.id):
+                raise RunNotPaused(
+                    f"The run is {latest.status.lower()}; regenerate it once it has ended.", runId=run_id
+                )
+
+        extras = RunExtras(
+            instructions=instructions or None,
+            metadata={history.ANSWERS_TO_KEY: run.answers_to},
+            prepare=take_its_place,
+        )
+        starting = asyncio.ensure_future(
+            self._manager.start(
+                agent, spec, user_id=user_id, session_id=run.session_id, message=run.input or "", extra=extras
+            )
+        )
+        try:
+            info = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
+            raise
+        return self._follow(info.run_id, cancel_on_disconnect)
+
+    async def alternatives(self, user_id: str, run: RunRecord) -> list[RunRecord]:
+        """Every answer to the same user message as `run`, oldest first, itself included."""
+        if run.status == "RUNNING" and run.run_index < 0:
+            return [run]  # a run still going is not stored yet: its alternatives show once it is
+        return await history.alternatives(self._db, run.session_id, run.answers_to)
 
     async def _cancel_paused(self, user_id: str, run: RunRecord, reason: str) -> bool:
         """Store a paused run CANCELLED and tell its followers and the user's other tabs; False if it was no

@@ -1,0 +1,140 @@
+"""Regenerating the latest answer: a new run for the same user message, the old one kept but out of the
+conversation, both listed as alternatives; on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.client import execute, run_agent, subscribe
+from tests.conftest import RunningServer, make_token
+from tests.matrix_support import codes, create_session, errors_of
+from tests.run_support import LONG_MESSAGE, start_run, wait_for_status
+
+REGENERATE = """
+subscription Regenerate($input: RegenerateRunInput!) {
+  regenerateRun(input: $input) {
+    __typename runId sessionId index
+    ... on RunContentDelta { delta }
+    ... on RunCompleted { content }
+    ... on RunFailed { message code }
+    ... on RunCancelled { reason }
+  }
+}
+"""
+CONVERSATION = """
+query Conversation($id: ID!) {
+  session(id: $id) {
+    runCount
+    messages(first: 50, roles: [SYSTEM, USER, ASSISTANT, TOOL]) { totalCount nodes { id role content runId } }
+    runs(first: 20) { totalCount nodes { id status input replaced alternatives { id replaced } } }
+    all: runs(first: 20, includeReplaced: true) { totalCount nodes { id status replaced } }
+  }
+}
+"""
+RUN = "query Run($id: ID!) { run(id: $id) { id status input content replaced alternatives { id content } } }"
+
+
+async def regenerate(
+    server: RunningServer, token: str, run_id: str, instructions: str | None = None
+) -> list[dict[str, Any]]:
+    variables = {"input": {"runId": run_id, "instructions": instructions}}
+    return [result["regenerateRun"] for result in await subscribe(server, token, REGENERATE, variables)]
+
+
+async def conversation(server: RunningServer, token: str, session_id: str) -> dict[str, Any]:
+    return dict((await execute(server, token, CONVERSATION, {"id": session_id}))["session"])
+
+
+async def chat(server: RunningServer, token: str, *messages: str) -> tuple[str, list[str]]:
+    """A new assistant session with one run per message: its id and the run ids."""
+    session_id = str((await create_session(server, token))["id"])
+    run_ids = []
+    for message in messages:
+        events = await run_agent(server, token, "assistant", message, session_id)
+        run_ids.append(events[-1]["runId"])
+    return session_id, run_ids
+
+
+async def test_regenerating_answers_the_same_message_again_and_replaces_the_old_answer(
+    server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id, [first, second] = await chat(server, token, "hello", "how are you")
+    events = await regenerate(server, token, second)
+    new = events[-1]["runId"]
+    assert [events[0]["__typename"], events[-1]["__typename"]] == ["RunStarted", "RunCompleted"]
+    assert new not in (first, second) and {e["sessionId"] for e in events} == {session_id}
+    assert events[-1]["content"] == "You said: how are you"
+
+    seen = await conversation(server, token, session_id)
+    assert seen["runCount"] == 2
+    assert [r["id"] for r in seen["runs"]["nodes"]] == [first, new] and seen["runs"]["totalCount"] == 2
+    assert [(r["id"], r["status"], r["replaced"]) for r in seen["all"]["nodes"]] == [
+        (first, "COMPLETED", False),
+        (second, "COMPLETED", True),
+        (new, "COMPLETED", False),
+    ]
+    assert seen["all"]["totalCount"] == 3
+    contents = [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
+    assert contents == [
+        ("USER", "hello"),
+        ("ASSISTANT", "You said: hello"),
+        ("USER", "how are you"),
+        ("ASSISTANT", "You said: how are you"),
+    ]
+    assert second not in {m["runId"] for m in seen["messages"]["nodes"]}
+    assert seen["messages"]["totalCount"] == len(seen["messages"]["nodes"])
+    for run_id in (second, new):
+        run = (await execute(server, token, RUN, {"id": run_id}))["run"]
+        assert [a["id"] for a in run["alternatives"]] == [second, new]
+    old = (await execute(server, token, RUN, {"id": second}))["run"]
+    assert (old["status"], old["replaced"], old["input"]) == ("COMPLETED", True, "how are you")
+    only = (await execute(server, token, RUN, {"id": first}))["run"]
+    assert [a["id"] for a in only["alternatives"]] == [first] and only["replaced"] is False
+
+
+async def test_a_second_regeneration_adds_a_third_alternative(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    _, [original] = await chat(server, token, "tell me something")
+    second = (await regenerate(server, token, original))[-1]["runId"]
+    third = (await regenerate(server, token, second))[-1]["runId"]
+    run = (await execute(server, token, RUN, {"id": third}))["run"]
+    assert [a["id"] for a in run["alternatives"]] == [original, second, third]
+    assert run["input"] == "tell me something"
+
+
+async def test_only_the_latest_run_can_be_regenerated(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, [first, _second] = await chat(server, token, "one", "two")
+    assert codes(await errors_of(regenerate(server, token, first))) == ["NOT_LATEST_RUN"]
+    replaced_by = (await regenerate(server, token, _second))[-1]["runId"]
+    assert codes(await errors_of(regenerate(server, token, _second))) == ["NOT_LATEST_RUN"]
+    seen = await conversation(server, token, session_id)
+    assert [r["id"] for r in seen["runs"]["nodes"]] == [first, replaced_by]
+
+
+async def test_someone_elses_run_is_not_found_and_a_running_one_is_busy(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    _, [mine] = await chat(server, token, "mine")
+    intruder = make_token(f"{user_id}-intruder")
+    assert codes(await errors_of(regenerate(server, intruder, mine))) == ["NOT_FOUND"]
+    assert codes(await errors_of(regenerate(server, token, "no-such-run"))) == ["NOT_FOUND"]
+
+    session_id = str((await create_session(server, token))["id"])
+    head = await start_run(server, token, session_id, seen=2, message=LONG_MESSAGE)
+    running = head[0]["runId"]
+    assert codes(await errors_of(regenerate(server, token, running))) == ["SESSION_BUSY"]
+    await wait_for_status(server, token, running, {"COMPLETED"})
+
+
+async def test_two_regenerations_at_once_make_one_new_answer(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, [only] = await chat(server, token, "once")
+    outcomes = await asyncio.gather(*(regenerate(server, token, only) for _ in range(2)), return_exceptions=True)
+    went = [o for o in outcomes if isinstance(o, list)]
+    refused = [dict(e) for o in outcomes if not isinstance(o, list) for e in getattr(o, "errors", [])]
+    assert len(went) == 1 and went[0][-1]["__typename"] == "RunCompleted", outcomes
+    assert codes(refused) in (["SESSION_BUSY"], ["NOT_LATEST_RUN"]), outcomes
+    seen = await conversation(server, token, session_id)
+    assert seen["all"]["totalCount"] == 2 and seen["runCount"] == 1
