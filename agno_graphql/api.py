@@ -14,10 +14,17 @@ from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
 from agno_graphql.resolvers.permissions import IsAuthenticated
-from agno_graphql.resolvers.runs import continue_run, regenerate_run, resolve_run, run_agent, run_events
+from agno_graphql.resolvers.runs import (
+    continue_run,
+    edit_message,
+    regenerate_run,
+    resolve_run,
+    run_agent,
+    run_events,
+)
 from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer, session_events
 from agno_graphql.schema.events import EVENT_TYPES, RunEvent, SessionEvent
-from agno_graphql.schema.inputs import ContinueRunInput, RegenerateRunInput, RunAgentInput
+from agno_graphql.schema.inputs import ContinueRunInput, EditMessageInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.payloads import (
     CancelRunPayload,
     CreateSessionPayload,
@@ -108,6 +115,14 @@ class Subscription:
     )
     def regenerate_run(self, info: Info, input: RegenerateRunInput) -> AsyncGenerator[RunEvent, None]:
         return regenerate_run(info, input)
+
+    @strawberry.subscription(
+        permission_classes=authenticated,
+        description="Change a user message and answer it again: its run and every later one leave the "
+        "conversation (kept, replaced), and a new run answers the edited text with the history before it.",
+    )
+    def edit_message(self, info: Info, input: EditMessageInput) -> AsyncGenerator[RunEvent, None]:
+        return edit_message(info, input)
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

@@ -20,7 +20,7 @@ from tests.conftest import server_settings as settings_for
 from tests.matrix_support import create_session
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
 from tests.pause_support import continue_run
-from tests.test_regenerate import conversation, regenerate
+from tests.test_regenerate import conversation, edit, regenerate
 
 STUB_MODEL = "stub-model"
 STUB_API_KEY = "stub-key"
@@ -268,19 +268,41 @@ async def test_instructions_reach_the_model_for_that_answer_only(
 ) -> None:
     token = make_token(user_id)
     session_id = str((await create_session(server_on_stub, token))["id"])
-    first = await run_agent(server_on_stub, token, "assistant", "regenerate-me please", session_id)
-    hint = "Answer in one short sentence, in French."
+    question, later_question = marked("regenerate-me please"), marked("and-then-this")
+    first = await run_agent(server_on_stub, token, "assistant", question, session_id)
+    hint = marked("Answer in one short sentence, in French.")
     again = await regenerate(server_on_stub, token, first[-1]["runId"], instructions=hint)
     assert again[-1]["__typename"] == "RunCompleted"
-    asked = stub.requests_mentioning("regenerate-me please")
-    with_hint = [r for r in asked if any(message_text(m) == hint for m in r["messages"])]
+    with_hint = stub.requests_mentioning(hint)
     assert len(with_hint) == 1
     said = [message_text(m) for m in with_hint[0]["messages"]]
     # The old answer is not in the history the model got, and the hint comes just before the user's message.
-    assert "Echo: regenerate-me please" not in said
-    assert said[-2:] == [hint, "regenerate-me please"]
-    await run_agent(server_on_stub, token, "assistant", "and-then-this", session_id)
-    later = stub.requests_mentioning("and-then-this")[-1]
+    assert f"Echo: {question}" not in said
+    assert said[-2:] == [hint, question]
+    await run_agent(server_on_stub, token, "assistant", later_question, session_id)
+    later = stub.requests_mentioning(later_question)[-1]
     assert hint not in [message_text(m) for m in later["messages"]]
+    assert [message_text(m) for m in later["messages"] if m["role"] != "system"] == [
+        question,
+        f"Echo: {question}",
+        later_question,
+    ]
     seen = await conversation(server_on_stub, token, session_id)
     assert hint not in [m["content"] for m in seen["messages"]["nodes"]]
+
+
+async def test_an_edited_message_is_answered_with_the_history_before_it_only(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id = str((await create_session(server_on_stub, token))["id"])
+    one, two, three, better = (marked(text) for text in ("edit-one", "edit-two", "edit-three", "edit-two-better"))
+    for text in (one, two, three):
+        await run_agent(server_on_stub, token, "assistant", text, session_id)
+    seen = await conversation(server_on_stub, token, session_id)
+    two_id = next(m["id"] for m in seen["messages"]["nodes"] if m["content"] == two)
+    events = await edit(server_on_stub, token, two_id, better)
+    assert events[-1]["content"] == f"Echo: {better}"
+    [asked] = stub.requests_mentioning(better)
+    said = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
+    assert said == [one, f"Echo: {one}", better]

@@ -138,3 +138,82 @@ async def test_two_regenerations_at_once_make_one_new_answer(server: RunningServ
     assert codes(refused) in (["SESSION_BUSY"], ["NOT_LATEST_RUN"]), outcomes
     seen = await conversation(server, token, session_id)
     assert seen["all"]["totalCount"] == 2 and seen["runCount"] == 1
+
+
+# --- editing a user message ---
+
+EDIT = """
+subscription Edit($input: EditMessageInput!) {
+  editMessage(input: $input) {
+    __typename runId sessionId index
+    ... on RunCompleted { content }
+  }
+}
+"""
+TITLE = "query Title($id: ID!) { session(id: $id) { name } }"
+
+
+async def edit(server: RunningServer, token: str, message_id: str, message: str) -> list[dict[str, Any]]:
+    variables = {"input": {"messageId": message_id, "message": message}}
+    return [result["editMessage"] for result in await subscribe(server, token, EDIT, variables)]
+
+
+def user_message_ids(seen: dict[str, Any]) -> list[str]:
+    return [m["id"] for m in seen["messages"]["nodes"] if m["role"] == "USER"]
+
+
+async def test_editing_a_message_replaces_its_run_and_every_later_one(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, [first, second, third] = await chat(server, token, "alpha", "beta", "gamma")
+    seen = await conversation(server, token, session_id)
+    beta = user_message_ids(seen)[1]
+    events = await edit(server, token, beta, "beta, edited")
+    new = events[-1]["runId"]
+    assert events[-1]["__typename"] == "RunCompleted" and events[-1]["content"] == "You said: beta, edited"
+
+    seen = await conversation(server, token, session_id)
+    assert [r["id"] for r in seen["runs"]["nodes"]] == [first, new] and seen["runCount"] == 2
+    assert [(r["id"], r["replaced"]) for r in seen["all"]["nodes"]] == [
+        (first, False),
+        (second, True),
+        (third, True),
+        (new, False),
+    ]
+    said = [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
+    assert said == [
+        ("USER", "alpha"),
+        ("ASSISTANT", "You said: alpha"),
+        ("USER", "beta, edited"),
+        ("ASSISTANT", "You said: beta, edited"),
+    ]
+    assert beta not in {m["id"] for m in seen["messages"]["nodes"]}
+    run = (await execute(server, token, RUN, {"id": new}))["run"]
+    assert [a["id"] for a in run["alternatives"]] == [second, new]
+
+
+async def test_an_unnamed_sessions_title_follows_its_edited_first_message(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, _ = await chat(server, token, "first words", "more words")
+    assert (await execute(server, token, TITLE, {"id": session_id}))["session"]["name"] == "first words"
+    first = user_message_ids(await conversation(server, token, session_id))[0]
+    await edit(server, token, first, "better first words")
+    assert (await execute(server, token, TITLE, {"id": session_id}))["session"]["name"] == "better first words"
+
+
+async def test_only_a_user_message_of_the_conversation_can_be_edited(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, _ = await chat(server, token, "keep me")
+    seen = await conversation(server, token, session_id)
+    by_role = {m["role"]: m["id"] for m in seen["messages"]["nodes"]}
+    for role in ("ASSISTANT", "SYSTEM"):
+        assert codes(await errors_of(edit(server, token, by_role[role], "nope"))) == ["BAD_USER_INPUT"]
+    user = by_role["USER"]
+    await edit(server, token, user, "kept, edited")
+    assert codes(await errors_of(edit(server, token, user, "again"))) == ["BAD_USER_INPUT"]
+    assert codes(await errors_of(edit(server, token, "no-such-message", "x"))) == ["NOT_FOUND"]
+    intruder = make_token(f"{user_id}-intruder")
+    latest = user_message_ids(await conversation(server, token, session_id))[0]
+    assert codes(await errors_of(edit(server, intruder, latest, "mine now"))) == ["NOT_FOUND"]
+    assert codes(await errors_of(edit(server, token, latest, "   "))) == ["BAD_USER_INPUT"]
+    seen = await conversation(server, token, session_id)
+    assert [m["content"] for m in seen["messages"]["nodes"] if m["role"] == "USER"] == ["kept, edited"]

@@ -214,12 +214,29 @@ async def run_counts(db: Database, session_ids: Sequence[str], include_replaced:
 
 
 async def first_inputs(db: Database, session_ids: Sequence[str]) -> dict[str, str | None]:
-    """The first user message of each session, read from its first run only."""
+    """The first user message of each session's conversation, read from that run only (an edit of the first
+    message replaces the first run, and the title follows)."""
     await db.ensure_ready()
     r = db.runs
-    first_input = r.c.run_data[("input", "input_content")].as_string()
-    query = select(r.c.session_id, first_input).where(r.c.session_id.in_(session_ids), r.c.run_index == 0)
-    return {session_id: value for session_id, value in await db.read(query)}
+    first = (
+        select(r.c.session_id, func.min(r.c.run_index).label("first_index"))
+        .where(r.c.session_id.in_(session_ids), in_conversation(db))
+        .group_by(r.c.session_id)
+        .subquery()
+    )
+    query = select(r.c.session_id, r.c.run_data[("input",)]).join(
+        first, (r.c.session_id == first.c.session_id) & (r.c.run_index == first.c.first_index)
+    )
+    return {session_id: _as_text(_input_text(_as_json(raw))) for session_id, raw in await db.read(query)}
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 @dataclass(frozen=True)
@@ -447,24 +464,36 @@ async def latest_run(db: Database, session_id: str) -> RunRecord | None:
     return run_record(rows[0]) if rows else None
 
 
-async def replace_run(db: Database, run_id: str) -> bool:
-    """Take an ended run out of the conversation (and out of the history Agno gives the model), keeping the status
-    it had; False if it is not an ended run of the conversation (running, paused, or replaced already)."""
+async def replace_runs(db: Database, run_ids: Sequence[str]) -> bool:
+    """Take ended runs out of the conversation (and out of the history Agno gives the model), keeping the status
+    each had, all or none in one transaction; False if one is not an ended run of the conversation (running,
+    paused, or replaced already)."""
     r = db.runs
-    async with db.engine.begin() as conn:
-        row = (
-            await conn.execute(select(r.c.status, r.c.run_data).where(r.c.run_id == run_id).with_for_update())
-        ).first()
-        if row is None or str(row[0] or "").upper() not in ENDED_STATUSES:
-            return False
-        before = str(row[0]).upper()
-        data = dict(_as_dict(row[1]))
-        data["metadata"] = {**_metadata(data), STATUS_BEFORE_KEY: before}
-        data["status"] = REPLACED_STATUS
-        changed = await conn.execute(
-            update(r).where(r.c.run_id == run_id, r.c.status == row[0]).values(status=REPLACED_STATUS, run_data=data)
-        )
-        return bool(changed.rowcount == 1)
+    try:
+        async with db.engine.begin() as conn:
+            for run_id in run_ids:
+                row = (
+                    await conn.execute(select(r.c.status, r.c.run_data).where(r.c.run_id == run_id).with_for_update())
+                ).first()
+                if row is None or str(row[0] or "").upper() not in ENDED_STATUSES:
+                    raise _NotReplaceable
+                data = dict(_as_dict(row[1]))
+                data["metadata"] = {**_metadata(data), STATUS_BEFORE_KEY: str(row[0]).upper()}
+                data["status"] = REPLACED_STATUS
+                changed = await conn.execute(
+                    update(r)
+                    .where(r.c.run_id == run_id, r.c.status == row[0])
+                    .values(status=REPLACED_STATUS, run_data=data)
+                )
+                if changed.rowcount != 1:
+                    raise _NotReplaceable
+    except _NotReplaceable:
+        return False
+    return True
+
+
+class _NotReplaceable(Exception):
+    """Rolls back a replacement that cannot be made whole."""
 
 
 ENDED_STATUSES = ("COMPLETED", "ERROR", "CANCELLED")
@@ -479,6 +508,52 @@ async def alternatives(db: Database, session_id: str, answers_to: str) -> list[R
     query = (
         select(*_run_columns(db))
         .where(r.c.session_id == session_id, or_(r.c.run_id == answers_to, answering == answers_to))
+        .order_by(r.c.run_index.asc())
+    )
+    return [run_record(row) for row in await db.read(query)]
+
+
+async def run_of_message(db: Database, user_id: str, message_id: str) -> tuple[RunRecord, MessageRecord] | None:
+    """The run of the user's that holds a message as its own (not as history), and the message."""
+    await db.ensure_ready()
+    table = db.runs.name
+    params = {"user_id": user_id, "message_id": message_id}
+    if db.dialect == "sqlite":
+        sql = (
+            f"SELECT r.run_id FROM {table} r, json_each(r.run_data, '$.messages') m "
+            "WHERE r.user_id = :user_id AND json_extract(m.value, '$.id') = :message_id "
+            "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0 LIMIT 1"
+        )
+    else:
+        sql = (
+            f"SELECT r.run_id FROM `{table}` r, JSON_TABLE(r.run_data, '$.messages[*]' COLUMNS("
+            "id VARCHAR(128) PATH '$.id', from_history VARCHAR(8) PATH '$.from_history')) m "
+            "WHERE r.user_id = :user_id AND m.id = :message_id "
+            "AND (m.from_history IS NULL OR m.from_history IN ('false', '0')) LIMIT 1"
+        )
+    rows = await db.read(text(sql), params)
+    if not rows:
+        return None
+    r = db.runs
+    stored = await db.read(select(*_run_columns(db)).where(r.c.run_id == rows[0][0]))
+    if not stored:
+        return None
+    run = run_record(stored[0])
+    messages = messages_of_run(run.id, run.run_index, stored[0][5], ALL_ROLES, run.created_at)
+    message = next((m for m in messages if m.id == message_id), None)
+    return (run, message) if message is not None else None
+
+
+ALL_ROLES = ("system", *DEFAULT_ROLES)
+
+
+async def runs_from(db: Database, session_id: str, run_index: int) -> list[RunRecord]:
+    """The session's runs in the conversation from `run_index` on, in order."""
+    await db.ensure_ready()
+    r = db.runs
+    query = (
+        select(*_run_columns(db))
+        .where(r.c.session_id == session_id, r.c.run_index >= run_index, in_conversation(db))
         .order_by(r.c.run_index.asc())
     )
     return [run_record(row) for row in await db.read(query)]

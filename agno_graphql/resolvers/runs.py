@@ -12,7 +12,7 @@ from agno_graphql.context import Info
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
 from agno_graphql.schema.enums import DisconnectPolicy
-from agno_graphql.schema.inputs import ContinueRunInput, RegenerateRunInput, RunAgentInput
+from agno_graphql.schema.inputs import ContinueRunInput, EditMessageInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, RunRequirement, ToolCall, timestamp
 
 
@@ -82,6 +82,18 @@ async def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerato
         info.context.user_id,
         str(input.run_id),
         input.instructions,
+        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    )
+    async for event in while_token_holds(info.context, stream):
+        yield to_run_event(event)
+
+
+async def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.RunEvent, None]:
+    """The edited message answered by a new run: RunStarted first, one terminal event last."""
+    stream = await info.context.services.runs.edit_message(
+        info.context.user_id,
+        str(input.message_id),
+        input.message,
         cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
     )
     async for event in while_token_holds(info.context, stream):

@@ -104,3 +104,13 @@ class RegenerateRunInput:
         default=DisconnectPolicy.CONTINUE,
         description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
     )
+
+
+@strawberry.input(description="Change a user message of the conversation and answer it again.")
+class EditMessageInput:
+    message_id: strawberry.ID
+    message: str
+    on_disconnect: DisconnectPolicy = strawberry.field(
+        default=DisconnectPolicy.CONTINUE,
+        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
+    )

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from agno.agent import Agent
 
@@ -51,10 +51,7 @@ class RunService:
     ) -> AsyncIterator[Event]:
         """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise."""
         agent, spec = self._agents.require(agent_id)
-        if not message.strip():
-            raise BadUserInput("`message` must not be empty.", argument="message")
-        if len(message) > self._max_message_chars:
-            raise BadUserInput(f"`message` is longer than {self._max_message_chars} characters.", argument="message")
+        self._check_message(message)
         if session_id is not None:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
@@ -91,6 +88,12 @@ class RunService:
             with contextlib.suppress(Exception):
                 await self._sessions.delete(user_id, record.id)
             raise
+
+    def _check_message(self, message: str) -> None:
+        if not message.strip():
+            raise BadUserInput("`message` must not be empty.", argument="message")
+        if len(message) > self._max_message_chars:
+            raise BadUserInput(f"`message` is longer than {self._max_message_chars} characters.", argument="message")
 
     async def continue_run(
         self, user_id: str, run_id: str, answers: Sequence[RequirementAnswer], *, cancel_on_disconnect: bool = False
@@ -150,29 +153,75 @@ class RunService:
         run = found[0]
         if run.replaced:
             raise NotLatestRun("This run was replaced already; regenerate the latest run.", runId=run_id)
-        agent, spec = self._agents.require(run.agent_id)
-        if run.status == "PAUSED":
-            await self._cancel_paused(user_id, run, NEW_MESSAGE_SENT)
 
-        async def take_its_place() -> None:
-            # With the session held, so no run starts or ends meanwhile.
-            latest = await history.latest_run(self._db, run.session_id)
-            if latest is None or latest.id != run.id:
+        async def still_latest(replacing: Sequence[RunRecord]) -> None:
+            if [r.id for r in replacing] != [run.id]:
                 raise NotLatestRun("Only the session's latest run can be regenerated.", runId=run_id)
-            if not await history.replace_run(self._db, run.id):
-                raise RunNotPaused(
-                    f"The run is {latest.status.lower()}; regenerate it once it has ended.", runId=run_id
-                )
+
+        return await self._answer_again(
+            user_id,
+            run,
+            run.input or "",
+            still_latest,
+            instructions=instructions,
+            cancel_on_disconnect=cancel_on_disconnect,
+        )
+
+    async def edit_message(
+        self, user_id: str, message_id: str, message: str, *, cancel_on_disconnect: bool = False
+    ) -> AsyncIterator[Event]:
+        """Change a user message of the conversation and answer it again: its run and every later one leave the
+        conversation (kept, replaced), and a new run answers the edited text with the history before it."""
+        check_id(message_id, "messageId")
+        self._check_message(message)
+        found = await history.run_of_message(self._db, user_id, message_id)
+        if found is None or await self._sessions.get(user_id, found[0].session_id) is None:
+            raise NotFound("Message not found.", messageId=message_id)
+        run, edited = found
+        if edited.role != "user":
+            raise BadUserInput("Only a user message can be edited.", argument="messageId")
+        if run.replaced:
+            raise BadUserInput("This message is no longer in the conversation.", argument="messageId")
+
+        async def still_in_conversation(replacing: Sequence[RunRecord]) -> None:
+            if not replacing or replacing[0].id != run.id:
+                raise BadUserInput("This message is no longer in the conversation.", argument="messageId")
+
+        return await self._answer_again(
+            user_id, run, message, still_in_conversation, cancel_on_disconnect=cancel_on_disconnect
+        )
+
+    async def _answer_again(
+        self,
+        user_id: str,
+        run: RunRecord,
+        message: str,
+        check: Callable[[Sequence[RunRecord]], Awaitable[None]],
+        *,
+        instructions: str | None = None,
+        cancel_on_disconnect: bool,
+    ) -> AsyncIterator[Event]:
+        """A new run in `run`'s session answering `message`, after `run` and every later run of the conversation
+        leave it; `check` sees those runs, with the session held, and may refuse."""
+        agent, spec = self._agents.require(run.agent_id)
+        for later in await history.runs_from(self._db, run.session_id, run.run_index):
+            if later.status == "PAUSED":
+                await self._cancel_paused(user_id, later, NEW_MESSAGE_SENT)
+
+        async def take_their_place() -> None:
+            # With the session held, so no run starts or ends meanwhile.
+            replacing = await history.runs_from(self._db, run.session_id, run.run_index)
+            await check(replacing)
+            if not await history.replace_runs(self._db, [r.id for r in replacing]):
+                raise SessionBusy("A run of the session has not ended; try again once it has.", runId=run.id)
 
         extras = RunExtras(
             instructions=instructions or None,
             metadata={history.ANSWERS_TO_KEY: run.answers_to},
-            prepare=take_its_place,
+            prepare=take_their_place,
         )
         starting = asyncio.ensure_future(
-            self._manager.start(
-                agent, spec, user_id=user_id, session_id=run.session_id, message=run.input or "", extra=extras
-            )
+            self._manager.start(agent, spec, user_id=user_id, session_id=run.session_id, message=message, extra=extras)
         )
         try:
             info = await asyncio.shield(starting)
