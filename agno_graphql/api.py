@@ -12,6 +12,7 @@ from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
 from agno_graphql.resolvers.mutations.cancel_run import cancel_run
 from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
+from agno_graphql.resolvers.mutations.fork_session import fork_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
 from agno_graphql.resolvers.permissions import IsAuthenticated
 from agno_graphql.resolvers.runs import (
@@ -29,6 +30,7 @@ from agno_graphql.schema.payloads import (
     CancelRunPayload,
     CreateSessionPayload,
     DeleteSessionPayload,
+    ForkSessionPayload,
     RenameSessionPayload,
 )
 from agno_graphql.schema.types import Agent, Connection, Run, Session, Viewer
@@ -74,6 +76,12 @@ class Mutation:
         permission_classes=authenticated,
         description="Cancel a run; followers get RunCancelled, and the run is stored CANCELLED with its "
         "partial content. A finished run is returned as it is.",
+    )
+    fork_session: ForkSessionPayload = strawberry.mutation(
+        resolver=fork_session,
+        permission_classes=authenticated,
+        description="A new session of the viewer's, for the same agent, with the conversation up to and including "
+        "an assistant message (all of it when none is given); every copied message gets a new id.",
     )
 
 

@@ -20,7 +20,7 @@ from tests.conftest import server_settings as settings_for
 from tests.matrix_support import create_session
 from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
 from tests.pause_support import continue_run
-from tests.test_regenerate import conversation, edit, regenerate
+from tests.test_regenerate import conversation, edit, fork, regenerate
 
 STUB_MODEL = "stub-model"
 STUB_API_KEY = "stub-key"
@@ -306,3 +306,16 @@ async def test_an_edited_message_is_answered_with_the_history_before_it_only(
     [asked] = stub.requests_mentioning(better)
     said = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
     assert said == [one, f"Echo: {one}", better]
+
+
+async def test_a_fork_gives_the_model_the_copied_conversation(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id = str((await create_session(server_on_stub, token))["id"])
+    before, after = marked("fork-before"), marked("fork-after")
+    await run_agent(server_on_stub, token, "assistant", before, session_id)
+    forked = await fork(server_on_stub, token, session_id)
+    await run_agent(server_on_stub, token, "assistant", after, forked["id"])
+    [asked] = stub.requests_mentioning(after)
+    assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [before, f"Echo: {before}", after]

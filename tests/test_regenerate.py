@@ -217,3 +217,87 @@ async def test_only_a_user_message_of_the_conversation_can_be_edited(server: Run
     assert codes(await errors_of(edit(server, token, latest, "   "))) == ["BAD_USER_INPUT"]
     seen = await conversation(server, token, session_id)
     assert [m["content"] for m in seen["messages"]["nodes"] if m["role"] == "USER"] == ["kept, edited"]
+
+
+# --- forking a session ---
+
+FORK = """
+mutation Fork($input: ForkSessionInput!) {
+  forkSession(input: $input) { session { id agentId name runCount } }
+}
+"""
+
+
+async def fork(server: RunningServer, token: str, session_id: str, **fields: Any) -> dict[str, Any]:
+    result = await execute(server, token, FORK, {"input": {"sessionId": session_id, **fields}})
+    return dict(result["forkSession"]["session"])
+
+
+def said(seen: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
+
+
+async def test_a_fork_copies_the_conversation_with_new_ids_and_goes_its_own_way(
+    server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id, run_ids = await chat(server, token, "north", "south")
+    await regenerate(server, token, run_ids[-1])
+    source = await conversation(server, token, session_id)
+    forked = await fork(server, token, session_id)
+    assert forked["id"] != session_id and forked["agentId"] == "assistant"
+    assert forked["name"] == "north (copy)" and forked["runCount"] == 2
+    copy = await conversation(server, token, forked["id"])
+    assert said(copy) == said(source)
+    assert not {m["id"] for m in copy["messages"]["nodes"]} & {m["id"] for m in source["messages"]["nodes"]}
+    assert not {r["id"] for r in copy["all"]["nodes"]} & {r["id"] for r in source["all"]["nodes"]}
+    assert copy["all"]["totalCount"] == 2  # the replaced answer stays behind
+    # From now on each goes its own way.
+    await run_agent(server, token, "assistant", "east", forked["id"])
+    assert said(await conversation(server, token, session_id)) == said(source)
+    assert said(await conversation(server, token, forked["id"]))[-2:] == [
+        ("USER", "east"),
+        ("ASSISTANT", "You said: east"),
+    ]
+
+
+async def test_a_fork_up_to_an_answer_holds_what_came_before_it(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, _ = await chat(server, token, "one", "two", "three")
+    source = await conversation(server, token, session_id)
+    second_answer = [m for m in source["messages"]["nodes"] if m["role"] == "ASSISTANT"][1]
+    forked = await fork(server, token, session_id, upToMessageId=second_answer["id"], name="Up to two")
+    assert forked["name"] == "Up to two" and forked["runCount"] == 2
+    assert said(await conversation(server, token, forked["id"])) == [
+        ("USER", "one"),
+        ("ASSISTANT", "You said: one"),
+        ("USER", "two"),
+        ("ASSISTANT", "You said: two"),
+    ]
+
+
+async def test_a_fork_ends_at_an_answer_of_the_session_and_an_empty_one_forks_empty(
+    server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id, _ = await chat(server, token, "only")
+    other_id, _ = await chat(server, token, "elsewhere")
+    user_message = user_message_ids(await conversation(server, token, session_id))[0]
+    elsewhere = [m["id"] for m in (await conversation(server, token, other_id))["messages"]["nodes"]]
+    for up_to, code in (
+        (user_message, "BAD_USER_INPUT"),
+        (elsewhere[-1], "NOT_FOUND"),
+        ("no-such-message", "NOT_FOUND"),
+    ):
+        errors = await errors_of(
+            execute(server, token, FORK, {"input": {"sessionId": session_id, "upToMessageId": up_to}})
+        )
+        assert codes(errors) == [code], (up_to, errors)
+    intruder = make_token(f"{user_id}-intruder")
+    assert codes(await errors_of(execute(server, intruder, FORK, {"input": {"sessionId": session_id}}))) == [
+        "NOT_FOUND"
+    ]
+    empty = str((await create_session(server, token, name="Blank"))["id"])
+    forked = await fork(server, token, empty)
+    assert (forked["name"], forked["runCount"]) == ("Blank (copy)", 0)
+    assert (await conversation(server, token, forked["id"]))["messages"]["nodes"] == []

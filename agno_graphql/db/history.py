@@ -8,10 +8,12 @@ runs as it needs, walking from the cursor in batches.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import Integer, Select, String, bindparam, func, or_, select, text, update
 
@@ -557,3 +559,53 @@ async def runs_from(db: Database, session_id: str, run_index: int) -> list[RunRe
         .order_by(r.c.run_index.asc())
     )
     return [run_record(row) for row in await db.read(query)]
+
+
+# Our notes on a run that do not carry over to a fork: its place among alternatives, a replacement, a pause.
+_NOT_FORKED = (ANSWERS_TO_KEY, STATUS_BEFORE_KEY, NEXT_INDEX_KEY)
+
+
+async def forked_runs(
+    db: Database, session_id: str, new_session_id: str, up_to: tuple[str, int] | None
+) -> list[dict[str, Any]]:
+    """The rows of a fork of the session's conversation: every run still in it, up to and including the message at
+    (run id, position) when given, each with a new run id and new message ids."""
+    await db.ensure_ready()
+    r = db.runs
+    query = select(r).where(r.c.session_id == session_id, in_conversation(db)).order_by(r.c.run_index.asc())
+    names = [column.name for column in r.columns]
+    rows = [dict(zip(names, row, strict=True)) for row in await db.read(query)]
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        last = up_to is not None and row["run_id"] == up_to[0]
+        out.append(_forked_row(row, new_session_id, len(out), up_to[1] if last and up_to is not None else None))
+        if last:
+            break
+    return out
+
+
+def _forked_row(row: dict[str, Any], new_session_id: str, run_index: int, up_to: int | None) -> dict[str, Any]:
+    data = copy.deepcopy(_as_dict(row["run_data"]))
+    run_id = str(uuid4())
+    messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+    if up_to is not None:
+        messages = messages[: up_to + 1]
+        data["content"] = messages[-1].get("content") if messages else None
+    for message in messages:
+        message["id"] = str(uuid4())
+    status = str(row["status"] or data.get("status") or "COMPLETED").upper()
+    # A question the source still waits on is not the fork's: its copy is an ended run.
+    if status in ("PAUSED", "RUNNING", "PENDING"):
+        status = "CANCELLED"
+    data.update(run_id=run_id, session_id=new_session_id, messages=messages, status=status)
+    data.pop("requirements", None)
+    data["metadata"] = {k: v for k, v in _metadata(data).items() if k not in _NOT_FORKED}
+    return {
+        **row,
+        "run_id": run_id,
+        "session_id": new_session_id,
+        "run_index": run_index,
+        "status": status,
+        "run_data": data,
+        "parent_run_id": None,
+    }

@@ -7,7 +7,7 @@ indistinguishable from a missing one.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,9 +199,16 @@ async def require_session(db: Database, user_id: str, session_id: str) -> Sessio
 
 
 async def create_session(
-    db: Database, user_id: str, *, agent_id: str, session_id: str, name: str | None
+    db: Database,
+    user_id: str,
+    *,
+    agent_id: str,
+    session_id: str,
+    name: str | None,
+    runs: Sequence[Mapping[str, Any]] = (),
 ) -> SessionRecord:
-    """Store an empty session now, so it is listed before its first run."""
+    """Store a session now, so it is listed before its first run: empty, or (a fork) with the given run rows, in
+    one transaction."""
     await db.ensure_ready()
     now = int(time.time())
     values = {
@@ -216,6 +223,8 @@ async def create_session(
     try:
         async with db.engine.begin() as conn:
             await conn.execute(db.sessions.insert().values(**values))
+            for run in runs:
+                await conn.execute(db.runs.insert().values(**run))
     except IntegrityError:
         raise BadUserInput("A session with this id already exists.", argument="sessionId") from None
     return SessionRecord(id=session_id, agent_id=agent_id, user_id=user_id, name=name, created_at=now, updated_at=now)

@@ -114,3 +114,15 @@ class EditMessageInput:
         default=DisconnectPolicy.CONTINUE,
         description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
     )
+
+
+@strawberry.input(description="A new session holding a session's conversation, or its first part.")
+class ForkSessionInput:
+    session_id: strawberry.ID
+    up_to_message_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The last message to copy, an assistant message of the conversation; all of it when absent.",
+    )
+    name: str | None = strawberry.field(
+        default=None, description="The fork's name; the source's with \" (copy)\" when absent."
+    )

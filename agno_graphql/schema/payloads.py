@@ -25,3 +25,8 @@ class DeleteSessionPayload:
 @strawberry.type
 class CancelRunPayload:
     run: Run
+
+
+@strawberry.type
+class ForkSessionPayload:
+    session: Session

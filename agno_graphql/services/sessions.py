@@ -12,14 +12,16 @@ from uuid import uuid4
 from agno_graphql.agents.broker import RunBroker, SessionChange
 from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import SESSION_DELETED, RunManager
-from agno_graphql.db import sessions
+from agno_graphql.db import history, sessions
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageLimits, page_request
-from agno_graphql.errors import NotFound
+from agno_graphql.errors import BadUserInput, NotFound
 from agno_graphql.records import PageArgs, SessionOrdering, SessionRecord
 from agno_graphql.services.checks import check_id, check_name, plausible_id
 
 log = logging.getLogger(__name__)
+
+COPY_SUFFIX = " (copy)"
 
 
 class SessionService:
@@ -65,6 +67,37 @@ class SessionService:
         new_id = check_id(session_id, "sessionId") if session_id is not None else str(uuid4())
         clean_name = check_name(name) if name is not None else None
         record = await sessions.create_session(self._db, user_id, agent_id=agent_id, session_id=new_id, name=clean_name)
+        await self._announce("CREATED", user_id, record.id)
+        return record
+
+    async def fork(
+        self, user_id: str, session_id: str, *, up_to_message_id: str | None = None, name: str | None = None
+    ) -> SessionRecord:
+        """A new session of the user's, for the same agent, holding the conversation up to and including an
+        assistant message (all of it without one); every copied run and message gets a new id."""
+        source = await self.require(user_id, session_id)
+        clean_name = check_name(name) if name is not None else None
+        up_to: tuple[str, int] | None = None
+        if up_to_message_id is not None:
+            check_id(up_to_message_id, "upToMessageId")
+            found = await history.run_of_message(self._db, user_id, up_to_message_id)
+            if found is None or found[0].session_id != session_id:
+                raise NotFound("Message not found in this session.", messageId=up_to_message_id)
+            run, message = found
+            if message.role != "assistant":
+                raise BadUserInput("A fork ends at an assistant message.", argument="upToMessageId")
+            if run.replaced:
+                raise BadUserInput("This message is no longer in the conversation.", argument="upToMessageId")
+            up_to = (run.id, message.position)
+        if clean_name is None:
+            titled = source.name or (await history.first_inputs(self._db, [session_id])).get(session_id)
+            shortened = sessions.short_name(titled, sessions.NAME_MAX_CHARS - len(COPY_SUFFIX))
+            clean_name = f"{shortened}{COPY_SUFFIX}" if shortened else None
+        new_id = str(uuid4())
+        runs = await history.forked_runs(self._db, session_id, new_id, up_to)
+        record = await sessions.create_session(
+            self._db, user_id, agent_id=source.agent_id, session_id=new_id, name=clean_name, runs=runs
+        )
         await self._announce("CREATED", user_id, record.id)
         return record
 
