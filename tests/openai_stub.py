@@ -89,6 +89,11 @@ class Fault:
         return cls("hang", hang_seconds=min(seconds, MAX_HANG_SECONDS), after_chunks=after_chunks, times=times)
 
     @classmethod
+    def slow(cls, seconds_per_chunk: float, times: int | None = None) -> Fault:
+        """Stream at a real model's pace: wait this long before each chunk (a run long enough to act during)."""
+        return cls("slow", hang_seconds=min(seconds_per_chunk, MAX_HANG_SECONDS), times=times)
+
+    @classmethod
     def cut(cls, after_chunks: int, times: int | None = None) -> Fault:
         """Drop the connection after that many chunks of a streamed answer: no [DONE], no end of the body."""
         return cls("cut", after_chunks=after_chunks, times=times)
@@ -180,6 +185,8 @@ class OpenAIStub:
         """The chunks, until the fault strikes after `fault.after_chunks` of them."""
         sent = 0
         async for chunk in chunks:
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.hang_seconds)
             if sent == fault.after_chunks:
                 if fault.kind == "cut":
                     raise StubConnectionCut("the stub cuts the stream on purpose")

@@ -7,6 +7,7 @@ AGNO_GRAPHQL_MODEL_API_KEY.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,9 +19,11 @@ from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
 from tests.matrix_support import create_session
-from tests.openai_stub import PROMPT_TOKENS, OpenAIStub, message_text, serve_stub, words
+from tests.openai_stub import PROMPT_TOKENS, Fault, OpenAIStub, message_text, serve_stub, words
 from tests.pause_support import continue_run
+from tests.run_support import subscription
 from tests.test_regenerate import conversation, edit, fork, regenerate
+from tests.test_regenerate import send as send_interrupting_or_not
 
 STUB_MODEL = "stub-model"
 STUB_API_KEY = "stub-key"
@@ -319,3 +322,24 @@ async def test_a_fork_gives_the_model_the_copied_conversation(
     await run_agent(server_on_stub, token, "assistant", after, forked["id"])
     [asked] = stub.requests_mentioning(after)
     assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [before, f"Echo: {before}", after]
+
+
+async def test_an_interrupted_answer_stays_in_the_history_the_model_gets(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id = str((await create_session(server_on_stub, token))["id"])
+    first, second, third = marked("first long question"), marked("second question"), marked("third question")
+    stub.fault = Fault.slow(0.3, times=1)
+    variables = {"input": {"agentId": "assistant", "sessionId": session_id, "message": first}}
+    async with subscription(server_on_stub, token, RUN_AGENT, variables) as running:
+        head = await asyncio.wait_for(running.events("runAgent", stop_after=3), timeout=30)
+        partial = "".join(e.get("delta") or "" for e in head)
+        await send_interrupting_or_not(server_on_stub, token, session_id, second, "INTERRUPT")
+    assert partial and f"Echo: {first}".startswith(partial)
+    # The run that interrupted, and every later one, get the interrupted question and what was said of it.
+    await run_agent(server_on_stub, token, "assistant", third, session_id)
+    for later in (second, third):
+        asked = stub.requests_mentioning(later)[-1]
+        history = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
+        assert history[0] == first and history[1] and f"Echo: {first}".startswith(history[1]), history

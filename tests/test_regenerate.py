@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.client import execute, run_agent, subscribe
+from tests.client import RUN_AGENT, execute, run_agent, subscribe
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import codes, create_session, errors_of
-from tests.run_support import LONG_MESSAGE, start_run, wait_for_status
+from tests.run_support import LONG_MESSAGE, run_input, start_run, subscription, wait_for_status
 
 REGENERATE = """
 subscription Regenerate($input: RegenerateRunInput!) {
@@ -301,3 +301,36 @@ async def test_a_fork_ends_at_an_answer_of_the_session_and_an_empty_one_forks_em
     forked = await fork(server, token, empty)
     assert (forked["name"], forked["runCount"]) == ("Blank (copy)", 0)
     assert (await conversation(server, token, forked["id"]))["messages"]["nodes"] == []
+
+
+# --- a second message while one streams ---
+
+
+async def send(server: RunningServer, token: str, session_id: str, message: str, if_busy: str) -> list[dict[str, Any]]:
+    variables = {"input": {"agentId": "assistant", "sessionId": session_id, "message": message, "ifBusy": if_busy}}
+    return [result["runAgent"] for result in await subscribe(server, token, RUN_AGENT, variables)]
+
+
+async def test_interrupt_cancels_the_running_answer_then_answers_the_new_message(
+    server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session_id = str((await create_session(server, token))["id"])
+    async with subscription(server, token, RUN_AGENT, run_input(session_id, LONG_MESSAGE)) as first:
+        head = await asyncio.wait_for(first.events("runAgent", stop_after=3), timeout=30)
+        assert codes(await errors_of(send(server, token, session_id, "wait", "REJECT"))) == ["SESSION_BUSY"]
+        events = await send(server, token, session_id, "actually, stop", "INTERRUPT")
+        rest = await asyncio.wait_for(first.events("runAgent"), timeout=30)
+    assert events[0]["__typename"] == "RunStarted" and events[-1]["content"] == "You said: actually, stop"
+    assert (rest[-1]["__typename"], rest[-1]["reason"]) == ("RunCancelled", "Interrupted by a new message.")
+    seen = await conversation(server, token, session_id)
+    assert [r["status"] for r in seen["runs"]["nodes"]] == ["CANCELLED", "COMPLETED"]
+    assert [r["id"] for r in seen["runs"]["nodes"]] == [head[0]["runId"], events[0]["runId"]]
+    said_now = said(seen)
+    assert said_now[0] == ("USER", LONG_MESSAGE) and said_now[-2:] == [
+        ("USER", "actually, stop"),
+        ("ASSISTANT", "You said: actually, stop"),
+    ]
+    # With nothing going, INTERRUPT just starts the run; ENQUEUE is not served yet.
+    assert (await send(server, token, session_id, "and now", "INTERRUPT"))[-1]["__typename"] == "RunCompleted"
+    assert codes(await errors_of(send(server, token, session_id, "later", "ENQUEUE"))) == ["BAD_USER_INPUT"]

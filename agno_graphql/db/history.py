@@ -609,3 +609,22 @@ def _forked_row(row: dict[str, Any], new_session_id: str, run_index: int, up_to:
         "run_data": data,
         "parent_run_id": None,
     }
+
+
+async def keep_in_history(db: Database, run_id: str) -> None:
+    """Keep an interrupted (cancelled) run in the history Agno gives the model: its row stays CANCELLED, which is
+    what we tell, while the run data Agno reads says COMPLETED, a turn cut short but said."""
+    r = db.runs
+    async with db.engine.begin() as conn:
+        row = (
+            await conn.execute(select(r.c.status, r.c.run_data).where(r.c.run_id == run_id).with_for_update())
+        ).first()
+        if row is None or str(row[0] or "").upper() != "CANCELLED":
+            return
+        data = dict(_as_dict(row[1]))
+        data["status"] = "COMPLETED"
+        data["metadata"] = {**_metadata(data), INTERRUPTED_KEY: True}
+        await conn.execute(update(r).where(r.c.run_id == run_id).values(run_data=data))
+
+
+INTERRUPTED_KEY = "agno_graphql_interrupted"

@@ -9,9 +9,10 @@ import strawberry
 
 from agno_graphql import records as domain
 from agno_graphql.context import Info
+from agno_graphql.errors import BadUserInput
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
-from agno_graphql.schema.enums import DisconnectPolicy
+from agno_graphql.schema.enums import BusyPolicy, DisconnectPolicy
 from agno_graphql.schema.inputs import ContinueRunInput, EditMessageInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, RunRequirement, ToolCall, timestamp
 
@@ -53,12 +54,15 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
 
 async def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
     """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
+    if input.if_busy == BusyPolicy.ENQUEUE:
+        raise BadUserInput("ifBusy: ENQUEUE is not served yet; use REJECT or INTERRUPT.", argument="ifBusy")
     stream = await info.context.services.runs.start(
         info.context.user_id,
         str(input.agent_id),
         str(input.session_id) if input.session_id is not None else None,
         input.message,
         cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+        interrupt=input.if_busy == BusyPolicy.INTERRUPT,
     )
     async for event in while_token_holds(info.context, stream):
         yield to_run_event(event)

@@ -59,3 +59,10 @@ class SessionOrderField(Enum):
 class OrderDirection(Enum):
     ASC = "asc"
     DESC = "desc"
+
+
+@strawberry.enum(description="What runAgent does when a run is already going in the session.")
+class BusyPolicy(Enum):
+    REJECT = "REJECT"
+    INTERRUPT = "INTERRUPT"
+    ENQUEUE = "ENQUEUE"

@@ -7,7 +7,7 @@ from strawberry.scalars import JSON
 
 from agno_graphql import records
 from agno_graphql.records import SessionOrdering
-from agno_graphql.schema.enums import DisconnectPolicy, OrderDirection, SessionOrderField
+from agno_graphql.schema.enums import BusyPolicy, DisconnectPolicy, OrderDirection, SessionOrderField
 
 
 @strawberry.input
@@ -50,6 +50,12 @@ class RunAgentInput:
         default=DisconnectPolicy.CONTINUE,
         description="CONTINUE (the default): the run goes on and can be followed again with runEvents. "
         "CANCEL: the run is cancelled when this subscription ends before the run does.",
+    )
+    if_busy: BusyPolicy = strawberry.field(
+        default=BusyPolicy.REJECT,
+        description="REJECT (the default): SESSION_BUSY while a run goes in the session. INTERRUPT: that run is "
+        "cancelled (what it said stays in the conversation), then this one starts. ENQUEUE: not served yet "
+        "(BAD_USER_INPUT).",
     )
 
 

@@ -25,6 +25,7 @@ from agno_graphql.services.checks import check_id, plausible_id
 from agno_graphql.services.sessions import SessionService
 
 NEW_MESSAGE_SENT = "A new message was sent."
+INTERRUPTED = "Interrupted by a new message."
 LOST = "The server running this run stopped."
 
 
@@ -47,15 +48,25 @@ class RunService:
         self._background: set[asyncio.Future[None]] = set()
 
     async def start(
-        self, user_id: str, agent_id: str, session_id: str | None, message: str, *, cancel_on_disconnect: bool = False
+        self,
+        user_id: str,
+        agent_id: str,
+        session_id: str | None,
+        message: str,
+        *,
+        cancel_on_disconnect: bool = False,
+        interrupt: bool = False,
     ) -> AsyncIterator[Event]:
-        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise."""
+        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise. With
+        `interrupt`, a run going in the session is cancelled first and stays in the model's history."""
         agent, spec = self._agents.require(agent_id)
         self._check_message(message)
         if session_id is not None:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
+            if interrupt:
+                await self._interrupt(session_id)
             # Typing instead of answering, as in chat apps: the paused run gives way to the new message.
             paused = (await history.paused_runs(self._db, [session_id])).get(session_id)
             if paused is not None:
@@ -88,6 +99,15 @@ class RunService:
             with contextlib.suppress(Exception):
                 await self._sessions.delete(user_id, record.id)
             raise
+
+    async def _interrupt(self, session_id: str) -> None:
+        """Cancel the run going in the session and wait until it is stored; the exchange it had stays in the
+        conversation the model is given (Agno would leave a cancelled run out)."""
+        running = (await self._broker.active_runs([session_id])).get(session_id)
+        if running is None:
+            return
+        await self._manager.stop(running, INTERRUPTED)
+        await history.keep_in_history(self._db, running)
 
     def _check_message(self, message: str) -> None:
         if not message.strip():
