@@ -7,6 +7,8 @@ import { createClient as createWsClient, type Client as WsClient } from "graphql
 import { graphql } from "../gql";
 import type {
   ContinueRunInput,
+  EditMessageInput,
+  RegenerateRunInput,
   RunAgentInput,
   RunAgentSubscription as RunAgentSubscriptionResult,
   RunEventFieldsFragment,
@@ -85,6 +87,35 @@ export const RenameSessionMutation = graphql(`
       session {
         id
         name
+      }
+    }
+  }
+`);
+
+export const ForkSessionMutation = graphql(`
+  mutation ForkSession($input: ForkSessionInput!) {
+    forkSession(input: $input) {
+      session {
+        id
+        name
+        agentId
+        updatedAt
+        runCount
+      }
+    }
+  }
+`);
+
+// Every answer to the user message of a run, oldest first, the run itself included.
+export const RunAlternativesQuery = graphql(`
+  query RunAlternatives($id: ID!) {
+    run(id: $id) {
+      id
+      alternatives {
+        id
+        content
+        replaced
+        status
       }
     }
   }
@@ -169,7 +200,7 @@ export const RunEventFields = graphql(`
   }
 `);
 
-// The three subscriptions name their field `event`, so a run reads the same whether it was started, resumed
+// The subscriptions that start or go on with a run name their field `event`, so a run reads the same whether it was started, resumed
 // or continued after a pause.
 export const RunAgentSubscription = graphql(`
   subscription RunAgent($input: RunAgentInput!) {
@@ -190,6 +221,22 @@ export const RunEventsSubscription = graphql(`
 export const ContinueRunSubscription = graphql(`
   subscription ContinueRun($input: ContinueRunInput!) {
     event: continueRun(input: $input) {
+      ...RunEventFields
+    }
+  }
+`);
+
+export const RegenerateRunSubscription = graphql(`
+  subscription RegenerateRun($input: RegenerateRunInput!) {
+    event: regenerateRun(input: $input) {
+      ...RunEventFields
+    }
+  }
+`);
+
+export const EditMessageSubscription = graphql(`
+  subscription EditMessage($input: EditMessageInput!) {
+    event: editMessage(input: $input) {
       ...RunEventFields
     }
   }
@@ -232,10 +279,16 @@ export function endpointUrls(location: Location): { http: string; ws: string } {
 }
 
 /**
- * How a run is followed: started with runAgent, joined while it goes (after a reload), or continued with
- * the answers to what it paused for.
+ * How a run is followed: started with runAgent, joined while it goes (after a reload), continued with
+ * the answers to what it paused for, or started in place of the latest answer (regenerateRun) or of a user
+ * message and everything after it (editMessage).
  */
-export type RunStart = { input: RunAgentInput } | { runId: string } | { answers: ContinueRunInput };
+export type RunStart =
+  | { input: RunAgentInput }
+  | { runId: string }
+  | { answers: ContinueRunInput }
+  | { regenerate: RegenerateRunInput }
+  | { edit: EditMessageInput };
 export type RunEvent = RunEventFieldsFragment;
 // RunPaused ends a stream too: continueRun streams the rest.
 const LAST_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled", "RunPaused"]);
@@ -244,7 +297,8 @@ export interface RunSink {
   event(event: RunEvent): void;
   /**
    * The run could not be started, followed or continued (SESSION_BUSY, RATE_LIMITED, NOT_FOUND, a lost
-   * socket; BAD_USER_INPUT for an answer, with the id of the requirement it answered).
+   * socket; NOT_LATEST_RUN for a regeneration; BAD_USER_INPUT for an edit, or for an answer with the id of
+   * the requirement it answered).
    */
   error(code: string | undefined, message: string, requirementId?: string): void;
 }
@@ -261,6 +315,17 @@ export interface ApiEvents {
   rejected(): void;
   /** The websocket came back after a drop: session events sent meanwhile were missed. */
   reconnected(): void;
+}
+
+/** The subscription that starts the run, or continues it after a pause; a run joined while it goes has none. */
+function openingOf(start: RunStart): { query: string; variables: Record<string, unknown> } | null {
+  if ("input" in start) return { query: stringifyDocument(RunAgentSubscription), variables: { input: start.input } };
+  if ("answers" in start) return { query: stringifyDocument(ContinueRunSubscription), variables: { input: start.answers } };
+  if ("regenerate" in start) {
+    return { query: stringifyDocument(RegenerateRunSubscription), variables: { input: start.regenerate } };
+  }
+  if ("edit" in start) return { query: stringifyDocument(EditMessageSubscription), variables: { input: start.edit } };
+  return null;
 }
 
 interface FirstError {
@@ -325,19 +390,14 @@ export function createApi(token: string, events: ApiEvents): Api {
   });
 
   function followRun(start: RunStart, sink: RunSink): () => void {
-    let runId = "input" in start ? null : "runId" in start ? start.runId : start.answers.runId;
+    let runId = "runId" in start ? start.runId : "answers" in start ? start.answers.runId : null;
     let afterIndex: number | null = null;
     let ended = false;
-    // What starts the run, or continues it after a pause; a run joined while it goes has neither.
-    let opening =
-      "input" in start
-        ? { query: stringifyDocument(RunAgentSubscription), variables: { input: start.input } }
-        : "answers" in start
-          ? { query: stringifyDocument(ContinueRunSubscription), variables: { input: start.answers } }
-          : null;
+    let opening = openingOf(start);
     // graphql-ws sends a subscription's payload again when the socket comes back after a drop. Read
     // through these getters, that second send is runEvents after the last index seen, never a second
-    // runAgent or continueRun: the run went on on the server, and the answer continues where it stopped.
+    // runAgent, continueRun, regenerateRun or editMessage: the run went on on the server, and the answer
+    // continues where it stopped.
     const operation = {
       get query(): string {
         return opening?.query ?? stringifyDocument(RunEventsSubscription);

@@ -6,7 +6,9 @@ import {
   CancelRunMutation,
   createApi,
   DeleteSessionMutation,
+  ForkSessionMutation,
   RenameSessionMutation,
+  RunAlternativesQuery,
   SessionEventsSubscription,
   SessionMessagesQuery,
   SessionsQuery,
@@ -14,10 +16,12 @@ import {
   type RunEvent,
   type RunStart,
 } from "./api";
+import { messageEditor } from "./editor";
 import { el, toolCallText } from "./elements";
 import { requirementCard, type Requirement, type RequirementCard } from "./requirements";
 import type {
   RequirementAnswer,
+  RunAlternativesQuery as AlternativesResult,
   SessionEventsSubscription as SessionEventResult,
   SessionMessagesQuery as MessagesResult,
 } from "../gql/graphql";
@@ -29,13 +33,20 @@ const MAX_PAGE = 100; // the server's default AGNO_GRAPHQL_PAGE_SIZE_MAX
 
 type HistoryMessage = NonNullable<MessagesResult["session"]>["messages"]["nodes"][number];
 type SessionEvent = SessionEventResult["sessionEvents"];
+type Alternative = NonNullable<AlternativesResult["run"]>["alternatives"][number];
 /** What the page says for the errors a user can run into by using it, instead of the server's wording. */
 const EXPLAINED: Record<string, string> = {
   SESSION_BUSY:
     "This conversation is still answering an earlier message (perhaps in another tab). " +
     "Wait for it to finish or stop it, then send again.",
   RATE_LIMITED: "Too many answers are being written for you at once. Wait for one to finish, then send again.",
+  NOT_LATEST_RUN:
+    "This is no longer the conversation's latest answer (perhaps another tab sent a message): reload it to see the latest.",
 };
+/** What an older answer's tooltip says while it is shown in place of the latest one. */
+const OLDER_ANSWER =
+  "An earlier answer to this message, shown for reading only: choosing it back is not supported yet, " +
+  "so the conversation goes on from the latest answer.";
 interface SessionItem {
   id: string;
   name?: string | null;
@@ -51,6 +62,23 @@ interface OpenSession {
 interface FollowedRun {
   id: string | null;
   stop(): void;
+}
+/**
+ * What a run that answers again takes the place of (regenerateRun, editMessage): its items stay, dimmed,
+ * until the new run's first event, then go; if the server refuses the run they are kept as they were.
+ */
+interface Replacement {
+  items: HTMLElement[];
+  started?(): void;
+  kept?(): void;
+}
+/** The conversation's last answer and the other answers to its message, one of them shown in its bubble. */
+interface AnswerChoice {
+  answer: HTMLElement;
+  latestText: string;
+  alternatives: Alternative[];
+  latest: number;
+  shown: number;
 }
 /** A run that waits for answers, as the session tells it when it opens. */
 interface PausedRun {
@@ -87,6 +115,11 @@ const ui = {
   messages: byId<HTMLElement>("messages"),
   loadOlder: byId<HTMLButtonElement>("load-older"),
   messageList: byId<HTMLOListElement>("message-list"),
+  answerTools: byId<HTMLElement>("answer-tools"),
+  previousAnswer: byId<HTMLButtonElement>("previous-answer"),
+  answerPosition: byId<HTMLElement>("answer-position"),
+  nextAnswer: byId<HTMLButtonElement>("next-answer"),
+  regenerate: byId<HTMLButtonElement>("regenerate"),
   composer: byId<HTMLFormElement>("composer"),
   message: byId<HTMLTextAreaElement>("message"),
   send: byId<HTMLButtonElement>("send"),
@@ -103,6 +136,8 @@ let loadingOlder = false;
 let run: FollowedRun | null = null;
 /** The open conversation's run that waits for answers: a new message leaves it (the server cancels it). */
 let paused: { leave(): void } | null = null;
+/** The last answer's alternatives while the conversation is idle; null while a run goes or there is none. */
+let choice: AnswerChoice | null = null;
 /** Bumped whenever another conversation is shown, so late answers for the previous one are dropped. */
 let view = 0;
 
@@ -233,34 +268,61 @@ function applySessionEvent(event: SessionEvent): void {
 
 // ---- conversation: history with scroll-back -------------------------------------------------------
 
-function toolCallChip(call: { id: string; name: string; arguments?: unknown }): HTMLElement {
-  const attributes = { class: "tool", "data-role": "tool-call", "data-tool-call-id": call.id };
+/** The run an item of the conversation belongs to (a regeneration replaces them all), when known. */
+function ofRun(runId: string | null | undefined): Record<string, string> {
+  return runId ? { "data-run-id": runId } : {};
+}
+
+function toolCallChip(call: { id: string; name: string; arguments?: unknown }, runId?: string | null): HTMLElement {
+  const attributes = { class: "tool", "data-role": "tool-call", "data-tool-call-id": call.id, ...ofRun(runId) };
   return el("li", attributes, "calls ", el("b", {}, toolCallText(call.name, call.arguments)));
 }
 
 /** A paused call is shown when the run pauses and again when it goes on: one chip for it. */
-function showToolCall(call: { id: string; name: string; arguments?: unknown }): void {
-  if (!ui.messageList.querySelector(`[data-tool-call-id="${CSS.escape(call.id)}"]`)) append(toolCallChip(call));
+function showToolCall(call: { id: string; name: string; arguments?: unknown }, runId: string | null): void {
+  if (!ui.messageList.querySelector(`[data-tool-call-id="${CSS.escape(call.id)}"]`)) append(toolCallChip(call, runId));
 }
 
-function toolResultChip(name: string, result: string): HTMLElement {
-  return el("li", { class: "tool", "data-role": "tool-result" }, el("b", {}, name), ` → ${result}`);
+function toolResultChip(name: string, result: string, runId?: string | null): HTMLElement {
+  return el("li", { class: "tool", "data-role": "tool-result", ...ofRun(runId) }, el("b", {}, name), ` → ${result}`);
 }
 
-function bubble(role: "user" | "assistant", text: string): HTMLElement {
-  return el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done" }, text);
+function bubble(role: "user" | "assistant", text: string, runId?: string | null): HTMLElement {
+  return el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done", ...ofRun(runId) }, text);
+}
+
+/**
+ * A stored message's bubble gets its id and its action: Edit on a user message, Branch on an answer. The
+ * buttons have no text of their own (their labels are aria-labels), so a bubble's text is its message's.
+ */
+function withMessageId(item: HTMLElement, messageId: string): HTMLElement {
+  item.setAttribute("data-message-id", messageId);
+  item.querySelector(".message-actions")?.remove();
+  const [action, label] =
+    item.dataset.role === "user" ? ["edit", "Edit message"] : ["branch", "Branch into a new chat"];
+  const button = el("button", { type: "button", class: "icon", "data-action": action, "aria-label": label, title: label });
+  item.append(el("span", { class: "message-actions" }, button));
+  return item;
+}
+
+/** Changes a bubble's text, keeping its action buttons. */
+function setBubbleText(item: HTMLElement, text: string): void {
+  const actions = item.querySelector(".message-actions");
+  item.textContent = text;
+  if (actions) item.append(actions);
 }
 
 function renderMessage(message: HistoryMessage): HTMLElement[] {
   switch (message.role) {
     case "USER":
-      return [bubble("user", message.content ?? "")];
+      return [withMessageId(bubble("user", message.content ?? "", message.runId), message.id)];
     case "ASSISTANT": {
-      const chips = message.toolCalls.map(toolCallChip);
-      return message.content ? [...chips, bubble("assistant", message.content)] : chips;
+      const chips = message.toolCalls.map((call) => toolCallChip(call, message.runId));
+      if (!message.content) return chips;
+      return [...chips, withMessageId(bubble("assistant", message.content, message.runId), message.id)];
     }
     case "TOOL":
-      return [toolResultChip(message.toolName ?? "tool", message.content ?? "")];
+      return [toolResultChip(message.toolName ?? "tool", message.content ?? "", message.runId)];
     default:
       return [];
   }
@@ -272,6 +334,7 @@ function showConversation(session: OpenSession | null): void {
   run?.stop();
   run = null;
   paused = null;
+  choice = null;
   ui.messages.removeAttribute("aria-busy");
   showRunning();
   current = session;
@@ -334,8 +397,10 @@ async function openSession(id: string): Promise<void> {
   } else if (active && inHistory) {
     follow({ continued: active.id });
   } else if (active) {
-    append(bubble("user", active.input ?? ""));
+    append(bubble("user", active.input ?? "", active.id));
     follow({ runId: active.id });
+  } else {
+    void showAnswerTools();
   }
 }
 
@@ -372,19 +437,26 @@ function append(item: HTMLElement): void {
   if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-/** Send while idle; Stop (once the run's id is known) while a run streams. */
+/** Send while idle; Stop (once the run's id is known) while a run streams. Editing waits for the run too. */
 function showRunning(): void {
   ui.send.disabled = run !== null || ui.messages.hasAttribute("aria-busy");
   ui.stop.hidden = run === null;
   ui.stop.disabled = !run?.id;
+  ui.messageList.toggleAttribute("data-running", run !== null);
+  if (run) hideAnswerTools();
 }
 
 /**
  * Shows a run in the open conversation as it streams, to its terminal event: one the composer starts
- * (`sent` is its message's bubble), one already going when the conversation opened, or one paused. A
- * pause shows a card; its answers continue the run, which streams on into the same answer bubble.
+ * (`sent` is its message's bubble), one already going when the conversation opened, one paused, or one
+ * that answers again in place of `replacing`. A pause shows a card; its answers continue the run, which
+ * streams on into the same answer bubble. Once it ends, its messages' bubbles get their ids.
  */
-function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | null = null): void {
+function follow(
+  start: RunStart | PausedRun | ContinuedRun,
+  sent: HTMLElement | null = null,
+  replacing: Replacement | null = null,
+): void {
   if (!api) return;
   const shown = view;
   const agentId = current?.agentId ?? ui.agent.value;
@@ -410,9 +482,10 @@ function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | 
     answer?.setAttribute("data-state", state);
     if (run === followed) run = null;
     showRunning();
+    if (state !== "paused") void settle(followed.id);
   };
   const pause = (requirements: Requirement[]): void => {
-    for (const requirement of requirements) showToolCall(requirement.toolCall);
+    for (const requirement of requirements) showToolCall(requirement.toolCall, followed.id);
     card?.element.remove();
     card = requirementCard(followed.id ?? "", requirements, answerPause);
     append(card.element);
@@ -446,6 +519,9 @@ function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | 
     }
     if (!followed.id) {
       followed.id = event.runId;
+      sent?.setAttribute("data-run-id", event.runId);
+      for (const item of replacing?.items ?? []) item.remove();
+      replacing?.started?.();
       showRunning();
     }
     switch (event.__typename) {
@@ -464,11 +540,13 @@ function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | 
         break;
       }
       case "ToolCallStarted":
-        showToolCall(event.toolCall);
+        showToolCall(event.toolCall, followed.id);
         break;
-      case "ToolCallCompleted":
-        append(toolResultChip(event.toolCall.name, event.failed ? `failed: ${event.result}` : (event.result ?? "")));
+      case "ToolCallCompleted": {
+        const result = event.failed ? `failed: ${event.result}` : (event.result ?? "");
+        append(toolResultChip(event.toolCall.name, result, followed.id));
         break;
+      }
       case "RunCompleted":
         if (event.content && answer?.textContent !== event.content) answerBubble().textContent = event.content;
         end("done");
@@ -493,8 +571,12 @@ function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | 
       end("paused");
       return;
     }
-    // Refused before it started (SESSION_BUSY, RATE_LIMITED): the message goes back to the composer.
-    if (sent && !followed.id) {
+    // Refused before it started (SESSION_BUSY, RATE_LIMITED): a new message goes back to the composer; what
+    // a regeneration or an edit would have replaced stays.
+    if (replacing && !followed.id) {
+      for (const item of replacing.items) item.classList.remove("replacing");
+      replacing.kept?.();
+    } else if (sent && !followed.id) {
       sent.remove();
       if (!ui.message.value) ui.message.value = sent.textContent ?? "";
     }
@@ -506,6 +588,7 @@ function follow(start: RunStart | PausedRun | ContinuedRun, sent: HTMLElement | 
     pause(start.paused.requirements);
     return;
   }
+  for (const item of replacing?.items ?? []) item.classList.add("replacing");
   run = followed;
   showRunning();
   const from = "continued" in start ? { runId: start.continued } : start;
@@ -521,6 +604,136 @@ function send(text: string): void {
   append(sent);
   const input = { agentId: current?.agentId ?? ui.agent.value, sessionId: current?.id ?? null, message: text };
   follow({ input }, sent);
+}
+
+/**
+ * A run has ended in the open conversation: its user message and answer get their stored ids (so they can
+ * be edited and branched from), and the last answer its alternatives.
+ */
+async function settle(runId: string | null): Promise<void> {
+  if (!api || !current) return;
+  const shown = view;
+  if (runId) {
+    const variables = { id: current.id, last: MESSAGES_PAGE, before: null };
+    const result = await api.client.query(SessionMessagesQuery, variables).toPromise();
+    if (shown !== view || failed(result.error)) return;
+    const messages = (result.data?.session?.messages.nodes ?? []).filter((message) => message.runId === runId);
+    const ofThisRun = `[data-run-id="${CSS.escape(runId)}"]`;
+    const userMessage = messages.find((message) => message.role === "USER");
+    const answer = messages.filter((message) => message.role === "ASSISTANT" && message.content).pop();
+    const userBubble = ui.messageList.querySelector<HTMLElement>(`[data-role="user"]${ofThisRun}`);
+    const answerBubbles = ui.messageList.querySelectorAll<HTMLElement>(`[data-role="assistant"]${ofThisRun}`);
+    const answerBubble = answerBubbles[answerBubbles.length - 1];
+    if (userMessage && userBubble) withMessageId(userBubble, userMessage.id);
+    if (answer && answerBubble) withMessageId(answerBubble, answer.id);
+  }
+  await showAnswerTools();
+}
+
+// ---- the last answer: its alternatives and Regenerate ---------------------------------------------
+
+function hideAnswerTools(): void {
+  if (choice) setBubbleText(choice.answer, choice.latestText);
+  choice = null;
+  renderAnswerTools();
+}
+
+/** Regenerate and the last answer's alternatives, once the conversation is idle and ends with an answer. */
+async function showAnswerTools(): Promise<void> {
+  hideAnswerTools();
+  const last = ui.messageList.lastElementChild as HTMLElement | null;
+  const runId = last?.dataset.role === "assistant" ? last.dataset.runId : undefined;
+  if (!api || run || !last || !runId) return;
+  const shown = view;
+  const result = await api.client.query(RunAlternativesQuery, { id: runId }).toPromise();
+  if (shown !== view || run || ui.messageList.lastElementChild !== last || failed(result.error)) return;
+  const alternatives = result.data?.run?.alternatives ?? [];
+  const latest = alternatives.findIndex((alternative) => alternative.id === runId);
+  if (latest < 0) return;
+  choice = { answer: last, latestText: last.firstChild?.textContent ?? "", alternatives, latest, shown: latest };
+  renderAnswerTools();
+}
+
+/** "n / m" with its arrows (when there is more than one answer), and the shown answer in the bubble. */
+function renderAnswerTools(): void {
+  ui.answerTools.hidden = !choice;
+  if (!choice) return;
+  const { answer, alternatives, latest, shown } = choice;
+  const older = shown !== latest;
+  ui.previousAnswer.hidden = ui.nextAnswer.hidden = ui.answerPosition.hidden = alternatives.length < 2;
+  ui.previousAnswer.disabled = shown === 0;
+  ui.nextAnswer.disabled = shown === alternatives.length - 1;
+  ui.answerPosition.textContent = `${shown + 1} / ${alternatives.length}`;
+  ui.answerPosition.title = older ? OLDER_ANSWER : "Answers to this message, oldest first; this is the latest.";
+  setBubbleText(answer, older ? (alternatives[shown].content ?? "") : choice.latestText);
+  answer.toggleAttribute("data-older", older);
+  if (older) answer.title = OLDER_ANSWER;
+  else answer.removeAttribute("title");
+}
+
+function browseAnswers(step: number): void {
+  if (!choice) return;
+  choice.shown = Math.min(Math.max(choice.shown + step, 0), choice.alternatives.length - 1);
+  renderAnswerTools();
+}
+
+/** A new answer in place of the last one (and the tool calls that led to it); its message stays. */
+function regenerate(): void {
+  if (!api || !choice || run) return;
+  const runId = choice.answer.dataset.runId ?? "";
+  hideAnswerTools();
+  ui.error.textContent = "";
+  const ofThisRun = `[data-run-id="${CSS.escape(runId)}"]`;
+  const sent = ui.messageList.querySelector<HTMLElement>(`[data-role="user"]${ofThisRun}`);
+  const items = [...ui.messageList.querySelectorAll<HTMLElement>(`${ofThisRun}:not([data-role="user"])`)];
+  follow({ regenerate: { runId } }, sent, { items });
+}
+
+// ---- edit a message, branch from an answer --------------------------------------------------------
+
+/** Edit in place of a user message's bubble; Send answers the new text instead of it and all after it. */
+function editMessage(item: HTMLElement): void {
+  const messageId = item.dataset.messageId;
+  if (!api || run || !messageId || item.hidden) return;
+  const editor = messageEditor(
+    item.firstChild?.textContent ?? "",
+    (message) => {
+      if (!api || run) return editor.refused();
+      ui.error.textContent = "";
+      paused = null; // a paused later run is cancelled by the server, its card goes with the later items
+      const later: HTMLElement[] = [];
+      for (let next = editor.element.nextElementSibling; next; next = next.nextElementSibling) later.push(next as HTMLElement);
+      hideAnswerTools();
+      const replacing: Replacement = {
+        items: [editor.element, ...later],
+        started: () => {
+          setBubbleText(item, message);
+          item.hidden = false;
+        },
+        kept: () => editor.refused(),
+      };
+      follow({ edit: { messageId, message } }, item, replacing);
+    },
+    () => {
+      editor.element.remove();
+      item.hidden = false;
+    },
+  );
+  item.hidden = true;
+  item.after(editor.element);
+}
+
+/** A new session with the conversation up to and including this answer, opened (and named) in the sidebar. */
+async function branch(item: HTMLElement): Promise<void> {
+  const upToMessageId = item.dataset.messageId;
+  if (!api || !current || !upToMessageId) return;
+  const input = { sessionId: current.id, upToMessageId };
+  const result = await api.client.mutation(ForkSessionMutation, { input }).toPromise();
+  if (failed(result.error) || !result.data) return;
+  const fork = result.data.forkSession.session;
+  sessions = [fork, ...sessions.filter((session) => session.id !== fork.id)];
+  renderSessions();
+  location.hash = `session=${encodeURIComponent(fork.id)}`;
 }
 
 async function stopRun(): Promise<void> {
@@ -602,6 +815,16 @@ ui.renameForm.addEventListener("submit", (event) => {
 });
 ui.remove.addEventListener("click", () => void remove());
 ui.stop.addEventListener("click", () => void stopRun());
+ui.regenerate.addEventListener("click", () => regenerate());
+ui.previousAnswer.addEventListener("click", () => browseAnswers(-1));
+ui.nextAnswer.addEventListener("click", () => browseAnswers(1));
+ui.messageList.addEventListener("click", (event) => {
+  const button = (event.target as Element).closest<HTMLElement>("button[data-action]");
+  const item = button?.closest<HTMLElement>("#message-list > li");
+  if (!button || !item) return;
+  if (button.dataset.action === "edit") editMessage(item);
+  else if (button.dataset.action === "branch") void branch(item);
+});
 window.addEventListener("hashchange", () => {
   if (api) void showFromLocation();
 });
