@@ -198,6 +198,9 @@ async def test_an_unnamed_sessions_title_follows_its_edited_first_message(server
     first = user_message_ids(await conversation(server, token, session_id))[0]
     await edit(server, token, first, "better first words")
     assert (await execute(server, token, TITLE, {"id": session_id}))["session"]["name"] == "better first words"
+    # The sidebar's list reads titles with the sessions, and gives the same.
+    listed = (await execute(server, token, "query { sessions(first: 50) { nodes { id name } } }"))["sessions"]
+    assert {n["id"]: n["name"] for n in listed["nodes"]}[session_id] == "better first words"
 
 
 async def test_only_a_user_message_of_the_conversation_can_be_edited(server: RunningServer, user_id: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
 from agno_graphql.db.database import Database
+from agno_graphql.db.history import REPLACED_STATUS
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
 from agno_graphql.errors import BadUserInput, NotFound
 from agno_graphql.records import SessionOrdering, SessionRecord
@@ -55,7 +56,10 @@ def _select_sessions(db: Database) -> Select[Any]:
 
 
 def _record(row: Sequence[Any]) -> SessionRecord:
-    session_id, agent_id, user_id, name, created_at, updated_at, *first_input = row
+    session_id, agent_id, user_id, name, created_at, updated_at, *first_run = row
+    # The first run's input is the title, unless an edit replaced that run: then it is read on demand
+    # (`history.first_inputs`), from the first run still in the conversation.
+    title_known = bool(first_run) and first_run[1] != REPLACED_STATUS
     return SessionRecord(
         id=session_id,
         agent_id=agent_id or "",
@@ -63,8 +67,8 @@ def _record(row: Sequence[Any]) -> SessionRecord:
         name=name,
         created_at=int(created_at or 0),
         updated_at=int(updated_at if updated_at is not None else created_at or 0),
-        title=short_name(first_input[0]) if first_input else None,
-        title_known=bool(first_input),
+        title=short_name(first_run[0]) if title_known else None,
+        title_known=title_known,
     )
 
 
@@ -120,7 +124,7 @@ def _list_statement(db: Database, shape: _ListShape) -> Select[Any]:
         # The title is the first run's input: one row per session through Agno's (session_id, run_index) index.
         r = db.runs
         first_run = and_(r.c.session_id == t.c.session_id, r.c.run_index == 0)
-        statement = statement.add_columns(r.c.run_data[("input", "input_content")].as_string()).select_from(
+        statement = statement.add_columns(r.c.run_data[("input", "input_content")].as_string(), r.c.status).select_from(
             t.outerjoin(r, first_run)
         )
     statement = statement.where(*filters).order_by(*order).limit(bindparam("page_limit"))

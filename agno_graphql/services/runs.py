@@ -270,12 +270,17 @@ class RunService:
                 reason=reason,
                 content=run.content,
             )
-            with contextlib.suppress(Exception):
-                await self._broker.append(run.id, [end])
+            await self._tell_end(end)
         change = SessionChange(kind="UPDATED", user_id=user_id, session_id=run.session_id, run_id=run.id)
         with contextlib.suppress(Exception):
             await self._broker.publish_change(change)
         return True
+
+    async def _tell_end(self, end: Event) -> None:
+        """Append the end of a run that nobody drives to its log, where one is held: a follower waiting past its
+        pause hears it (the stored run tells the same once the log is gone)."""
+        with contextlib.suppress(Exception):
+            await self._broker.append(end.run_id, [end])
 
     def _abandoned_start(self, starting: asyncio.Future[RunInfo], cancel: bool) -> None:
         """The client that asked for this run left before it had started: the run goes on, unless the client
@@ -370,8 +375,7 @@ class RunService:
                     message=LOST,
                     code=RUN_LOST,
                 )
-                with contextlib.suppress(Exception):
-                    await self._broker.append(run.id, [end])
+                await self._tell_end(end)
             return dataclasses.replace(run, status="ERROR", failure=(RUN_LOST, LOST))
         return run
 

@@ -1,5 +1,6 @@
 // The operation documents of tests/operations/ (the ones a chat frontend sends, validated against
-// schema.graphql by the Python suite), so both suites exercise the same documents.
+// schema.graphql by the Python suite), so both suites exercise the same documents; and the few this suite
+// writes itself until that folder has them, validated by test/operations.test.js.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -23,6 +24,60 @@ export const SESSION_HISTORY = operation("SessionHistory");
 export const RUN_AGENT = operation("RunAgent");
 export const CONTINUE_RUN = operation("ContinueRun");
 export const VIEWER = operation("Viewer");
+
+/**
+ * A document the Python suite has no file for yet, written here with the shared fragments it spreads; the
+ * documents of this module are validated against schema.graphql by test/operations.test.js.
+ */
+function clientOperation(source) {
+  const document = parse(`${source}\n${read("fragments.graphql")}`);
+  return separateOperations(document)[document.definitions[0].name.value];
+}
+
+// Conversation editing: a new answer to the latest message, an edited user message, a copy of the conversation.
+export const REGENERATE_RUN = clientOperation(`
+  subscription RegenerateRun($input: RegenerateRunInput!) {
+    regenerateRun(input: $input) {
+      ...RunEventFields
+    }
+  }
+`);
+export const EDIT_MESSAGE = clientOperation(`
+  subscription EditMessage($input: EditMessageInput!) {
+    editMessage(input: $input) {
+      ...RunEventFields
+    }
+  }
+`);
+export const FORK_SESSION = clientOperation(`
+  mutation ForkSession($input: ForkSessionInput!) {
+    forkSession(input: $input) {
+      session {
+        id
+        agentId
+        name
+        runCount
+        createdAt
+        updatedAt
+      }
+    }
+  }
+`);
+export const RUN_ALTERNATIVES = clientOperation(`
+  query RunAlternatives($id: ID!) {
+    run(id: $id) {
+      id
+      input
+      content
+      replaced
+      alternatives {
+        id
+        content
+        replaced
+      }
+    }
+  }
+`);
 
 export const CALCULATOR_QUESTION = "What is 12 * 7?";
 export const CALCULATOR_ANSWER = "The answer is 84.";

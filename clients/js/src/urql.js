@@ -25,10 +25,46 @@ const EMBEDDED_TYPES = [
   "CreateSessionPayload",
   "RenameSessionPayload",
   "DeleteSessionPayload",
+  "ForkSessionPayload",
   "UserInputField",
   "FeedbackQuestion",
   "FeedbackOption",
 ];
+
+// The events on which a regenerated or edited run is over and its answer stored.
+const RUN_ENDS = new Set(["RunCompleted", "RunFailed", "RunCancelled", "RunPaused"]);
+
+/**
+ * After a regeneration or an edit the server has rewritten the conversation: other messages (with other ids
+ * and cursors), other runs and runCount, maybe the title and updatedAt. Splicing relay pages by hand would
+ * need cursors only the server knows, so the Session is invalidated and every query reading it (the history,
+ * the session list) is fetched again; so is the Run or Message of the input (`typename`, `idField`), which
+ * left the conversation.
+ */
+function conversationRewritten(field, typename, idField) {
+  return (result, args, cache) => {
+    const event = result[field];
+    if (!RUN_ENDS.has(event?.__typename)) return;
+    cache.invalidate({ __typename: typename, id: args.input[idField] });
+    cache.invalidate({ __typename: "Session", id: event.sessionId });
+  };
+}
+
+/**
+ * A fork is a new session somewhere in every cached session list (which page, how it sorts, totalCount are
+ * the server's), so each cached list (every argument set inspectFields finds) is invalidated and fetched again.
+ */
+function sessionListsChanged(result, _args, cache) {
+  const agent = { __typename: "Agent", id: result.forkSession.session.agentId };
+  for (const [entity, fieldName] of [
+    ["Query", "sessions"],
+    [agent, "sessions"],
+  ]) {
+    for (const field of cache.inspectFields(entity)) {
+      if (field.fieldName === fieldName) cache.invalidate(entity, fieldName, field.arguments);
+    }
+  }
+}
 
 export function graphcache() {
   const keys = Object.fromEntries(EMBEDDED_TYPES.map((type) => [type, () => null]));
@@ -46,6 +82,11 @@ export function graphcache() {
         deleteSession(result, _args, cache) {
           cache.invalidate({ __typename: "Session", id: result.deleteSession.deletedSessionId });
         },
+        forkSession: sessionListsChanged,
+      },
+      Subscription: {
+        regenerateRun: conversationRewritten("regenerateRun", "Run", "runId"),
+        editMessage: conversationRewritten("editMessage", "Message", "messageId"),
       },
     },
   });

@@ -16,8 +16,12 @@ import {
   CONTINUE_RUN,
   CREATE_SESSION,
   DELETE_SESSION,
+  EDIT_MESSAGE,
+  FORK_SESSION,
+  REGENERATE_RUN,
   RENAME_SESSION,
   RUN_AGENT,
+  RUN_ALTERNATIVES,
   SESSION,
   SESSION_HISTORY,
   SESSIONS,
@@ -72,10 +76,71 @@ async function streamEvents(client, query, input) {
 const runAgent = (client, input) => streamEvents(client, RUN_AGENT, input);
 const continueRun = (client, input) => streamEvents(client, CONTINUE_RUN, input);
 
+// What a regeneration or an edit rewrites of a Session: its messages (others, with other ids and cursors), its
+// runs and runCount, maybe its title, and updatedAt.
+const REWRITTEN_SESSION_FIELDS = ["messages", "runs", "runCount", "name", "updatedAt"];
+
+/**
+ * Streams regenerateRun or editMessage, then brings the cache in line with the rewritten conversation. A
+ * subscription has no refetchQueries option, and which messages are left only the server knows, so once the
+ * run is over: evict the Session's rewritten fields and the Run or Message of the input (`replaced`), let gc
+ * drop the messages no list reaches any more, and refetch every watched query that read what was evicted.
+ */
+async function rewriteConversation(client, query, input, replaced) {
+  const events = await streamEvents(client, query, input);
+  await client.refetchQueries({
+    updateCache(cache) {
+      const session = cache.identify({ __typename: "Session", id: events[0].sessionId });
+      for (const fieldName of REWRITTEN_SESSION_FIELDS) cache.evict({ id: session, fieldName });
+      cache.evict({ id: cache.identify(replaced) });
+      cache.gc();
+    },
+  });
+  return events;
+}
+
+const regenerateRun = (client, input) =>
+  rewriteConversation(client, REGENERATE_RUN, input, { __typename: "Run", id: input.runId });
+const editMessage = (client, input) =>
+  rewriteConversation(client, EDIT_MESSAGE, input, { __typename: "Message", id: input.messageId });
+
+/**
+ * forkSession with the fork in every watched session list: where a new session goes in each cached page, its
+ * order and totalCount are the server's to say, so the lists are refetched rather than an edge spliced in.
+ */
+async function forkSession(client, input) {
+  const { data } = await client.mutate({
+    mutation: FORK_SESSION,
+    variables: { input },
+    refetchQueries: [SESSIONS],
+    awaitRefetchQueries: true,
+  });
+  return data.forkSession.session;
+}
+
 async function createSession(client, agentId, name) {
   const { data } = await client.mutate({ mutation: CREATE_SESSION, variables: { input: { agentId, name } } });
   return data.createSession.session;
 }
+
+/** An unnamed assistant session with one run per message: the session and the run ids. */
+async function chat(client, ...messages) {
+  const session = await createSession(client, "assistant");
+  const runIds = [];
+  for (const message of messages) {
+    const events = await runAgent(client, { agentId: "assistant", sessionId: session.id, message });
+    runIds.push(events.at(-1).runId);
+  }
+  return { session, runIds };
+}
+
+const said = (messages) => messages.map((message) => [message.role, message.content]);
+
+/** The cache keys of the Message entities the cache holds. */
+const cachedMessageKeys = (cache) =>
+  Object.keys(cache.extract())
+    .filter((key) => key.startsWith("Message:"))
+    .sort();
 
 /** Watches a query as a page would (subscribed, so fetchMore and cache updates reach it); resolves on the first result. */
 async function watch(client, options, subscriptions) {
@@ -342,6 +407,200 @@ for (const backend of await backends()) {
       assert.deepEqual(
         refetched.data.sessions.edges.map((edge) => edge.node.id),
         [kept.id],
+      );
+    });
+
+    test("regenerating the latest answer: the watched history drops the old one, and both are alternatives", async () => {
+      const cache = newCache();
+      const client = clientFor(newUserId("apollo-regenerate"), { cache });
+      const {
+        session,
+        runIds: [first, second],
+      } = await chat(client, "hello", "how are you");
+      const { observable } = await watch(
+        client,
+        { query: SESSION_HISTORY, variables: { id: session.id, last: 20 } },
+        watching,
+      );
+      const messages = () => observable.getCurrentResult().data.session.messages.edges.map((edge) => edge.node);
+      const before = messages();
+      assert.deepEqual(
+        before.map((message) => message.runId),
+        [first, first, second, second],
+      );
+
+      const events = await regenerateRun(client, { runId: second });
+      const regenerated = events[0].runId;
+      assert.notEqual(regenerated, second);
+      assert.deepEqual([events[0].__typename, events.at(-1).__typename], ["RunStarted", "RunCompleted"]);
+      assert.equal(streamedText(events), "You said: how are you");
+      assert.equal(events.at(-1).content, "You said: how are you");
+
+      const after = messages();
+      assert.deepEqual(said(after), [
+        ["USER", "hello"],
+        ["ASSISTANT", "You said: hello"],
+        ["USER", "how are you"],
+        ["ASSISTANT", "You said: how are you"],
+      ]);
+      assert.deepEqual(
+        after.map((message) => message.runId),
+        [first, first, regenerated, regenerated],
+      );
+      assert.deepEqual(after.slice(0, 2), before.slice(0, 2));
+      // gc dropped the replaced answer: the cache holds the conversation's messages and no others.
+      assert.ok(!after.some((message) => message.id === before[3].id));
+      assert.deepEqual(cachedMessageKeys(cache), after.map((message) => cache.identify(message)).sort());
+
+      const { data } = await client.query({ query: RUN_ALTERNATIVES, variables: { id: regenerated } });
+      assert.deepEqual(
+        data.run.alternatives.map(({ id, content, replaced }) => ({ id, content, replaced })),
+        [
+          { id: second, content: "You said: how are you", replaced: true },
+          { id: regenerated, content: "You said: how are you", replaced: false },
+        ],
+      );
+    });
+
+    test("regenerating an earlier run is refused with NOT_LATEST_RUN and the watched history stays", async () => {
+      const client = clientFor(newUserId("apollo-not-latest"));
+      const {
+        session,
+        runIds: [first],
+      } = await chat(client, "one", "two");
+      const { observable } = await watch(
+        client,
+        { query: SESSION_HISTORY, variables: { id: session.id, last: 20 } },
+        watching,
+      );
+      const before = observable.getCurrentResult().data;
+
+      const results = await lastValueFrom(
+        client.subscribe({ query: REGENERATE_RUN, variables: { input: { runId: first } } }).pipe(toArray()),
+      );
+      assert.equal(results.length, 1);
+      assert.ok(CombinedGraphQLErrors.is(results[0].error));
+      assert.deepEqual(
+        results[0].error.errors.map((error) => error.extensions.code),
+        ["NOT_LATEST_RUN"],
+      );
+      assert.deepEqual(observable.getCurrentResult().data, before);
+      const { data } = await client.query({ query: SESSION, variables: { id: session.id }, fetchPolicy: "no-cache" });
+      assert.equal(data.session.runCount, 2);
+    });
+
+    test("editing the first message: the watched history, header and session list show the edited conversation", async () => {
+      const cache = newCache();
+      const client = clientFor(newUserId("apollo-edit-message"), { cache });
+      const { session, runIds } = await chat(client, "alpha", "beta", "gamma");
+      const history = await watch(
+        client,
+        { query: SESSION_HISTORY, variables: { id: session.id, last: 20 } },
+        watching,
+      );
+      const header = await watch(client, { query: SESSION, variables: { id: session.id } }, watching);
+      const list = await watch(client, { query: SESSIONS, variables: { first: 10 } }, watching);
+      const messages = () => history.observable.getCurrentResult().data.session.messages.edges.map((edge) => edge.node);
+      const title = () => {
+        const { name, runCount } = header.observable.getCurrentResult().data.session;
+        return [name, runCount];
+      };
+      const listed = () =>
+        list.observable.getCurrentResult().data.sessions.edges.map((edge) => [edge.node.id, edge.node.runCount]);
+      assert.deepEqual(title(), ["alpha", 3]);
+      assert.deepEqual(listed(), [[session.id, 3]]);
+      const [alpha] = messages();
+      assert.equal(alpha.content, "alpha");
+
+      const events = await editMessage(client, { messageId: alpha.id, message: "alpha, edited" });
+      const edited = events[0].runId;
+      assert.equal(events.at(-1).__typename, "RunCompleted");
+      assert.equal(events.at(-1).content, "You said: alpha, edited");
+
+      assert.deepEqual(said(messages()), [
+        ["USER", "alpha, edited"],
+        ["ASSISTANT", "You said: alpha, edited"],
+      ]);
+      assert.deepEqual(
+        messages().map((message) => message.runId),
+        [edited, edited],
+      );
+      assert.deepEqual(
+        cachedMessageKeys(cache),
+        messages()
+          .map((message) => cache.identify(message))
+          .sort(),
+      );
+      // The three replaced runs left runCount; the unnamed session's title follows its first message.
+      assert.deepEqual(title(), ["alpha, edited", 1]);
+      assert.deepEqual(listed(), [[session.id, 1]]);
+
+      const { data } = await client.query({ query: RUN_ALTERNATIVES, variables: { id: edited } });
+      assert.deepEqual(
+        data.run.alternatives.map(({ id, replaced }) => [id, replaced]),
+        [
+          [runIds[0], true],
+          [edited, false],
+        ],
+      );
+    });
+
+    test("editing the first message: the session list's title follows it", async () => {
+      const client = clientFor(newUserId("apollo-edit-title"));
+      const { session } = await chat(client, "alpha", "beta");
+      const { observable } = await watch(client, { query: SESSIONS, variables: { first: 10 } }, watching);
+      const names = () => observable.getCurrentResult().data.sessions.edges.map((edge) => edge.node.name);
+      assert.deepEqual(names(), ["alpha"]);
+      const { data } = await client.query({ query: SESSION_HISTORY, variables: { id: session.id, last: 20 } });
+      const [alpha] = data.session.messages.edges.map((edge) => edge.node);
+
+      await editMessage(client, { messageId: alpha.id, message: "alpha, edited" });
+      assert.deepEqual(names(), ["alpha, edited"]);
+    });
+
+    test("a fork appears in the watched session list, named after its source, with the whole conversation", async () => {
+      const client = clientFor(newUserId("apollo-fork"));
+      const { session } = await chat(client, "north", "south");
+      const { observable } = await watch(client, { query: SESSIONS, variables: { first: 10 } }, watching);
+      const listed = () => observable.getCurrentResult().data.sessions;
+      assert.deepEqual(
+        listed().edges.map((edge) => edge.node.id),
+        [session.id],
+      );
+      const readHistory = async (id) => {
+        const { data } = await client.query({
+          query: SESSION_HISTORY,
+          variables: { id, last: 20 },
+          fetchPolicy: "network-only",
+        });
+        return data.session.messages.edges.map((edge) => edge.node);
+      };
+      const source = await readHistory(session.id);
+
+      const fork = await forkSession(client, { sessionId: session.id });
+      assert.notEqual(fork.id, session.id);
+      assert.deepEqual([fork.agentId, fork.name, fork.runCount], ["assistant", "north (copy)", 2]);
+
+      assert.equal(listed().totalCount, 2);
+      assert.deepEqual(
+        new Map(listed().edges.map((edge) => [edge.node.id, [edge.node.name, edge.node.runCount]])),
+        new Map([
+          [fork.id, ["north (copy)", 2]],
+          [session.id, ["north", 2]],
+        ]),
+      );
+      const copied = await readHistory(fork.id);
+      assert.deepEqual(said(copied), [
+        ["USER", "north"],
+        ["ASSISTANT", "You said: north"],
+        ["USER", "south"],
+        ["ASSISTANT", "You said: south"],
+      ]);
+      assert.deepEqual(said(copied), said(source));
+      const sourceIds = new Set(source.map((message) => message.id));
+      assert.deepEqual(
+        copied.filter((message) => sourceIds.has(message.id)),
+        [],
       );
     });
 

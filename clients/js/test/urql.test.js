@@ -8,8 +8,12 @@ import {
   CONTINUE_RUN,
   CREATE_SESSION,
   DELETE_SESSION,
+  EDIT_MESSAGE,
+  FORK_SESSION,
+  REGENERATE_RUN,
   RENAME_SESSION,
   RUN_AGENT,
+  RUN_ALTERNATIVES,
   SESSION,
   SESSION_HISTORY,
   SESSIONS,
@@ -58,6 +62,33 @@ for (const backend of await backends()) {
     async function continueRun(client, input) {
       return urqlEvents(await collect(client.subscription(CONTINUE_RUN, { input })), "continueRun");
     }
+
+    async function regenerateRun(client, input) {
+      return urqlEvents(await collect(client.subscription(REGENERATE_RUN, { input })), "regenerateRun");
+    }
+
+    async function editMessage(client, input) {
+      return urqlEvents(await collect(client.subscription(EDIT_MESSAGE, { input })), "editMessage");
+    }
+
+    /** An unnamed assistant session with one run per message: the session and the run ids. */
+    async function chat(client, ...messages) {
+      const session = await createSession(client, "assistant");
+      const runIds = [];
+      for (const message of messages) {
+        const events = await runAgent(client, { agentId: "assistant", sessionId: session.id, message });
+        runIds.push(events.at(-1).runId);
+      }
+      return { session, runIds };
+    }
+
+    /** The conversation's messages as SessionHistory reads them (from the cache first, as a page would). */
+    async function history(client, sessionId, requestPolicy = "cache-first") {
+      const data = await ok(client.query(SESSION_HISTORY, { id: sessionId, last: 20 }, { requestPolicy }).toPromise());
+      return data.session.messages.edges.map((edge) => edge.node);
+    }
+
+    const said = (messages) => messages.map((message) => [message.role, message.content]);
 
     test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
       const client = clientFor(newUserId("urql-run"));
@@ -204,6 +235,153 @@ for (const backend of await backends()) {
       assert.deepEqual(
         listed.sessions.edges.map((edge) => edge.node.id),
         [kept.id],
+      );
+    });
+
+    test("regenerating the latest answer replaces it in the cached history; both answers are alternatives", async () => {
+      const client = clientFor(newUserId("urql-regenerate"));
+      const {
+        session,
+        runIds: [first, second],
+      } = await chat(client, "hello", "how are you");
+      const before = await history(client, session.id);
+      assert.deepEqual(
+        before.map((message) => message.runId),
+        [first, first, second, second],
+      );
+      const old = await ok(client.query(RUN_ALTERNATIVES, { id: second }).toPromise());
+      assert.equal(old.run.replaced, false);
+
+      const events = await regenerateRun(client, { runId: second });
+      const regenerated = events[0].runId;
+      assert.notEqual(regenerated, second);
+      assert.deepEqual([events[0].__typename, events.at(-1).__typename], ["RunStarted", "RunCompleted"]);
+      assert.equal(streamedText(events), "You said: how are you");
+      assert.deepEqual([...new Set(events.map((event) => event.sessionId))], [session.id]);
+
+      // The updater invalidated the session on RunCompleted, so this cache-first read goes to the server once.
+      const after = await history(client, session.id);
+      assert.deepEqual(said(after), [
+        ["USER", "hello"],
+        ["ASSISTANT", "You said: hello"],
+        ["USER", "how are you"],
+        ["ASSISTANT", "You said: how are you"],
+      ]);
+      assert.deepEqual(
+        after.map((message) => message.runId),
+        [first, first, regenerated, regenerated],
+      );
+      assert.deepEqual(after.slice(0, 2), before.slice(0, 2));
+      assert.deepEqual(await history(client, session.id, "cache-only"), after);
+
+      const replaced = await ok(client.query(RUN_ALTERNATIVES, { id: second }).toPromise());
+      assert.equal(replaced.run.replaced, true);
+      assert.deepEqual(
+        replaced.run.alternatives.map(({ id, content, replaced }) => ({ id, content, replaced })),
+        [
+          { id: second, content: "You said: how are you", replaced: true },
+          { id: regenerated, content: "You said: how are you", replaced: false },
+        ],
+      );
+      const listed = await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+      assert.deepEqual(
+        listed.sessions.edges.map((edge) => [edge.node.id, edge.node.runCount]),
+        [[session.id, 2]],
+      );
+    });
+
+    test("editing a user message drops its run and every later one from the cached history", async () => {
+      const client = clientFor(newUserId("urql-edit-message"));
+      const { session } = await chat(client, "alpha", "beta", "gamma");
+      const listed = await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+      assert.deepEqual(
+        listed.sessions.edges.map((edge) => [edge.node.name, edge.node.runCount]),
+        [["alpha", 3]],
+      );
+      const before = await history(client, session.id);
+      const beta = before.find((message) => message.content === "beta");
+
+      const events = await editMessage(client, { messageId: beta.id, message: "beta, edited" });
+      assert.equal(events.at(-1).__typename, "RunCompleted");
+      assert.equal(events.at(-1).content, "You said: beta, edited");
+
+      const after = await history(client, session.id);
+      assert.deepEqual(said(after), [
+        ["USER", "alpha"],
+        ["ASSISTANT", "You said: alpha"],
+        ["USER", "beta, edited"],
+        ["ASSISTANT", "You said: beta, edited"],
+      ]);
+      assert.deepEqual(after.slice(0, 2), before.slice(0, 2));
+      const kept = new Set(before.map((message) => message.id));
+      assert.deepEqual(
+        after.slice(2).filter((message) => kept.has(message.id)),
+        [],
+      );
+      assert.deepEqual([...new Set(after.slice(2).map((message) => message.runId))], [events[0].runId]);
+      // The title is the first message's, which did not change; the two replaced runs left runCount.
+      const relisted = await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+      assert.deepEqual(
+        relisted.sessions.edges.map((edge) => [edge.node.name, edge.node.runCount]),
+        [["alpha", 2]],
+      );
+    });
+
+    test("editing an answer is refused with BAD_USER_INPUT and the cached history stays", async () => {
+      const client = clientFor(newUserId("urql-edit-answer"));
+      const { session } = await chat(client, "keep me");
+      const before = await history(client, session.id);
+      const answer = before.find((message) => message.role === "ASSISTANT");
+
+      const results = await collect(
+        client.subscription(EDIT_MESSAGE, { input: { messageId: answer.id, message: "no" } }),
+      );
+      // urql repeats the last result when the stream ends: every result is the refusal, none an event.
+      assert.ok(results.every((result) => result.error && !result.data?.editMessage));
+      assert.deepEqual(
+        results.at(-1).error.graphQLErrors.map((error) => error.extensions.code),
+        ["BAD_USER_INPUT"],
+      );
+      assert.deepEqual(await history(client, session.id, "cache-only"), before);
+      assert.deepEqual(await history(client, session.id, "network-only"), before);
+    });
+
+    test("a fork up to an answer appears in the cached session list with that part of the conversation", async () => {
+      const client = clientFor(newUserId("urql-fork"));
+      const { session } = await chat(client, "one", "two", "three");
+      const listed = await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+      assert.deepEqual(
+        listed.sessions.edges.map((edge) => edge.node.id),
+        [session.id],
+      );
+      const source = await history(client, session.id);
+      const secondAnswer = source.filter((message) => message.role === "ASSISTANT")[1];
+
+      const data = await ok(
+        client
+          .mutation(FORK_SESSION, { input: { sessionId: session.id, upToMessageId: secondAnswer.id, name: "Branch" } })
+          .toPromise(),
+      );
+      const fork = data.forkSession.session;
+      assert.notEqual(fork.id, session.id);
+      assert.deepEqual([fork.agentId, fork.name, fork.runCount], ["assistant", "Branch", 2]);
+
+      // The updater invalidated the cached lists, so this cache-first read fetches the list with the fork in it.
+      const relisted = await ok(client.query(SESSIONS, { first: 10 }).toPromise());
+      assert.equal(relisted.sessions.totalCount, 2);
+      assert.deepEqual(
+        new Map(relisted.sessions.edges.map((edge) => [edge.node.id, [edge.node.name, edge.node.runCount]])),
+        new Map([
+          [fork.id, ["Branch", 2]],
+          [session.id, ["one", 3]],
+        ]),
+      );
+      const copied = await history(client, fork.id);
+      assert.deepEqual(said(copied), said(source.slice(0, 4)));
+      const sourceIds = new Set(source.map((message) => message.id));
+      assert.deepEqual(
+        copied.filter((message) => sourceIds.has(message.id)),
+        [],
       );
     });
 
