@@ -9,7 +9,7 @@ from typing import Any
 from tests.client import RUN_AGENT, execute, run_agent, subscribe
 from tests.conftest import RunningServer, make_token
 from tests.matrix_support import codes, create_session, errors_of
-from tests.run_support import LONG_MESSAGE, run_input, start_run, subscription, wait_for_status
+from tests.run_support import LONG_MESSAGE, SESSION_EVENTS, run_input, start_run, subscription, wait_for_status
 
 REGENERATE = """
 subscription Regenerate($input: RegenerateRunInput!) {
@@ -337,3 +337,22 @@ async def test_interrupt_cancels_the_running_answer_then_answers_the_new_message
     # With nothing going, INTERRUPT just starts the run; ENQUEUE is not served yet.
     assert (await send(server, token, session_id, "and now", "INTERRUPT"))[-1]["__typename"] == "RunCompleted"
     assert codes(await errors_of(send(server, token, session_id, "later", "ENQUEUE"))) == ["BAD_USER_INPUT"]
+
+
+async def test_the_users_other_tabs_hear_of_forks_regenerations_and_edits(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    session_id, [only] = await chat(server, token, "heard")
+    async with subscription(server, token, SESSION_EVENTS) as tabs:
+        await asyncio.sleep(0.2)
+        regenerated = (await regenerate(server, token, only))[-1]["runId"]
+        message = user_message_ids(await conversation(server, token, session_id))[0]
+        edited = (await edit(server, token, message, "heard, edited"))[-1]["runId"]
+        forked = await fork(server, token, session_id)
+        heard = await asyncio.wait_for(tabs.events("sessionEvents", stop_after=5), timeout=30)
+    assert [(e["kind"], e["sessionId"], e["runId"]) for e in heard] == [
+        ("RUN_STARTED", session_id, regenerated),
+        ("UPDATED", session_id, regenerated),
+        ("RUN_STARTED", session_id, edited),
+        ("UPDATED", session_id, edited),
+        ("CREATED", forked["id"], None),
+    ]
