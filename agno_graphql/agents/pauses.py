@@ -51,7 +51,9 @@ def answer_requirements(
             requirement.reject(note)
             told.append((record.tool_call, note, True))
         elif record.kind == USER_INPUT:
-            requirement.provide_user_input(dict(answer.values or {}))
+            # A null keeps what the model filled in (`check_answers` refused one for a field the model left empty).
+            given = {name: value for name, value in dict(answer.values or {}).items() if value is not None}
+            requirement.provide_user_input(given)
         elif record.kind == USER_FEEDBACK:
             chosen = {q.question: list(c) for q, c in zip(record.questions, answer.selections or (), strict=True)}
             requirement.provide_user_feedback(chosen)
