@@ -16,7 +16,7 @@ from agno_graphql.agents.events import RUN_LOST, replay_stored_run
 from agno_graphql.agents.pauses import answer_requirements
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
 from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun, RunExtras, RunManager
-from agno_graphql.db import history
+from agno_graphql.db import conversation, history
 from agno_graphql.db.database import Database
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, NotLatestRun, RunNotPaused, SessionBusy
 from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, RequirementAnswer, RunRecord
@@ -107,7 +107,7 @@ class RunService:
         if running is None:
             return
         await self._manager.stop(running, INTERRUPTED)
-        await history.keep_in_history(self._db, running)
+        await conversation.keep_in_history(self._db, running)
 
     def _check_message(self, message: str) -> None:
         if not message.strip():
@@ -194,7 +194,7 @@ class RunService:
         conversation (kept, replaced), and a new run answers the edited text with the history before it."""
         check_id(message_id, "messageId")
         self._check_message(message)
-        found = await history.run_of_message(self._db, user_id, message_id)
+        found = await conversation.run_of_message(self._db, user_id, message_id)
         if found is None or await self._sessions.get(user_id, found[0].session_id) is None:
             raise NotFound("Message not found.", messageId=message_id)
         run, edited = found
@@ -224,15 +224,15 @@ class RunService:
         """A new run in `run`'s session answering `message`, after `run` and every later run of the conversation
         leave it; `check` sees those runs, with the session held, and may refuse."""
         agent, spec = self._agents.require(run.agent_id)
-        for later in await history.runs_from(self._db, run.session_id, run.run_index):
+        for later in await conversation.runs_from(self._db, run.session_id, run.run_index):
             if later.status == "PAUSED":
                 await self._cancel_paused(user_id, later, NEW_MESSAGE_SENT)
 
         async def take_their_place() -> None:
             # With the session held, so no run starts or ends meanwhile.
-            replacing = await history.runs_from(self._db, run.session_id, run.run_index)
+            replacing = await conversation.runs_from(self._db, run.session_id, run.run_index)
             await check(replacing)
-            if not await history.replace_runs(self._db, [r.id for r in replacing]):
+            if not await conversation.replace_runs(self._db, [r.id for r in replacing]):
                 raise SessionBusy("A run of the session has not ended; try again once it has.", runId=run.id)
 
         extras = RunExtras(
@@ -254,7 +254,7 @@ class RunService:
         """Every answer to the same user message as `run`, oldest first, itself included."""
         if run.status == "RUNNING" and run.run_index < 0:
             return [run]  # a run still going is not stored yet: its alternatives show once it is
-        return await history.alternatives(self._db, run.session_id, run.answers_to)
+        return await conversation.alternatives(self._db, run.session_id, run.answers_to)
 
     async def _cancel_paused(self, user_id: str, run: RunRecord, reason: str) -> bool:
         """Store a paused run CANCELLED and tell its followers and the user's other tabs; False if it was no

@@ -12,7 +12,7 @@ from uuid import uuid4
 from agno_graphql.agents.broker import RunBroker, SessionChange
 from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import SESSION_DELETED, RunManager
-from agno_graphql.db import history, sessions
+from agno_graphql.db import conversation, history, sessions
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageLimits, page_request
 from agno_graphql.errors import BadUserInput, NotFound
@@ -80,7 +80,7 @@ class SessionService:
         up_to: tuple[str, int] | None = None
         if up_to_message_id is not None:
             check_id(up_to_message_id, "upToMessageId")
-            found = await history.run_of_message(self._db, user_id, up_to_message_id)
+            found = await conversation.run_of_message(self._db, user_id, up_to_message_id)
             if found is None or found[0].session_id != session_id:
                 raise NotFound("Message not found in this session.", messageId=up_to_message_id)
             run, message = found
@@ -94,7 +94,7 @@ class SessionService:
             shortened = sessions.short_name(titled, sessions.NAME_MAX_CHARS - len(COPY_SUFFIX))
             clean_name = f"{shortened}{COPY_SUFFIX}" if shortened else None
         new_id = str(uuid4())
-        runs = await history.forked_runs(self._db, session_id, new_id, up_to)
+        runs = await conversation.forked_runs(self._db, session_id, new_id, up_to)
         record = await sessions.create_session(
             self._db, user_id, agent_id=source.agent_id, session_id=new_id, name=clean_name, runs=runs
         )
