@@ -3,7 +3,7 @@
 // into a new chat from an answer, and the busy conversation the server refuses to answer again in.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { launchBrowser, startServer } from "./server.mjs";
+import { launchBrowser, signedInPage, startServer } from "./server.mjs";
 
 const WORD_DELAY_MS = 40;
 const ANSWER = '#message-list [data-role="assistant"]';
@@ -33,25 +33,7 @@ describe("chat page: editing the conversation", () => {
   });
 
   /** A new browser context, signed in, recording every text the answer bubbles show (to see them stream). */
-  async function openPage() {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    await context.addInitScript(() => {
-      window.answerTexts = [];
-      document.addEventListener("DOMContentLoaded", () => {
-        const list = document.querySelector("#message-list");
-        new MutationObserver(() => {
-          for (const answer of list.querySelectorAll('[data-role="assistant"]')) window.answerTexts.push(answer.textContent);
-        }).observe(list, { childList: true, subtree: true, characterData: true });
-      });
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    await page.goto(`${server.base}/chat/`);
-    await page.fill("#token", token);
-    await page.click("#sign-in-form button");
-    await page.waitForSelector("#app:not([hidden]):not([aria-busy])");
-    return page;
-  }
+  const openPage = () => signedInPage(browser, server, token);
 
   const texts = (page) => page.$$eval("#message-list > li", (items) => items.map((item) => item.textContent));
   const sessionIdOf = (page) => new URLSearchParams(new URL(page.url()).hash.slice(1)).get("session");

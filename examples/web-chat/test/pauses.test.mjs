@@ -3,7 +3,7 @@
 // answer continues the run, and the rest of the answer streams into the run's bubble.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { launchBrowser, startServer } from "./server.mjs";
+import { launchBrowser, signedInPage, startServer } from "./server.mjs";
 
 const RUN_QUERY = "query($id: ID!) { run(id: $id) { id status content } }";
 const CARD = '#message-list [data-role="requirements"]';
@@ -26,25 +26,7 @@ describe("chat page: runs that pause for a person", () => {
   });
 
   /** A new browser context, signed in, recording every text the answer bubbles show (to see them stream). */
-  async function openPage() {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    await context.addInitScript(() => {
-      window.answerTexts = [];
-      document.addEventListener("DOMContentLoaded", () => {
-        const list = document.querySelector("#message-list");
-        new MutationObserver(() => {
-          for (const answer of list.querySelectorAll('[data-role="assistant"]')) window.answerTexts.push(answer.textContent);
-        }).observe(list, { childList: true, subtree: true, characterData: true });
-      });
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    await page.goto(`${server.base}/chat/`);
-    await page.fill("#token", token);
-    await page.click("#sign-in-form button");
-    await page.waitForSelector("#app:not([hidden]):not([aria-busy])");
-    return page;
-  }
+  const openPage = () => signedInPage(browser, server, token);
 
   /** Sends `message` to the helpdesk agent in a new chat and waits for the card of its pause. */
   async function pauseWith(page, message) {

@@ -3,7 +3,7 @@
 // mid-run, two tabs kept in sync by sessionEvents, and the SESSION_BUSY / RATE_LIMITED messages.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { launchBrowser, startServer } from "./server.mjs";
+import { launchBrowser, signedInPage, startServer } from "./server.mjs";
 
 const WORD_DELAY_MS = 80;
 const MAX_RUNS_PER_USER = 2;
@@ -43,31 +43,14 @@ describe("chat page: run lifecycle", () => {
    * `sockets`, when given, collects every websocket the page opens, routed through the test (which
    * passes the messages on to the server and can cut a socket as a network drop would).
    */
-  async function openPage(sockets = null) {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    if (sockets) {
+  function openPage(sockets = null) {
+    return signedInPage(browser, server, token, async (context) => {
+      if (!sockets) return;
       await context.routeWebSocket(/\/graphql$/, (socket) => {
         socket.connectToServer();
         sockets.push(socket);
       });
-    }
-    // Every text the answer bubbles show, in order, to check that an answer only ever grows.
-    await context.addInitScript(() => {
-      window.answerTexts = [];
-      document.addEventListener("DOMContentLoaded", () => {
-        const list = document.querySelector("#message-list");
-        new MutationObserver(() => {
-          for (const answer of list.querySelectorAll('[data-role="assistant"]')) window.answerTexts.push(answer.textContent);
-        }).observe(list, { childList: true, subtree: true, characterData: true });
-      });
     });
-    const page = await context.newPage();
-    page.setDefaultTimeout(20_000);
-    await page.goto(`${server.base}/chat/`);
-    await page.fill("#token", token);
-    await page.click("#sign-in-form button");
-    await page.waitForSelector("#app:not([hidden]):not([aria-busy])");
-    return page;
   }
 
   const answerText = (page) => page.textContent('#message-list [data-role="assistant"]');

@@ -120,3 +120,29 @@ export async function launchBrowser() {
   await mkdir(RESULTS, { recursive: true });
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 }
+
+/**
+ * A new browser context (its own localStorage, like another browser) on the chat page, signed in with `token`, that
+ * records in `window.answerTexts` every text the answer bubbles show (to check that an answer streams and only
+ * grows). `prepare(context)` runs first, for routes a test wants in place before the page loads.
+ */
+export async function signedInPage(browser, server, token, prepare = async () => {}) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  await prepare(context);
+  await context.addInitScript(() => {
+    window.answerTexts = [];
+    document.addEventListener("DOMContentLoaded", () => {
+      const list = document.querySelector("#message-list");
+      new MutationObserver(() => {
+        for (const answer of list.querySelectorAll('[data-role="assistant"]')) window.answerTexts.push(answer.textContent);
+      }).observe(list, { childList: true, subtree: true, characterData: true });
+    });
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${server.base}/chat/`);
+  await page.fill("#token", token);
+  await page.click("#sign-in-form button");
+  await page.waitForSelector("#app:not([hidden]):not([aria-busy])");
+  return page;
+}
