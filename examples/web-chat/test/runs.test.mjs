@@ -1,6 +1,7 @@
 // The run lifecycle in the chat page, in headless chromium against a real server with a slow offline
 // model (80 ms a word): Stop, a reload mid-run (also after an answered pause), a websocket that drops
-// mid-run, two tabs kept in sync by sessionEvents, and the SESSION_BUSY / RATE_LIMITED messages.
+// mid-run (also before the server's answer to an approved pause), two tabs kept in sync by
+// sessionEvents, and the SESSION_BUSY / RATE_LIMITED messages.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { launchBrowser, signedInPage, startServer } from "./server.mjs";
@@ -181,6 +182,55 @@ describe("chat page: run lifecycle", () => {
     const sessionsAfter = (await server.graphql(token, SESSION_COUNT)).sessions.totalCount;
     assert.equal(sessionsAfter, sessionsBefore + 1, "the reconnect resumed the run rather than starting another");
     assert.equal(await page.textContent("#error"), "");
+    await page.context().close();
+  });
+
+  it("follows an approved pause on when the websocket drops before the server answers the approval", async () => {
+    // The server takes the continueRun, but its answer is lost with the socket: graphql-ws sends the
+    // continueRun again on the next socket, and the server refuses it (RUN_NOT_PAUSED) as the run goes on.
+    let cut = false;
+    const page = await signedInPage(browser, server, token, (context) =>
+      context.routeWebSocket(/\/graphql$/, (socket) => {
+        const upstream = socket.connectToServer();
+        let lostId = null;
+        socket.onMessage((message) => {
+          const { type, id, payload } = JSON.parse(message);
+          if (!cut && type === "subscribe" && payload.query.includes("continueRun")) lostId = id;
+          upstream.send(message);
+        });
+        upstream.onMessage((message) => {
+          if (!lostId || JSON.parse(message).id !== lostId) socket.send(message);
+          else if (!cut) {
+            cut = true;
+            socket.close({ code: 1012, reason: "network drop" });
+          }
+        });
+      }),
+    );
+    await page.click("#new-chat");
+    await page.selectOption("#agent", "helpdesk");
+    await page.fill("#message", "use the restart_service tool");
+    await page.click("#send");
+    const card = '#message-list [data-role="requirements"]';
+    await page.waitForSelector(`${card} form`);
+    const runId = await page.getAttribute(card, "data-run-id");
+    await page.click(`${card} button:text-is("Approve")`);
+    // Done, or (what the page did before) the card saying the run is no longer paused.
+    await page.waitForSelector(`#message-list [data-role="assistant"][data-state="done"], ${card} .error:not(:empty)`);
+    assert.ok(cut, "the server's answer to the continueRun was lost with its socket");
+    const texts = await page.$$eval("#message-list li", (items) => items.map((item) => item.textContent));
+    assert.deepEqual(texts, [
+      "use the restart_service tool",
+      "calls restart_service()",
+      "restart_service → The web service was restarted.",
+      "The answer is The web service was restarted..",
+    ]);
+    const answerRunId = await page.getAttribute('#message-list [data-role="assistant"]', "data-run-id");
+    assert.equal(answerRunId, runId, "the answer is the paused run's bubble");
+    assert.equal(await page.textContent("#error"), "");
+    const { run } = await server.graphql(token, RUN_QUERY, { id: runId });
+    assert.equal(run.status, "COMPLETED");
+    assert.equal(run.content, "The answer is The web service was restarted..");
     await page.context().close();
   });
 

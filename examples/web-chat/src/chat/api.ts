@@ -3,7 +3,12 @@
 // Codegen types every operation from ../../schema.graphql, so a schema change that breaks one fails
 // the build.
 import { Client, fetchExchange, stringifyDocument, subscriptionExchange } from "@urql/core";
-import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
+import {
+  createClient as createWsClient,
+  type Client as WsClient,
+  type FormattedExecutionResult,
+  type Sink,
+} from "graphql-ws";
 import { graphql } from "../gql";
 import type {
   ContinueRunInput,
@@ -281,12 +286,13 @@ export function endpointUrls(location: Location): { http: string; ws: string } {
 /**
  * How a run is followed: started with runAgent, joined while it goes (after a reload), continued with
  * the answers to what it paused for, or started in place of the latest answer (regenerateRun) or of a user
- * message and everything after it (editMessage).
+ * message and everything after it (editMessage). `pausedIndex` is the index of the RunPaused the answers
+ * answer, when the page saw it.
  */
 export type RunStart =
   | { input: RunAgentInput }
   | { runId: string }
-  | { answers: ContinueRunInput }
+  | { answers: ContinueRunInput; pausedIndex?: number }
   | { regenerate: RegenerateRunInput }
   | { edit: EditMessageInput };
 export type RunEvent = RunEventFieldsFragment;
@@ -406,15 +412,34 @@ export function createApi(token: string, events: ApiEvents): Api {
         return opening?.variables ?? { runId, afterIndex };
       },
     };
-    return ws.subscribe<RunAgentSubscriptionResult>(operation, {
+    // The server may have taken the first send of a continueRun whose socket closed before its first
+    // event: the run then goes on (or is done), and the resend is refused with RUN_NOT_PAUSED. That
+    // refusal is no error for the page: the rest of the run is followed from its pause.
+    let openingResent = false;
+    const stopWatching = ws.on("closed", () => {
+      if (opening) openingResent = true;
+    });
+    const pausedIndex = "answers" in start ? start.pausedIndex : undefined;
+    const refused = ({ code, message, requirementId }: FirstError): void => {
+      if (code === "RUN_NOT_PAUSED" && openingResent && pausedIndex !== undefined) {
+        opening = null;
+        afterIndex = pausedIndex;
+        unsubscribe();
+        unsubscribe = ws.subscribe<RunAgentSubscriptionResult>(operation, observer);
+        return;
+      }
+      ended = true;
+      stopWatching();
+      sink.error(code, message, requirementId);
+    };
+    const observer: Sink<FormattedExecutionResult<RunAgentSubscriptionResult>> = {
       next(result) {
         if (result.errors?.length) {
-          const { code, message, requirementId } = firstError(result.errors);
-          ended = true;
-          sink.error(code, message, requirementId);
+          refused(firstError(result.errors));
         } else if (result.data) {
           const event = result.data.event;
           opening = null;
+          stopWatching();
           runId = event.runId;
           afterIndex = event.index;
           ended = LAST_EVENTS.has(event.__typename);
@@ -423,12 +448,15 @@ export function createApi(token: string, events: ApiEvents): Api {
       },
       error(error) {
         if (ended) return; // a socket lost after the terminal event loses nothing
-        ended = true;
-        const { code, message } = firstError(error);
-        sink.error(code, message);
+        refused(firstError(error));
       },
       complete() {},
-    });
+    };
+    let unsubscribe = ws.subscribe<RunAgentSubscriptionResult>(operation, observer);
+    return () => {
+      stopWatching();
+      unsubscribe();
+    };
   }
 
   return { client, followRun, dispose: () => void ws.dispose() };

@@ -466,6 +466,8 @@ function follow(
   };
   let answer: HTMLElement | null = null;
   let card: RequirementCard | null = null;
+  /** The index of the RunPaused the card answers; unknown for a card shown again after a reload. */
+  let pausedIndex: number | undefined;
   // A continued run's events up to its RunContinued are in the history already.
   let replaying = "continued" in start;
 
@@ -484,7 +486,8 @@ function follow(
     showRunning();
     if (state !== "paused") void settle(followed.id);
   };
-  const pause = (requirements: Requirement[]): void => {
+  const pause = (requirements: Requirement[], index?: number): void => {
+    pausedIndex = index;
     for (const requirement of requirements) showToolCall(requirement.toolCall, followed.id);
     card?.element.remove();
     card = requirementCard(followed.id ?? "", requirements, answerPause);
@@ -502,7 +505,8 @@ function follow(
     ui.error.textContent = "";
     run = followed;
     showRunning();
-    followed.stop = api.followRun({ answers: { runId: followed.id, answers } }, { event: show, error: refused });
+    const continuation = { answers: { runId: followed.id, answers }, pausedIndex };
+    followed.stop = api.followRun(continuation, { event: show, error: refused });
   };
   /** Shows an event in the conversation it belongs to (dropped once another one is open). */
   const show = (event: RunEvent): void => {
@@ -531,7 +535,7 @@ function follow(
         answer?.setAttribute("data-state", "streaming");
         break;
       case "RunPaused":
-        pause(event.requirements);
+        pause(event.requirements, event.index);
         break;
       case "RunContentDelta": {
         const follow = nearBottom();
