@@ -372,13 +372,15 @@ class RedisBroker:
             pipe.expire(self._info_key(run_id), retention)
             await pipe.execute()
         self._local.seal(run_id)
+        log_here = self._local.logs.get(run_id)
+        if log_here is not None and log_here.events and isinstance(log_here.events[-1], Paused):
+            # A paused run may go on on any instance: from now on only the stream tells it whole.
+            del self._local.logs[run_id]
 
     def follow(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
         local = self._local.log(run_id)
-        # The stream when the local log may not tell it all: a continuation driven here holds only its own part,
-        # and a run paused here may have been continued on another instance.
-        paused_here = local is not None and local.finished and isinstance(local.events[-1], Paused)
-        if local is not None and after_index + 1 >= local.first_index and not paused_here:
+        # A continuation driven here holds only its own part: what came before the pause is in the stream.
+        if local is not None and after_index + 1 >= local.first_index:
             local.check_available(after_index)
             return local.follow(after_index)
         return self._follow_stream(run_id, after_index)

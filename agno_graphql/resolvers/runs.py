@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import strawberry
@@ -52,65 +52,82 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
     raise TypeError(f"unknown run event {type(event).__name__}")
 
 
-async def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
+async def _told(
+    info: Info, opening: Callable[[], Awaitable[AsyncIterator[domain.Event]]]
+) -> AsyncGenerator[events.RunEvent, None]:
+    """The events of the run `opening` starts or joins (called on the first read), as GraphQL types, while the
+    viewer's token holds."""
+    stream = await opening()
+    async for event in while_token_holds(info.context, stream):
+        yield to_run_event(event)
+
+
+def _cancel_on_disconnect(policy: DisconnectPolicy) -> bool:
+    return policy == DisconnectPolicy.CANCEL
+
+
+def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
     """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
-    if input.if_busy == BusyPolicy.ENQUEUE:
-        raise BadUserInput("ifBusy: ENQUEUE is not served yet; use REJECT or INTERRUPT.", argument="ifBusy")
-    stream = await info.context.services.runs.start(
-        info.context.user_id,
-        str(input.agent_id),
-        str(input.session_id) if input.session_id is not None else None,
-        input.message,
-        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
-        interrupt=input.if_busy == BusyPolicy.INTERRUPT,
-    )
-    async for event in while_token_holds(info.context, stream):
-        yield to_run_event(event)
+
+    async def start() -> AsyncIterator[domain.Event]:
+        if input.if_busy == BusyPolicy.ENQUEUE:
+            raise BadUserInput("ifBusy: ENQUEUE is not served yet; use REJECT or INTERRUPT.", argument="ifBusy")
+        return await info.context.services.runs.start(
+            info.context.user_id,
+            str(input.agent_id),
+            str(input.session_id) if input.session_id is not None else None,
+            input.message,
+            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
+            interrupt=input.if_busy == BusyPolicy.INTERRUPT,
+        )
+
+    return _told(info, start)
 
 
-async def continue_run(info: Info, input: ContinueRunInput) -> AsyncGenerator[events.RunEvent, None]:
+def continue_run(info: Info, input: ContinueRunInput) -> AsyncGenerator[events.RunEvent, None]:
     """Answer a paused run and stream the rest: RunContinued first, one terminal event (or RunPaused) last."""
-    stream = await info.context.services.runs.continue_run(
-        info.context.user_id,
-        str(input.run_id),
-        [answer.as_answer() for answer in input.answers],
-        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    return _told(
+        info,
+        lambda: info.context.services.runs.continue_run(
+            info.context.user_id,
+            str(input.run_id),
+            [answer.as_answer() for answer in input.answers],
+            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
+        ),
     )
-    async for event in while_token_holds(info.context, stream):
-        yield to_run_event(event)
 
 
-async def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerator[events.RunEvent, None]:
+def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerator[events.RunEvent, None]:
     """A new answer to the latest run's user message: RunStarted first, one terminal event last."""
-    stream = await info.context.services.runs.regenerate(
-        info.context.user_id,
-        str(input.run_id),
-        input.instructions,
-        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    return _told(
+        info,
+        lambda: info.context.services.runs.regenerate(
+            info.context.user_id,
+            str(input.run_id),
+            input.instructions,
+            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
+        ),
     )
-    async for event in while_token_holds(info.context, stream):
-        yield to_run_event(event)
 
 
-async def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.RunEvent, None]:
+def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.RunEvent, None]:
     """The edited message answered by a new run: RunStarted first, one terminal event last."""
-    stream = await info.context.services.runs.edit_message(
-        info.context.user_id,
-        str(input.message_id),
-        input.message,
-        cancel_on_disconnect=input.on_disconnect == DisconnectPolicy.CANCEL,
+    return _told(
+        info,
+        lambda: info.context.services.runs.edit_message(
+            info.context.user_id,
+            str(input.message_id),
+            input.message,
+            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
+        ),
     )
-    async for event in while_token_holds(info.context, stream):
-        yield to_run_event(event)
 
 
-async def run_events(
+def run_events(
     info: Info, run_id: strawberry.ID, after_index: int | None = None
 ) -> AsyncGenerator[events.RunEvent, None]:
     """Follow a run, from the start or after an index, to its terminal event."""
-    stream = await info.context.services.runs.events(info.context.user_id, str(run_id), after_index)
-    async for event in while_token_holds(info.context, stream):
-        yield to_run_event(event)
+    return _told(info, lambda: info.context.services.runs.events(info.context.user_id, str(run_id), after_index))
 
 
 async def resolve_run(info: Info, id: strawberry.ID) -> Run | None:

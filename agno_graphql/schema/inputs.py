@@ -10,6 +10,15 @@ from agno_graphql.records import SessionOrdering
 from agno_graphql.schema.enums import BusyPolicy, DisconnectPolicy, OrderDirection, SessionOrderField
 
 
+def like_run_agent_on_disconnect() -> DisconnectPolicy:
+    """The `onDisconnect` of the inputs that start or go on with a run besides runAgent's."""
+    field: DisconnectPolicy = strawberry.field(
+        default=DisconnectPolicy.CONTINUE,
+        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
+    )
+    return field
+
+
 @strawberry.input
 class SessionOrder:
     field: SessionOrderField = SessionOrderField.UPDATED_AT
@@ -94,10 +103,7 @@ class RequirementAnswer:
 class ContinueRunInput:
     run_id: strawberry.ID
     answers: list[RequirementAnswer]
-    on_disconnect: DisconnectPolicy = strawberry.field(
-        default=DisconnectPolicy.CONTINUE,
-        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
-    )
+    on_disconnect: DisconnectPolicy = like_run_agent_on_disconnect()
 
 
 @strawberry.input(description="A new answer to the user message of a session's latest run.")
@@ -106,20 +112,14 @@ class RegenerateRunInput:
     instructions: str | None = strawberry.field(
         default=None, description="For this answer only: never shown in messages or in later history."
     )
-    on_disconnect: DisconnectPolicy = strawberry.field(
-        default=DisconnectPolicy.CONTINUE,
-        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
-    )
+    on_disconnect: DisconnectPolicy = like_run_agent_on_disconnect()
 
 
 @strawberry.input(description="Change a user message of the conversation and answer it again.")
 class EditMessageInput:
     message_id: strawberry.ID
     message: str
-    on_disconnect: DisconnectPolicy = strawberry.field(
-        default=DisconnectPolicy.CONTINUE,
-        description="As for runAgent: CANCEL cancels the run when this subscription ends before the run does.",
-    )
+    on_disconnect: DisconnectPolicy = like_run_agent_on_disconnect()
 
 
 @strawberry.input(description="A new session holding a session's conversation, or its first part.")

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from agno.agent import Agent
 
@@ -120,9 +121,7 @@ class RunService:
     ) -> AsyncIterator[Event]:
         """Answer every open requirement of a paused run and follow the rest of it, from RunContinued on."""
         check_id(run_id, "runId")
-        info = await self._broker.run_info(run_id)
-        if info is not None and info.user_id != user_id:
-            raise NotFound("Run not found.", runId=run_id)
+        info = await self._live_info(user_id, run_id)
         found = await self._stored_run(user_id, run_id)
         if found is None:
             raise NotFound("Run not found.", runId=run_id)
@@ -162,9 +161,7 @@ class RunService:
             raise BadUserInput(
                 f"`instructions` is longer than {self._max_message_chars} characters.", argument="instructions"
             )
-        info = await self._broker.run_info(run_id)
-        if info is not None and info.user_id != user_id:
-            raise NotFound("Run not found.", runId=run_id)
+        info = await self._live_info(user_id, run_id)
         if info is not None and not info.finished:
             raise SessionBusy("The run is still going; regenerate it once it has ended.", runId=run_id)
         found = await self._stored_run(user_id, run_id)
@@ -261,26 +258,27 @@ class RunService:
         longer paused (continued or cancelled meanwhile)."""
         if not await history.cancel_paused(self._db, run.id, reason):
             return False
-        if run.next_index is not None:
-            end = Cancelled(
-                run_id=run.id,
-                session_id=run.session_id,
-                index=run.next_index,
-                created_at=time.time(),
-                reason=reason,
-                content=run.content,
-            )
-            await self._tell_end(end)
+        await self._tell_end(run, Cancelled, reason=reason, content=run.content)
         change = SessionChange(kind="UPDATED", user_id=user_id, session_id=run.session_id, run_id=run.id)
         with contextlib.suppress(Exception):
             await self._broker.publish_change(change)
         return True
 
-    async def _tell_end(self, end: Event) -> None:
-        """Append the end of a run that nobody drives to its log, where one is held: a follower waiting past its
-        pause hears it (the stored run tells the same once the log is gone)."""
+    async def _live_info(self, user_id: str, run_id: str) -> RunInfo | None:
+        """What the broker holds of a run (going, or ended a while ago); NOT_FOUND when it is another user's."""
+        info = await self._broker.run_info(run_id)
+        if info is not None and info.user_id != user_id:
+            raise NotFound("Run not found.", runId=run_id)
+        return info
+
+    async def _tell_end(self, run: RunRecord, end: type[Cancelled | Failed], **fields: Any) -> None:
+        """Append the end of a paused run that nobody drives to its log, where one is held, numbered on from the
+        pause: a follower waiting past the pause hears it (the stored run tells the same once the log is gone)."""
+        if run.next_index is None:
+            return
+        event = end(run_id=run.id, session_id=run.session_id, index=run.next_index, created_at=time.time(), **fields)
         with contextlib.suppress(Exception):
-            await self._broker.append(end.run_id, [end])
+            await self._broker.append(run.id, [event])
 
     def _abandoned_start(self, starting: asyncio.Future[RunInfo], cancel: bool) -> None:
         """The client that asked for this run left before it had started: the run goes on, unless the client
@@ -307,9 +305,7 @@ class RunService:
         after = -1 if after_index is None else after_index
         if after < -1:
             raise BadUserInput("`afterIndex` must be -1 or more.", argument="afterIndex")
-        info = await self._broker.run_info(run_id)
-        if info is not None and info.user_id != user_id:
-            raise NotFound("Run not found.", runId=run_id)
+        info = await self._live_info(user_id, run_id)
         if info is None:
             return await self._replay(user_id, run_id, after)
         return self._follow_or_replay(user_id, info, after)
@@ -365,17 +361,7 @@ class RunService:
         if run.status == "RUNNING" and (info is None or info.finished):
             # Taken for a continuation by a server that went away before it ended: lost, and said so once.
             await history.record_failure(self._db, run.id, RUN_LOST, LOST)
-            if run.next_index is not None:
-                # A log of it held here ends at the pause: a follower is told the end instead.
-                end = Failed(
-                    run_id=run.id,
-                    session_id=run.session_id,
-                    index=run.next_index,
-                    created_at=time.time(),
-                    message=LOST,
-                    code=RUN_LOST,
-                )
-                await self._tell_end(end)
+            await self._tell_end(run, Failed, message=LOST, code=RUN_LOST)
             return dataclasses.replace(run, status="ERROR", failure=(RUN_LOST, LOST))
         return run
 
@@ -398,9 +384,7 @@ class RunService:
     async def cancel(self, user_id: str, run_id: str) -> RunRecord:
         """Cancel a run of the viewer's and wait until it is stored; a finished run is returned as it is."""
         check_id(run_id, "runId")
-        info = await self._broker.run_info(run_id)
-        if info is not None and info.user_id != user_id:
-            raise NotFound("Run not found.", runId=run_id)
+        info = await self._live_info(user_id, run_id)
         if info is not None and not info.finished:
             await self._manager.stop(run_id, CANCELLED_BY_USER)
         run = await self.get(user_id, run_id)
