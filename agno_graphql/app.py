@@ -68,7 +68,8 @@ from agno_graphql.guards import (
 )
 from agno_graphql.services import Services
 from agno_graphql.services.history import HistoryService
-from agno_graphql.services.run_end import StoredRunSteps
+from agno_graphql.services.recovery import LostRuns
+from agno_graphql.services.run_steps import StoredRunSteps
 from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings
@@ -290,6 +291,7 @@ def build_services(settings: Settings) -> Services:
     manager = RunManager(
         broker,
         StoredRunSteps(db, broker, settings.store_retry_seconds),
+        registry,
         RunLimits(
             cancel_grace_seconds=settings.cancel_grace_seconds,
             run_timeout_seconds=settings.run_timeout_seconds,
@@ -298,6 +300,8 @@ def build_services(settings: Settings) -> Services:
     )
     limits = PageLimits(default_size=settings.page_size_default, max_size=settings.page_size_max)
     sessions = SessionService(db=db, agents=registry, broker=broker, runs=manager, limits=limits)
+    # Over Redis, another instance notices a dead one's runs within the lease and this interval (both under 2 x).
+    lost_runs = LostRuns(db, broker, manager, interval_seconds=settings.run_lease_seconds / 2)
     return Services(
         agents=registry,
         sessions=sessions,
@@ -308,11 +312,14 @@ def build_services(settings: Settings) -> Services:
             sessions=sessions,
             broker=broker,
             manager=manager,
+            lost=lost_runs,
             max_message_chars=settings.max_message_chars,
+            max_queued_per_session=settings.max_queued_per_session,
         ),
         verifier=verifier,
         db=db,
         run_manager=manager,
+        lost_runs=lost_runs,
     )
 
 
@@ -342,7 +349,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         except AppError:
             log.warning("database unreachable at startup; serving anyway, /readyz reports it")
         await services.run_manager.open()
+        await services.lost_runs.start()
         yield
+        await services.lost_runs.stop()
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.db.dispose()
 

@@ -325,6 +325,14 @@ class Continued(Event):
     """A paused run goes on: the first event of its continuation."""
 
 
+@dataclass(frozen=True, slots=True)
+class Queued(Event):
+    """The run waits in line behind the runs of its session before it (`ifBusy: ENQUEUE`); `position` 1 is next.
+    Not one of the run's numbered events (`index` -1): no log holds it, and `runEvents` never tells it."""
+
+    position: int
+
+
 # A stream ends at one of these. A run's log may go on past a Paused once the run is continued.
 TERMINAL = (Completed, Failed, Cancelled, Paused)
 EVENT_KINDS: dict[str, type[Event]] = {
@@ -340,5 +348,6 @@ EVENT_KINDS: dict[str, type[Event]] = {
         Cancelled,
         Paused,
         Continued,
+        Queued,
     )
 }

@@ -69,6 +69,7 @@ class Settings:
     redis_prefix: str = "agql"
     run_timeout_seconds: float = 600.0
     max_runs_per_user: int = 5
+    max_queued_per_session: int = 5
     run_events_max: int = 10_000
     run_events_retention_seconds: float = 600.0
     shutdown_grace_seconds: float = 30.0
@@ -132,6 +133,7 @@ def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
     positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
+    positive += ["max_queued_per_session"]
     positive += ["model_timeout_seconds", "tool_timeout_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -81,6 +81,7 @@ subscription Run($input: RunAgentInput!) {
     ... on RunCompleted { content metrics { inputTokens outputTokens totalTokens durationMs } }
     ... on RunFailed { message code }
     ... on RunCancelled { reason content }
+    ... on RunQueued { position }
   }
 }
 """

@@ -29,7 +29,7 @@ from tests.auth_support import VIEWER, error_codes
 from tests.client import RUN_AGENT, execute, operation, post
 from tests.conftest import REQUIRE_MYSQL, RunningServer, make_token, server_settings, start_server
 from tests.mariadb_server import MariaDbServer, available, private_mariadb
-from tests.run_support import LONG_MESSAGE, refusal, run_input, subscription
+from tests.run_support import LONG_MESSAGE, follow, refusal, run_input, subscription
 
 # Where MySQL is required (CI), a missing mariadbd is a failure, not a skip.
 pytestmark = pytest.mark.skipif(
@@ -294,11 +294,12 @@ async def test_database_restart_during_traffic_and_runs(
         await _works_again(server, token, runs[0].session_id)
 
 
-async def test_run_not_stored_within_the_bound_fails_with_db_unavailable(
+async def test_run_not_stored_within_the_bound_fails_with_db_unavailable_and_keeps_the_users_message(
     mariadb: MariaDbServer, database_url: str, tmp_path: Path
 ) -> None:
-    """The database stays down longer than the retry bound: the runs end with RunFailed DB_UNAVAILABLE, and
-    nothing of them is stored; the sessions keep the runs they had."""
+    """The database stays down longer than the retry bound: the runs end with RunFailed DB_UNAVAILABLE. Each was
+    stored as it started, so once the database is back it reads as ERROR DB_UNAVAILABLE with the user's message
+    and what had streamed, and the sessions take the message again."""
     token = make_token(f"user-{uuid.uuid4().hex[:8]}")
     settings = {"offline_delay_ms": OFFLINE_DELAY_MS, "store_retry_seconds": 0.5}
     async with serving(database_url, tmp_path / "state", **settings) as server:
@@ -315,21 +316,24 @@ async def test_run_not_stored_within_the_bound_fails_with_db_unavailable(
         await asyncio.to_thread(mariadb.start)
         await _wait_ready(server)
 
+        for run in runs:
+            read = await execute(
+                server, token, "query R($id: ID!) { run(id: $id) { status input content } }", {"id": run.run_id}
+            )
+            assert read["run"] == {"status": "ERROR", "input": run.message, "content": run.streamed}
+            told = await follow(server, token, run.run_id)
+            assert (told[-1]["__typename"], told[-1]["code"]) == ("RunFailed", "DB_UNAVAILABLE")
         sessions, stored = _stored(mariadb, database_url)
         _assert_nothing_half_written(sessions, stored)
-        assert not {run.run_id for run in runs} & {row["run_id"] for row in stored}
-        assert [r["run_index"] for r in stored if r["session_id"] == existing[0]] == [0]
-        # The session the first run was started in was stored before the run (so other tabs list it at once);
-        # it stays, empty, like one made with createSession, and takes the message again.
-        new_session = runs[-1].session_id
-        assert new_session in sessions and not [r for r in stored if r["session_id"] == new_session]
+        stored_by_id = {row["run_id"]: row for row in stored}
         for run in runs:
-            assert (await execute(server, token, "query R($id: ID!) { run(id: $id) { id } }", {"id": run.run_id})) == {
-                "run": None
-            }
+            row = stored_by_id[run.run_id]
+            assert row["status"] == "ERROR" and row["session_id"] == run.session_id
+            assert (_messages(row, "user"), _messages(row, "assistant")) == ([run.message], [run.streamed])
+        assert sorted(r["run_index"] for r in stored if r["session_id"] == existing[0]) == [0, 1]
 
         await _works_again(server, token, existing[0])
-        await _works_again(server, token, new_session)
+        await _works_again(server, token, runs[-1].session_id)
 
 
 async def _works_again(server: RunningServer, token: str, session_id: str) -> None:

@@ -8,6 +8,7 @@ AGNO_GRAPHQL_MODEL_API_KEY.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from gql import Client, gql
 
+from agno_graphql.db.database import Database
+from agno_graphql.db.unfinished import RunStart, store_started
 from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
@@ -343,3 +346,31 @@ async def test_an_interrupted_answer_stays_in_the_history_the_model_gets(
         asked = stub.requests_mentioning(later)[-1]
         history = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
         assert history[0] == first and history[1] and f"Echo: {first}".startswith(history[1]), history
+
+
+async def test_runs_stored_unfinished_stay_out_of_the_history_the_model_gets(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    """Every run is stored as it starts; Agno reads a session's runs, RUNNING ones too, as the next run starts. Neither
+    the run's own row nor another unfinished one (a run whose server died, not yet found) reaches the model."""
+    token = make_token(user_id)
+    first = marked("the first question")
+    session_id = (await run_agent(server_on_stub, token, "assistant", first))[0]["sessionId"]
+    ghost = marked("a message whose server died mid-run")
+    start = RunStart(
+        run_id=str(uuid.uuid4()),
+        session_id=session_id,
+        user_id=user_id,
+        agent_id="assistant",
+        message=ghost,
+        created_at=time.time(),
+    )
+    db = Database(server_on_stub.settings.database_url)
+    try:
+        await store_started(db, start)
+    finally:
+        await db.dispose()
+    second = marked("the second question")
+    await run_agent(server_on_stub, token, "assistant", second, session_id)
+    [asked] = stub.requests_mentioning(second)
+    assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [first, f"Echo: {first}", second]

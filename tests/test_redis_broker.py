@@ -55,16 +55,16 @@ async def test_a_released_run_is_never_seen_lost_by_a_follower_elsewhere() -> No
 
     async def release_then_look(*args: Any, **kwargs: Any) -> Any:
         result = await release_script(*args, **kwargs)
-        seen_after_release.append(await elsewhere._run_state(run.run_id))
+        seen_after_release.append(await elsewhere.run_state(run.run_id))
         return result
 
     try:
         await running.admit(run)
-        assert await elsewhere._run_state(run.run_id) == "going"
+        assert await elsewhere.run_state(run.run_id) == "going"
         running._release = release_then_look  # type: ignore[method-assign]
         await running.release(run)
         assert seen_after_release == ["ending"]
-        assert await elsewhere._run_state(run.run_id) == "ending"
+        assert await elsewhere.run_state(run.run_id) == "ending"
     finally:
         await running.close()
         await elsewhere.close()

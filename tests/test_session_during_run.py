@@ -76,3 +76,42 @@ async def test_deleting_a_session_during_a_run_stops_the_run_and_it_stays_delete
     stored = await execute(slow_server, token, READ, {"id": session["id"]})
     assert stored["session"] is None
     assert session["id"] not in [node["id"] for node in stored["sessions"]["nodes"]]
+
+
+MESSAGES = "query M($id: ID!) { session(id: $id) { runCount messages(first: 20) { nodes { role content } } } }"
+FORK = "mutation F($id: ID!) { forkSession(input: {sessionId: $id}) { session { id runCount } } }"
+
+
+async def test_a_run_is_stored_as_it_starts_and_a_fork_meanwhile_takes_only_ended_runs(
+    slow_server: RunningServer, user_id: str
+) -> None:
+    token = make_token(user_id)
+    session = await create_session(slow_server, token)
+    async with acknowledged_ws(slow_server, token) as ws:
+        await subscribe_run(ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": "hi"}})
+        assert (await _events_until_terminal(ws))[-1]["__typename"] == "RunCompleted"
+    async with acknowledged_ws(slow_server, token) as ws:
+        await subscribe_run(
+            ws, "2", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": LONG_MESSAGE}}
+        )
+        for _ in range(3):
+            assert (await receive(ws))["type"] == "next"
+        # Mid-run, the user's message is stored already (a reload shows it), and the run counts.
+        during = (await execute(slow_server, token, MESSAGES, {"id": session["id"]}))["session"]
+        forked = (await execute(slow_server, token, FORK, {"id": session["id"]}))["forkSession"]["session"]
+        events = await _events_until_terminal(ws)
+    assert events[-1]["__typename"] == "RunCompleted"
+    assert during["runCount"] == 2
+    assert [(m["role"], m["content"]) for m in during["messages"]["nodes"]] == [
+        ("USER", "hi"),
+        ("ASSISTANT", "You said: hi"),
+        ("USER", LONG_MESSAGE),
+    ]
+    # The fork holds the conversation as it stood: the run still going is not copied, unfinished, into it.
+    copied = (await execute(slow_server, token, MESSAGES, {"id": forked["id"]}))["session"]
+    assert forked["runCount"] == 1 and [m["content"] for m in copied["messages"]["nodes"]] == ["hi", "You said: hi"]
+    after = (await execute(slow_server, token, MESSAGES, {"id": session["id"]}))["session"]
+    assert after["runCount"] == 2 and [m["content"] for m in after["messages"]["nodes"]][-2:] == [
+        LONG_MESSAGE,
+        events[-1]["content"],
+    ]

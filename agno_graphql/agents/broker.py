@@ -13,11 +13,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
+from uuid import uuid4
 
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
 from agno_graphql.records import TERMINAL, Event, Paused
 
 CancelHandler = Callable[[str, str], Awaitable[None]]
+
+# What the broker knows of a run's driver: it holds the session (GOING); it released it, its terminal event told
+# or on the way (ENDING); or nobody drives it, nor ended it (LOST: its server went away, or it is not known here).
+GOING, ENDING, LOST = "going", "ending", "lost"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class RunBroker(Protocol):
     # Whether a session's lock lapses unless the run renews it (shared brokers: a crashed instance frees its
     # sessions that way); a process's own locks go with the process.
     leases_lapse: bool
+    # This server instance, among those sharing the broker (the runs it takes into a session's line are its own).
+    instance_id: str
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        """Whether that instance still serves (it renews a lease of its own while it does)."""
 
     async def start(self, on_cancel: CancelHandler) -> None:
         """Begin serving; `on_cancel(run_id, reason)` is called when any instance asks to cancel a run."""
@@ -91,6 +101,12 @@ class RunBroker(Protocol):
         EventsExpired (before the first event) when they are no longer held."""
 
     async def run_info(self, run_id: str) -> RunInfo | None: ...
+
+    async def run_state(self, run_id: str) -> str:
+        """GOING, ENDING or LOST."""
+
+    async def held_events(self, run_id: str) -> list[Event]:
+        """The run's events as far as they are held (none once they expired, or where nobody kept them)."""
 
     async def active_runs(self, session_ids: Sequence[str]) -> dict[str, str]:
         """session id -> id of the run going in it, for those that have one."""
@@ -259,6 +275,7 @@ class InProcessBroker:
 
     def __init__(self, limits: BrokerLimits | None = None) -> None:
         self.limits = limits or BrokerLimits()
+        self.instance_id = str(uuid4())
         self._local = LocalLogs(self.limits)
         self._session_runs: dict[str, str] = {}
         self._user_runs: dict[str, set[str]] = {}
@@ -274,6 +291,9 @@ class InProcessBroker:
 
     async def ping(self) -> bool:
         return True
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        return instance_id == self.instance_id
 
     async def admit(self, run: RunInfo) -> None:
         if run.session_id in self._session_runs:
@@ -319,6 +339,16 @@ class InProcessBroker:
     async def run_info(self, run_id: str) -> RunInfo | None:
         self._local.purge()
         return self._local.infos.get(run_id)
+
+    async def run_state(self, run_id: str) -> str:
+        info = await self.run_info(run_id)
+        if info is None:
+            return LOST
+        return ENDING if info.finished else GOING
+
+    async def held_events(self, run_id: str) -> list[Event]:
+        log = self._local.log(run_id)
+        return list(log.events) if log is not None else []
 
     async def active_runs(self, session_ids: Sequence[str]) -> dict[str, str]:
         return {sid: self._session_runs[sid] for sid in session_ids if sid in self._session_runs}

@@ -24,11 +24,15 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from typing import Any
+from uuid import uuid4
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from agno_graphql.agents.broker import (
+    ENDING,
+    GOING,
+    LOST,
     BrokerLimits,
     CancelHandler,
     ChangeFanout,
@@ -190,6 +194,8 @@ class RedisBroker:
     def __init__(self, url: str, limits: BrokerLimits | None = None, prefix: str = "agql") -> None:
         self.limits = limits or BrokerLimits()
         self.prefix = prefix
+        self.instance_id = str(uuid4())
+        self._heartbeat: asyncio.Task[None] | None = None
         # Typed loosely: redis-py's stubs cannot tell bytes replies (decode_responses=False) from str ones.
         # Commands wait for a free connection rather than fail when all are in use; followers hold none.
         pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS)
@@ -223,6 +229,9 @@ class RedisBroker:
     def _stream_key(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:events"
 
+    def _instance_key(self, instance_id: str) -> str:
+        return f"{self.prefix}:instance:{instance_id}"
+
     @property
     def _cancel_channel(self) -> str:
         return f"{self.prefix}:cancel"
@@ -235,6 +244,23 @@ class RedisBroker:
         self._on_cancel = on_cancel
         pubsub = await self._subscribe()
         self._listener = asyncio.create_task(self._listen(pubsub))
+        await self._beat()
+        self._heartbeat = asyncio.create_task(self._keep_beating())
+
+    async def _beat(self) -> None:
+        await self.redis.set(self._instance_key(self.instance_id), b"1", px=int(self.limits.lease_seconds * 1000))
+
+    async def _keep_beating(self) -> None:
+        """Keep this instance's lease while it serves: the runs it took into a session's line are lost with it."""
+        while True:
+            await asyncio.sleep(max(0.5, self.limits.lease_seconds / 3))
+            try:
+                await self._beat()
+            except (RedisError, OSError):
+                log.warning("could not renew this instance's lease", exc_info=True)
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        return bool(await self.redis.exists(self._instance_key(instance_id)))
 
     async def _subscribe(self) -> Any:
         pubsub = self.redis.pubsub()
@@ -247,6 +273,12 @@ class RedisBroker:
         for writer in list(self._writers.values()):
             with contextlib.suppress(Exception):
                 await writer
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._heartbeat
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._instance_key(self.instance_id))
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -388,7 +420,7 @@ class RedisBroker:
     async def _follow_stream(self, run_id: str, after_index: int) -> AsyncIterator[Event]:
         key = self._stream_key(run_id)
         entries = await self.redis.xrange(key, min=f"({_entry_id(after_index)}", count=FOLLOW_BATCH)
-        if not entries and not await self.redis.exists(key) and await self._run_state(run_id) != "going":
+        if not entries and not await self.redis.exists(key) and await self.run_state(run_id) != GOING:
             raise EventsExpired("The run's events are no longer held.")
         if entries and decode_event(entries[0][1][b"e"]).index > after_index + 1:
             raise EventsExpired(
@@ -407,10 +439,10 @@ class RedisBroker:
             entries = await self._read_after(key, last_id)
             if entries:
                 continue
-            state = await self._run_state(run_id)
-            if state == "going":
+            state = await self.run_state(run_id)
+            if state == GOING:
                 continue
-            if state == "ending":
+            if state == ENDING:
                 # Released by its instance, which writes the terminal event next (later under load).
                 ending_since = ending_since if ending_since is not None else time.monotonic()
                 if time.monotonic() - ending_since < TERMINAL_GRACE_SECONDS:
@@ -434,7 +466,7 @@ class RedisBroker:
             return False
         if await self.redis.xrange(key, min=f"({_entry_id(event.index)}", count=1):
             return True
-        return await self._run_state(run_id) == "going"
+        return await self.run_state(run_id) == GOING
 
     async def _read_after(self, key: str, last_id: str | bytes) -> list[Any]:
         """The entries after `last_id`, waiting a while for some if there are none yet."""
@@ -445,16 +477,20 @@ class RedisBroker:
         await self._watcher.wait(key, after, FOLLOW_WAIT_SECONDS)
         return list(await self.redis.xrange(key, min=f"({after}", count=FOLLOW_BATCH))
 
-    async def _run_state(self, run_id: str) -> str:
-        """`going` (its instance holds the session), `ending` (released, its terminal event on the way), or
-        `lost` (no record, or the lease lapsed without a release: its instance went away)."""
+    async def run_state(self, run_id: str) -> str:
+        """GOING (its instance holds the session), ENDING (released, its terminal event on the way), or LOST (no
+        record, or the lease lapsed without a release: its instance went away)."""
         info = await self.run_info(run_id)
         if info is None:
-            return "lost"
+            return LOST
         if info.finished:
-            return "ending"
+            return ENDING
         held = await self.redis.get(self._lock_key(info.session_id)) == run_id.encode()
-        return "going" if held else "lost"
+        return GOING if held else LOST
+
+    async def held_events(self, run_id: str) -> list[Event]:
+        entries = await self.redis.xrange(self._stream_key(run_id))
+        return [decode_event(fields[b"e"]) for _entry_id, fields in entries]
 
     async def run_info(self, run_id: str) -> RunInfo | None:
         raw = await self.redis.hgetall(self._info_key(run_id))

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 from uuid import uuid4
 
@@ -26,9 +27,9 @@ from agno.run.cancellation_management.in_memory_cancellation_manager import InMe
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import EventTranslator, RunLabels
-from agno_graphql.agents.registry import AgentSpec
+from agno_graphql.agents.registry import AgentRegistry, AgentSpec
 from agno_graphql.compat.agno_parts import agno_background_tasks
-from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RunNotPaused, ShuttingDown
+from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RateLimited, RunNotPaused, SessionBusy, ShuttingDown
 from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed, Paused, ToolCallRecord
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ CLIENT_LEFT = "The client disconnected."
 CANCELLED_BY_USER = "Cancelled by the user."
 SERVER_STOPPING = "The server is shutting down."
 SESSION_DELETED = "The session was deleted."
+# A run cancelled this way stays in the history the model is given (Agno would leave a cancelled run out).
+INTERRUPTED = "Interrupted by a new message."
 NOT_STORED = "The run could not be stored: the database is unavailable. Send the message again shortly."
 
 # How long a run Agno has stopped gets to be stored (past the cancel grace) before its task is stopped all the
@@ -44,12 +47,21 @@ NOT_STORED = "The run could not be stored: the database is unavailable. Send the
 STORE_ALLOWANCE_SECONDS = 60.0
 
 
-class RunEndSteps(Protocol):
-    """What the run manager calls on the store: taking a paused run for its continuation, and the steps once Agno
-    has ended a run, before the session is free and the end is told."""
+class RunSteps(Protocol):
+    """What the run manager calls on the store: a run's row as it starts, taking a paused run for its continuation,
+    and the steps once Agno has ended a run, before the session is free and the end is told."""
+
+    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any]) -> None:
+        """Store the run as it starts, RUNNING with the user's message (it may not start if this fails)."""
 
     async def claim_paused(self, run: RunInfo) -> bool:
         """Mark a paused run as going on, so it is continued once only; False if it is no longer paused."""
+
+    async def first_in_line(self, session_id: str) -> QueuedStart | None:
+        """The run waiting first in line in the session (`ifBusy: ENQUEUE`), if any."""
+
+    async def take_from_line(self, run: RunInfo) -> bool:
+        """Mark a run that waited in line as going, so it starts once only; False if it no longer waits."""
 
     async def store(self, run: RunInfo) -> bool:
         """Make sure the ended run is stored (retrying for a while); False if it is not."""
@@ -74,6 +86,19 @@ class RunExtras:
     instructions: str | None = None
     metadata: Mapping[str, Any] | None = None
     prepare: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class QueuedStart:
+    """A run that waits in line in its session, as stored: what it needs to start."""
+
+    run_id: str
+    session_id: str
+    user_id: str
+    agent_id: str
+    message: str
+    created_at: float
+    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -174,9 +199,12 @@ def heeded_cancellations() -> HeededCancellations | None:
 class RunManager:
     """Starts runs in tasks of their own, cancels them on request from any instance, ends them on shutdown."""
 
-    def __init__(self, broker: RunBroker, end_steps: RunEndSteps, limits: RunLimits = RunLimits()) -> None:
+    def __init__(
+        self, broker: RunBroker, steps: RunSteps, agents: AgentRegistry, limits: RunLimits = RunLimits()
+    ) -> None:
         self.broker = broker
-        self._end_steps = end_steps
+        self._steps = steps
+        self._agents = agents
         self._coalesce_seconds = limits.coalesce_seconds
         self._local: dict[str, LocalRun] = {}
         self._cancel_grace_seconds = limits.cancel_grace_seconds
@@ -227,19 +255,53 @@ class RunManager:
             else message
         )
 
-        def stream() -> AsyncIterator[object]:
-            return agent.arun(
-                run_input,
-                session_id=info.session_id,
-                user_id=info.user_id,
-                run_id=info.run_id,
-                metadata=dict(extra.metadata) if extra.metadata else None,
-                stream=True,
-                stream_events=True,
-            )
+        stream = _arun(agent, info, run_input, extra.metadata)
 
-        await self._launch(LocalRun(info=info, translator=translator), stream, extra.prepare)
+        async def prepare() -> None:
+            if extra.prepare is not None:
+                await extra.prepare()
+            # Stored as it starts, so nothing the user sent is lost should this process die mid-run.
+            await self._steps.store_start(info, extra.metadata or {})
+
+        await self._launch(LocalRun(info=info, translator=translator), stream, prepare)
         return info
+
+    async def start_next(self, session_id: str) -> None:
+        """Start the run waiting first in line in the session, if the session is free (its run ended, or it was
+        just queued after that run had ended); another instance may take it first, then the next one is tried."""
+        while self.accepting:
+            queued = await self._steps.first_in_line(session_id)
+            if queued is None:
+                return
+            agent, spec = self._agents.require(queued.agent_id)
+            info = RunInfo(
+                run_id=queued.run_id,
+                session_id=queued.session_id,
+                agent_id=spec.id,
+                user_id=queued.user_id,
+                input=queued.message,
+                created_at=queued.created_at,
+            )
+            local = LocalRun(info=info, translator=EventTranslator(**_labels(info, spec)))
+            try:
+                await self._launch(
+                    local, _arun(agent, info, queued.message, queued.metadata), partial(self._take, info)
+                )
+            except NotInLine:
+                continue
+            except (SessionBusy, RateLimited, ShuttingDown):
+                return  # the session's run, or one of the user's, ends first: its end starts this one
+            return
+
+    async def _take(self, info: RunInfo) -> None:
+        if not await self._steps.take_from_line(info):
+            raise NotInLine()
+
+    async def _start_next_logged(self, session_id: str) -> None:
+        try:
+            await self.start_next(session_id)
+        except Exception:
+            log.exception("session %s: could not start the run waiting in line", session_id)
 
     async def resume(self, agent: Agent, spec: AgentSpec, paused: PausedRun) -> RunInfo:
         """Admit and continue a paused run with its answered requirements, numbering on from the pause.
@@ -294,7 +356,7 @@ class RunManager:
         await self._announce(info, "RUN_STARTED")
 
     async def _claim(self, info: RunInfo) -> None:
-        if not await self._end_steps.claim_paused(info):
+        if not await self._steps.claim_paused(info):
             raise RunNotPaused("The run is no longer paused.", runId=info.run_id)
 
     async def _drive(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]]) -> None:
@@ -329,7 +391,7 @@ class RunManager:
         # The session stays leased while the run is being stored, so no other run writes it meanwhile.
         terminal, interrupted = await self._stored_or_failed(info, terminal)
         try:
-            await self._end_steps.after(info, terminal[0] if terminal else None)
+            await self._steps.after(info, terminal[0] if terminal else None)
         except Exception:
             log.exception("run %s: a step after the run failed", info.run_id)
         # No renewal may land after the release: stop the renewer and wait until it has stopped.
@@ -350,13 +412,14 @@ class RunManager:
             log.exception("run %s: could not publish the end of the run", info.run_id)
         if interrupted:
             raise asyncio.CancelledError()
+        await self._start_next_logged(info.session_id)
 
     async def _stored_or_failed(self, info: RunInfo, terminal: list[Event]) -> tuple[list[Event], bool]:
         """The terminal event to publish: the run's own once it is stored, else RunFailed DB_UNAVAILABLE.
         Also whether the task was cancelled meanwhile (the end is published all the same, then it stops)."""
         interrupted = False
         try:
-            stored = await self._end_steps.store(info)
+            stored = await self._steps.store(info)
         except asyncio.CancelledError:
             stored, interrupted = False, True
         except Exception:
@@ -506,6 +569,27 @@ class RunManager:
                     await asyncio.gather(*still, return_exceptions=True)
         await agno_stores_done(STORE_ALLOWANCE_SECONDS)
         await self.broker.close()
+
+
+class NotInLine(Exception):
+    """The run that waited in line was taken by another instance, or cancelled, meanwhile."""
+
+
+def _arun(
+    agent: Agent, info: RunInfo, run_input: str | list[Message], metadata: Mapping[str, Any] | None
+) -> Callable[[], AsyncIterator[object]]:
+    def stream() -> AsyncIterator[object]:
+        return agent.arun(
+            run_input,
+            session_id=info.session_id,
+            user_id=info.user_id,
+            run_id=info.run_id,
+            metadata=dict(metadata) if metadata else None,
+            stream=True,
+            stream_events=True,
+        )
+
+    return stream
 
 
 def _labels(info: RunInfo, spec: AgentSpec) -> RunLabels:

@@ -28,6 +28,7 @@ from agno_graphql.db.history import (
     run_columns,
     run_record,
 )
+from agno_graphql.db.unfinished import UNFINISHED_STATUSES
 from agno_graphql.records import MessageRecord, RunRecord
 
 
@@ -151,7 +152,9 @@ async def forked_runs(
     (run id, position) when given, each with a new run id and new message ids."""
     await db.ensure_ready()
     r = db.runs
-    query = select(r).where(r.c.session_id == session_id, in_conversation(db)).order_by(r.c.run_index.asc())
+    # A run still going (or waiting in line) is not the conversation yet: it would be copied unfinished for good.
+    ended = r.c.status.notin_(UNFINISHED_STATUSES)
+    query = select(r).where(r.c.session_id == session_id, in_conversation(db), ended).order_by(r.c.run_index.asc())
     names = [column.name for column in r.columns]
     rows = [dict(zip(names, row, strict=True)) for row in await db.read(query)]
     out: list[dict[str, Any]] = []

@@ -103,6 +103,9 @@ def _input_text(run_input: Any) -> Any:
 # The status the run had before is kept in its metadata, and is the one we tell.
 REPLACED_STATUS = "REGENERATED"
 STATUS_BEFORE_KEY = "agno_graphql_status_before"
+# A run waiting in line (`ifBusy: ENQUEUE`) has no place in the conversation until it starts.
+QUEUED_STATUS = "PENDING"
+OUT_OF_CONVERSATION = (REPLACED_STATUS, QUEUED_STATUS)
 ANSWERS_TO_KEY = "agno_graphql_answers_to"
 
 
@@ -177,8 +180,8 @@ def run_columns(db: Database) -> list[Any]:
 
 
 def in_conversation(db: Database) -> Any:
-    """The runs still in the conversation (not replaced by a regeneration or an edit)."""
-    return func.coalesce(db.runs.c.status, "") != REPLACED_STATUS
+    """The runs in the conversation: not replaced by a regeneration or an edit, nor waiting in line to start."""
+    return func.coalesce(db.runs.c.status, "").notin_(OUT_OF_CONVERSATION)
 
 
 async def list_runs(
@@ -351,7 +354,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
         sql = (
             f"SELECT COUNT(*) FROM {table} r, json_each(r.run_data, '$.messages') m "
             f"WHERE r.session_id = :session_id AND json_extract(m.value, '$.role') IN ({role_list}) "
-            f"AND COALESCE(r.status, '') != '{REPLACED_STATUS}' "
+            f"AND COALESCE(r.status, '') NOT IN ('{REPLACED_STATUS}', '{QUEUED_STATUS}') "
             "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0"
         )
     else:
@@ -359,7 +362,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
             f"SELECT COUNT(*) FROM `{table}` r, JSON_TABLE(r.run_data, '$.messages[*]' COLUMNS("
             "role VARCHAR(32) PATH '$.role', from_history VARCHAR(8) PATH '$.from_history')) m "
             f"WHERE r.session_id = :session_id AND m.role IN ({role_list}) "
-            f"AND COALESCE(r.status, '') != '{REPLACED_STATUS}' "
+            f"AND COALESCE(r.status, '') NOT IN ('{REPLACED_STATUS}', '{QUEUED_STATUS}') "
             "AND (m.from_history IS NULL OR m.from_history IN ('false', '0'))"
         )
     return int((await db.read(text(sql), params))[0][0])

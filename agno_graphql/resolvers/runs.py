@@ -9,10 +9,9 @@ import strawberry
 
 from agno_graphql import records as domain
 from agno_graphql.context import Info
-from agno_graphql.errors import BadUserInput
 from agno_graphql.resolvers.token_lifetime import while_token_holds
 from agno_graphql.schema import events
-from agno_graphql.schema.enums import BusyPolicy, DisconnectPolicy
+from agno_graphql.schema.enums import DisconnectPolicy
 from agno_graphql.schema.inputs import ContinueRunInput, EditMessageInput, RegenerateRunInput, RunAgentInput
 from agno_graphql.schema.types import ModelInfo, Run, RunMetrics, RunRequirement, ToolCall, timestamp
 
@@ -49,6 +48,8 @@ def to_run_event(event: domain.Event) -> events.RunEvent:
             return events.RunPaused(**base, requirements=[RunRequirement.from_record(r) for r in event.requirements])
         case domain.Continued():
             return events.RunContinued(**base)
+        case domain.Queued():
+            return events.RunQueued(**base, position=event.position)
     raise TypeError(f"unknown run event {type(event).__name__}")
 
 
@@ -70,15 +71,13 @@ def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEven
     """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
 
     async def start() -> AsyncIterator[domain.Event]:
-        if input.if_busy == BusyPolicy.ENQUEUE:
-            raise BadUserInput("ifBusy: ENQUEUE is not served yet; use REJECT or INTERRUPT.", argument="ifBusy")
         return await info.context.services.runs.start(
             info.context.user_id,
             str(input.agent_id),
             str(input.session_id) if input.session_id is not None else None,
             input.message,
             cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
-            interrupt=input.if_busy == BusyPolicy.INTERRUPT,
+            if_busy=input.if_busy.value,
         )
 
     return _told(info, start)

@@ -84,6 +84,15 @@ class RunContinued(RunEvent):
     pass
 
 
+@strawberry.type(
+    description="The run waits in line behind the session's runs before it (ifBusy: ENQUEUE), stored PENDING; it "
+    "starts when they have ended. Sent once, with index -1: not one of the run's numbered events (RunStarted is "
+    "still index 0), and runEvents never tells it."
+)
+class RunQueued(RunEvent):
+    position: int = strawberry.field(description="Its place in line: 1 starts next.")
+
+
 EVENT_TYPES = [
     RunStarted,
     RunContentDelta,
@@ -95,6 +104,7 @@ EVENT_TYPES = [
     RunCancelled,
     RunPaused,
     RunContinued,
+    RunQueued,
 ]
 
 

@@ -63,8 +63,9 @@ class RunAgentInput:
     if_busy: BusyPolicy = strawberry.field(
         default=BusyPolicy.REJECT,
         description="REJECT (the default): SESSION_BUSY while a run goes in the session. INTERRUPT: that run is "
-        "cancelled (what it said stays in the conversation), then this one starts. ENQUEUE: not served yet "
-        "(BAD_USER_INPUT).",
+        "cancelled (what it said stays in the conversation), then this one starts, ahead of any waiting. ENQUEUE: "
+        "this one is stored PENDING and waits in line (RunQueued first), starting once the runs before it have "
+        "ended; at most MAX_QUEUED_PER_SESSION wait (RATE_LIMITED beyond).",
     )
 
 

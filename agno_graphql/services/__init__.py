@@ -12,6 +12,7 @@ from agno_graphql.agents.runner import RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db.database import Database
 from agno_graphql.services.history import HistoryService
+from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
 
@@ -26,3 +27,4 @@ class Services:
     # For the app's lifecycle, readiness and metrics, not for resolvers.
     db: Database
     run_manager: RunManager
+    lost_runs: LostRuns

@@ -9,25 +9,38 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
+from uuid import uuid4
 
 from agno.agent import Agent
 
-from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
-from agno_graphql.agents.events import RUN_LOST, replay_stored_run
+from agno_graphql.agents.broker import GOING, RunBroker, RunInfo, SessionChange
+from agno_graphql.agents.events import replay_stored_run
 from agno_graphql.agents.pauses import answer_requirements
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
-from agno_graphql.agents.runner import CANCELLED_BY_USER, CLIENT_LEFT, PausedRun, RunExtras, RunManager
-from agno_graphql.db import conversation, history
+from agno_graphql.agents.runner import (
+    CANCELLED_BY_USER,
+    CLIENT_LEFT,
+    INTERRUPTED,
+    SESSION_DELETED,
+    PausedRun,
+    RunExtras,
+    RunManager,
+)
+from agno_graphql.db import conversation, history, unfinished
 from agno_graphql.db.database import Database
+from agno_graphql.db.unfinished import UNFINISHED_STATUSES
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, NotLatestRun, RunNotPaused, SessionBusy
-from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, RequirementAnswer, RunRecord
+from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, Queued, RequirementAnswer, RunRecord
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
+from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.sessions import SessionService
 
 NEW_MESSAGE_SENT = "A new message was sent."
-INTERRUPTED = "Interrupted by a new message."
-LOST = "The server running this run stopped."
+# What `ifBusy` may say (schema.enums.BusyPolicy).
+REJECT, INTERRUPT, ENQUEUE = "REJECT", "INTERRUPT", "ENQUEUE"
+# How often a run waiting in line looks whether it started, should it have missed the change that tells it.
+LINE_LOOK_SECONDS = 2.0
 
 
 class RunService:
@@ -38,14 +51,18 @@ class RunService:
         sessions: SessionService,
         broker: RunBroker,
         manager: RunManager,
+        lost: LostRuns,
         max_message_chars: int,
+        max_queued_per_session: int = 5,
     ) -> None:
         self._db = db
+        self._lost = lost
         self._agents = agents
         self._sessions = sessions
         self._broker = broker
         self._manager = manager
         self._max_message_chars = max_message_chars
+        self._max_queued_per_session = max_queued_per_session
         self._background: set[asyncio.Future[None]] = set()
 
     async def start(
@@ -56,22 +73,24 @@ class RunService:
         message: str,
         *,
         cancel_on_disconnect: bool = False,
-        interrupt: bool = False,
+        if_busy: str = REJECT,
     ) -> AsyncIterator[Event]:
-        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise. With
-        `interrupt`, a run going in the session is cancelled first and stays in the model's history."""
+        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise. While a run
+        goes in the session, `if_busy` says what happens: REJECT (SESSION_BUSY), INTERRUPT (that run is cancelled,
+        staying in the model's history, and this one starts next) or ENQUEUE (this one waits in line)."""
         agent, spec = self._agents.require(agent_id)
         self._check_message(message)
         if session_id is not None:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
                 raise BadUserInput("This session belongs to another agent.", argument="agentId")
-            if interrupt:
-                await self._interrupt(session_id)
             # Typing instead of answering, as in chat apps: the paused run gives way to the new message.
             paused = (await history.paused_runs(self._db, [session_id])).get(session_id)
             if paused is not None:
                 await self._cancel_paused(user_id, paused, NEW_MESSAGE_SENT)
+            if if_busy == ENQUEUE and await unfinished.queued_runs(self._db, session_id):
+                # Messages wait in line already: this one goes behind them, even if the session is free this moment.
+                return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
         # Once asked, the run is started even if the client leaves meanwhile: a start cut half way would hold
         # the session's lock, or leave a session made for the message without it.
         starting = asyncio.ensure_future(
@@ -82,6 +101,10 @@ class RunService:
         except asyncio.CancelledError:
             starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
             raise
+        except SessionBusy:
+            if session_id is None or if_busy == REJECT:
+                raise
+            return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
         return self._follow(info.run_id, cancel_on_disconnect)
 
     async def _start(
@@ -101,14 +124,87 @@ class RunService:
                 await self._sessions.delete(user_id, record.id)
             raise
 
-    async def _interrupt(self, session_id: str) -> None:
-        """Cancel the run going in the session and wait until it is stored; the exchange it had stays in the
-        conversation the model is given (Agno would leave a cancelled run out)."""
-        running = (await self._broker.active_runs([session_id])).get(session_id)
-        if running is None:
-            return
-        await self._manager.stop(running, INTERRUPTED)
-        await conversation.keep_in_history(self._db, running)
+    async def _wait_in_line(
+        self, user_id: str, agent_id: str, session_id: str, message: str, if_busy: str, cancel_on_disconnect: bool
+    ) -> AsyncIterator[Event]:
+        """Store the run PENDING in the session's line and follow it: RunQueued first (ENQUEUE), then the run once
+        the runs before it have ended. INTERRUPT goes first in line and cancels the run going."""
+        start = unfinished.RunStart(
+            run_id=str(uuid4()),
+            session_id=session_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            message=message,
+            created_at=time.time(),
+        )
+        ahead = if_busy == INTERRUPT
+        queuing = asyncio.ensure_future(
+            unfinished.store_queued(
+                self._db, start, by=self._broker.instance_id, ahead=ahead, most=self._max_queued_per_session
+            )
+        )
+        position = await asyncio.shield(queuing)
+        if ahead:
+            running = (await self._broker.active_runs([session_id])).get(session_id)
+            if running is not None:
+                await self._manager.cancel(running, INTERRUPTED)  # its end starts this one
+        await self._announce(user_id, session_id, start.run_id, "UPDATED")
+        # The run going may have ended before this one was in line: then nobody else starts it.
+        await self._manager.start_next(session_id)
+        queued = None if ahead else Queued(start.run_id, session_id, -1, time.time(), position)
+        return self._follow_from_line(user_id, start.run_id, queued, cancel_on_disconnect)
+
+    async def _follow_from_line(
+        self, user_id: str, run_id: str, queued: Queued | None, cancel_on_disconnect: bool
+    ) -> AsyncIterator[Event]:
+        finished = False
+        try:
+            if queued is not None:
+                yield queued
+            async for event in self._from_line(user_id, run_id):
+                yield event
+            finished = True
+        finally:
+            if cancel_on_disconnect and not finished:
+                await self.cancel(user_id, run_id, CLIENT_LEFT)
+
+    async def _from_line(self, user_id: str, run_id: str) -> AsyncIterator[Event]:
+        """A run waiting in line, once it starts (its events from RunStarted on), or its end if it never does
+        (cancelled, or lost with the instance that queued it): woken by the session changes that tell it, and
+        looking again every while in case one was missed."""
+        woken = asyncio.Event()
+
+        async def listen() -> None:
+            async for change in self._broker.changes(user_id):
+                if change.run_id == run_id:
+                    woken.set()
+
+        listener = asyncio.create_task(listen())
+        try:
+            while True:
+                info = await self._broker.run_info(run_id)
+                if info is not None:
+                    break
+                found = await self._stored_run(user_id, run_id)
+                if found is None:
+                    yield Cancelled(run_id, "", 0, time.time(), reason=SESSION_DELETED, content=None)
+                    return
+                if found[0].status not in UNFINISHED_STATUSES:
+                    end = replay_stored_run(found[0], found[1], "", "")[-1]
+                    yield dataclasses.replace(end, index=0)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=LINE_LOOK_SECONDS)
+                woken.clear()
+        finally:
+            listener.cancel()
+        async for event in self._follow_or_replay(user_id, info, -1):
+            yield event
+
+    async def _announce(self, user_id: str, session_id: str, run_id: str, kind: str) -> None:
+        change = SessionChange(kind=kind, user_id=user_id, session_id=session_id, run_id=run_id)
+        with contextlib.suppress(Exception):
+            await self._broker.publish_change(change)
 
     def _check_message(self, message: str) -> None:
         if not message.strip():
@@ -307,8 +403,17 @@ class RunService:
             raise BadUserInput("`afterIndex` must be -1 or more.", argument="afterIndex")
         info = await self._live_info(user_id, run_id)
         if info is None:
+            found = await self._stored_run(user_id, run_id)
+            if found is not None and found[0].status == "PENDING":
+                return self._after(self._from_line(user_id, run_id), after)
             return await self._replay(user_id, run_id, after)
         return self._follow_or_replay(user_id, info, after)
+
+    @staticmethod
+    async def _after(events: AsyncIterator[Event], after: int) -> AsyncIterator[Event]:
+        async for event in events:
+            if event.index > after:
+                yield event
 
     async def _follow_or_replay(self, user_id: str, info: RunInfo, after: int) -> AsyncIterator[Event]:
         try:
@@ -358,11 +463,11 @@ class RunService:
         if found is None:
             return None
         run = found[0]
-        if run.status == "RUNNING" and (info is None or info.finished):
-            # Taken for a continuation by a server that went away before it ended: lost, and said so once.
-            await history.record_failure(self._db, run.id, RUN_LOST, LOST)
-            await self._tell_end(run, Failed, message=LOST, code=RUN_LOST)
-            return dataclasses.replace(run, status="ERROR", failure=(RUN_LOST, LOST))
+        if run.status == "RUNNING" and await self._broker.run_state(run_id) != GOING:
+            # Stored as it started, by a server that went away before it ended (or could not store its end).
+            await self._lost.settle(run_id, user_id)
+            found = await self._stored_run(user_id, run_id)
+            return found[0] if found is not None else None
         return run
 
     async def active(self, user_id: str, session_ids: Sequence[str]) -> list[RunRecord | None]:
@@ -381,14 +486,20 @@ class RunService:
                 out.append(paused.get(session_id))
         return out
 
-    async def cancel(self, user_id: str, run_id: str) -> RunRecord:
-        """Cancel a run of the viewer's and wait until it is stored; a finished run is returned as it is."""
+    async def cancel(self, user_id: str, run_id: str, reason: str = CANCELLED_BY_USER) -> RunRecord:
+        """Cancel a run of the viewer's (going, paused or waiting in line) and wait until it is stored; a finished
+        run is returned as it is."""
         check_id(run_id, "runId")
+        run = await self.get(user_id, run_id)
+        if run is not None and run.status == "PENDING":
+            if await unfinished.cancel_queued(self._db, run_id, reason):
+                await self._announce(user_id, run.session_id, run_id, "UPDATED")  # wakes its follower
+            run = await self.get(user_id, run_id)  # or it has just started: then it is stopped below
         info = await self._live_info(user_id, run_id)
         if info is not None and not info.finished:
-            await self._manager.stop(run_id, CANCELLED_BY_USER)
-        run = await self.get(user_id, run_id)
-        if run is not None and run.status == "PAUSED" and await self._cancel_paused(user_id, run, CANCELLED_BY_USER):
+            await self._manager.stop(run_id, reason)
+            run = await self.get(user_id, run_id)
+        if run is not None and run.status == "PAUSED" and await self._cancel_paused(user_id, run, reason):
             run = await self.get(user_id, run_id)
         if run is None:
             raise NotFound("Run not found.", runId=run_id)

@@ -12,7 +12,7 @@ from uuid import uuid4
 from agno_graphql.agents.broker import RunBroker, SessionChange
 from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import SESSION_DELETED, RunManager
-from agno_graphql.db import conversation, history, sessions
+from agno_graphql.db import conversation, history, sessions, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageLimits, page_request
 from agno_graphql.errors import BadUserInput, NotFound
@@ -116,6 +116,9 @@ class SessionService:
     async def delete(self, user_id: str, session_id: str) -> str:
         """Delete the session and its runs; a run still going is stopped first, or it would write the session back."""
         await self.require(user_id, session_id)
+        # The runs waiting in line go first, or the end of the run going would start the next.
+        for queued in await unfinished.queued_runs(self._db, session_id):
+            await unfinished.cancel_queued(self._db, queued.start.run_id, SESSION_DELETED)
         running = (await self._broker.active_runs([session_id])).get(session_id)
         if running is not None:
             await self._runs.stop(running, SESSION_DELETED)

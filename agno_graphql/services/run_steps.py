@@ -1,0 +1,79 @@
+"""What the store does for a run: its row as it starts (RUNNING, with the user's message), the claim that lets a
+paused run go on once only, and what happens once Agno has ended it, before its session is free again: it is made
+sure to be stored, then a name given during the run is put back, a failure Agno does not record is noted on the
+stored run, and a pause keeps where the run's event numbering stands.
+
+Given to the run manager when it is built (`RunManager(steps=...)`): the manager calls down into these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agno_graphql.agents.broker import RunBroker, RunInfo
+from agno_graphql.agents.runner import INTERRUPTED, QueuedStart
+from agno_graphql.db import conversation, history, sessions, unfinished
+from agno_graphql.db.database import Database
+from agno_graphql.errors import DB_UNAVAILABLE
+from agno_graphql.records import Cancelled, Event, Failed, Paused
+
+
+class StoredRunSteps:
+    """The run manager's `RunSteps`, on the Agno database and the broker's pending names."""
+
+    def __init__(self, db: Database, broker: RunBroker, store_retry_seconds: float) -> None:
+        self._db = db
+        self._broker = broker
+        self._store_retry_seconds = store_retry_seconds
+
+    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any]) -> None:
+        start = unfinished.RunStart(
+            run_id=run.run_id,
+            session_id=run.session_id,
+            user_id=run.user_id,
+            agent_id=run.agent_id,
+            message=run.input,
+            created_at=run.created_at,
+            metadata=metadata,
+        )
+        await unfinished.store_started(self._db, start)
+
+    async def claim_paused(self, run: RunInfo) -> bool:
+        return await history.claim_paused(self._db, run.run_id)
+
+    async def first_in_line(self, session_id: str) -> QueuedStart | None:
+        waiting = await unfinished.queued_runs(self._db, session_id)
+        if not waiting:
+            return None
+        start = waiting[0].start
+        return QueuedStart(
+            run_id=start.run_id,
+            session_id=start.session_id,
+            user_id=start.user_id,
+            agent_id=start.agent_id,
+            message=start.message,
+            created_at=start.created_at,
+            metadata=start.metadata,
+        )
+
+    async def take_from_line(self, run: RunInfo) -> bool:
+        return await unfinished.take_queued(self._db, run.run_id)
+
+    async def store(self, run: RunInfo) -> bool:
+        """True when the run is stored as it ended (Agno's writes are retried for a while if the database was
+        down); False makes the run end with DB_UNAVAILABLE."""
+        return await self._db.store_unsaved(run.run_id, run.session_id, self._store_retry_seconds)
+
+    async def after(self, run: RunInfo, terminal: Event | None) -> None:
+        """Put back a name given during the run; mark a timed-out or broken-off run failed."""
+        name = await self._broker.take_pending_name(run.session_id, run.run_id)
+        if name is not None:
+            await sessions.rename_session(self._db, run.user_id, run.session_id, name)
+        if isinstance(terminal, Failed) and terminal.code != DB_UNAVAILABLE:
+            await history.record_failure(self._db, run.run_id, terminal.code, terminal.message)
+        if isinstance(terminal, Paused):
+            await history.record_pause(self._db, run.run_id, terminal.index + 1)
+        if isinstance(terminal, Cancelled) and terminal.reason == INTERRUPTED:
+            # Before the session is free: the run that interrupted it starts next, with this exchange in its history.
+            await conversation.keep_in_history(self._db, run.run_id)
