@@ -136,3 +136,64 @@ async def test_when_one_of_two_instances_is_killed_the_other_stores_its_run_fail
         assert (again[-1]["__typename"], again[-1]["code"]) == ("RunFailed", "RUN_LOST")
         assert_event_invariants(again)
         await answered_again(b, token, session_id, run_id)
+
+
+def enqueue_input(session_id: str, message: str) -> dict[str, Any]:
+    return {"input": {"agentId": "assistant", "sessionId": session_id, "message": message, "ifBusy": "ENQUEUE"}}
+
+
+async def queued_behind(served: ServedProcess, token: str, session_id: str, message: str) -> str:
+    """Send a message with ifBusy: ENQUEUE while the session's run goes; the queued run's id (the connection
+    drops: the run stays in line)."""
+    async with subscription(served, token, RUN_AGENT, enqueue_input(session_id, message)) as queued:
+        told = await asyncio.wait_for(queued.events("runAgent", stop_after=1), timeout=30)
+    assert told[0]["__typename"] == "RunQueued"
+    return str(told[0]["runId"])
+
+
+async def test_runs_waiting_in_line_on_a_killed_server_are_stored_lost_with_their_message_by_the_next_start(
+    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+) -> None:
+    env = single_env(tmp_path, new_database_url("killed-line"))
+    token = make_token(user_id)
+    with serving_process(tmp_path / "first", env) as first:
+        session_id = str((await create_session(first, token))["id"])
+        head = await start_run(first, token, session_id, seen=4)
+        waiting = await queued_behind(first, token, session_id, "and then?")
+        first.process.kill()
+        first.process.wait(timeout=15)
+    with serving_process(tmp_path / "second", env) as second:
+        run = await stored_run_once_settled(second, token, session_id, head[0]["runId"])
+        assert run["status"] == "ERROR"
+        lost = await stored_run_once_settled(second, token, session_id, waiting)
+        assert (lost["status"], lost["input"]) == ("ERROR", "and then?")
+        told = await follow(second, token, waiting)
+        assert (told[-1]["__typename"], told[-1]["code"]) == ("RunFailed", "RUN_LOST")
+        seen = await session_of(second, token, session_id)
+        assert [m["content"] for m in seen["messages"]["nodes"]] == [LONG_MESSAGE, "and then?"]
+
+
+async def test_runs_waiting_in_line_on_an_instance_killed_go_with_it_and_the_other_instance_says_so(
+    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+) -> None:
+    env = shared_env(tmp_path, new_database_url("killed-shared-line"), f"agql-test-{uuid.uuid4().hex[:8]}")
+    token = make_token(user_id)
+    with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
+        session_id = str((await create_session(a, token))["id"])
+        head = await start_run(a, token, session_id, seen=4)
+        waiting = await queued_behind(a, token, session_id, "and then?")
+        watcher = asyncio.create_task(follow(b, token, waiting))
+        a.process.kill()
+        a.process.wait(timeout=15)
+        watched = await asyncio.wait_for(watcher, timeout=60)
+        assert [(e["__typename"], e["code"]) for e in watched] == [("RunFailed", "RUN_LOST")]
+        run = await stored_run_once_settled(b, token, session_id, head[0]["runId"])
+        lost = await stored_run_once_settled(b, token, session_id, waiting)
+        assert (run["status"], lost["status"], lost["input"]) == ("ERROR", "ERROR", "and then?")
+        seen = await session_of(b, token, session_id)
+        assert seen["activeRun"] is None
+        assert [m["content"] for m in seen["messages"]["nodes"]][-1] == "and then?"
+        # The session takes new messages at once.
+        async with subscription(b, token, RUN_AGENT, run_input(session_id, "after the crash")) as again:
+            after = await asyncio.wait_for(again.events("runAgent"), timeout=30)
+        assert after[-1]["content"] == "You said: after the crash"

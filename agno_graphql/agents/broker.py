@@ -38,6 +38,8 @@ class RunInfo:
     finished: bool = False
     # The index of the run's first event here: 0, or where a paused run's numbering stands for its continuation.
     first_index: int = 0
+    # The instance that drives it (when it dies, the runs it took into a session's line are lost with it).
+    instance_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,7 @@ class RunManager:
             user_id=user_id,
             input=message,
             created_at=time.time(),
+            instance_id=self.broker.instance_id,
         )
         translator = EventTranslator(**_labels(info, spec))
         # Instructions for this answer only go in as a message marked as history: the model reads it, Agno does not
@@ -281,6 +282,7 @@ class RunManager:
                 user_id=queued.user_id,
                 input=queued.message,
                 created_at=queued.created_at,
+                instance_id=self.broker.instance_id,
             )
             local = LocalRun(info=info, translator=EventTranslator(**_labels(info, spec)))
             try:
@@ -314,6 +316,7 @@ class RunManager:
             input=paused.input,
             created_at=paused.created_at,
             first_index=paused.first_index,
+            instance_id=self.broker.instance_id,
         )
         translator = EventTranslator.continuation(
             _labels(info, spec), first_index=paused.first_index, answered=paused.answered_calls

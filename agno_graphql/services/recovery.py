@@ -70,18 +70,16 @@ class LostRuns:
             log.warning("settled %d run(s) whose server had stopped", settled)
 
     async def sweep(self) -> int:
-        """Settle every stored run left unfinished by a server that went away, and start the first run waiting
-        in each line whose session is free; how many were settled."""
+        """Settle every stored run left unfinished by a server that went away (and the runs that server had taken
+        into a session's line), then start the first run waiting in each line whose session is free; how many
+        were settled."""
         at_start = not self._swept_at_start
         shared = self._broker.leases_lapse
         settled = 0
         lines: set[str] = set()
-        for row in await unfinished.unfinished_runs(self._db):
-            if row.status == "PENDING":
-                lines.add(row.session_id)
-                if (at_start or shared) and not await self._broker.instance_alive(row.queued_by):
-                    # Taken into the line by an instance that went away: lost with it, the message kept.
-                    settled += await self.settle(row.run_id, row.user_id)
+        rows = await unfinished.unfinished_runs(self._db)
+        for row in rows:
+            if row.status != "RUNNING":
                 continue
             state = await self._broker.run_state(row.run_id)
             if state == GOING:
@@ -91,6 +89,13 @@ class LostRuns:
             if await self.settle(row.run_id, row.user_id):
                 settled += 1
                 lines.add(row.session_id)
+        for row in rows:
+            if row.status != "PENDING":
+                continue
+            lines.add(row.session_id)
+            if (at_start or shared) and not await self._broker.instance_alive(row.queued_by):
+                # Taken into the line by an instance that went away: lost with it, the message kept.
+                settled += await self.settle(row.run_id, row.user_id)
         self._swept_at_start = True
         active = await self._broker.active_runs(sorted(lines))
         for session_id in sorted(lines - set(active)):
@@ -116,8 +121,15 @@ class LostRuns:
             code, message = RUN_LOST, LOST
         if not await unfinished.store_lost(self._db, run_id, code, message, content):
             return False
-        if end is None:
-            await self._tell(run, user_id, events)
+        if end is not None:
+            return True
+        await self._tell(run, user_id, events)
+        if run.status == "RUNNING" and (info := await self._broker.run_info(run_id)) is not None and info.instance_id:
+            # Its instance went away: the runs it had taken into this session's line go with it, before anyone
+            # else starts them (its own lease may outlive the run's for a moment).
+            for queued in await unfinished.queued_runs(self._db, run.session_id):
+                if queued.queued_by == info.instance_id:
+                    await self.settle(queued.start.run_id, queued.start.user_id)
         return True
 
     async def _held_events(self, run_id: str) -> list[Event]:
