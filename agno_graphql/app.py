@@ -67,6 +67,7 @@ from agno_graphql.guards import (
     remember_viewer,
 )
 from agno_graphql.services import Services
+from agno_graphql.services.editing import EditService
 from agno_graphql.services.history import HistoryService
 from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.run_steps import StoredRunSteps
@@ -302,20 +303,22 @@ def build_services(settings: Settings) -> Services:
     sessions = SessionService(db=db, agents=registry, broker=broker, runs=manager, limits=limits)
     # Over Redis, another instance notices a dead one's runs within the lease and this interval (both under 2 x).
     lost_runs = LostRuns(db, broker, manager, interval_seconds=settings.run_lease_seconds / 2)
+    runs = RunService(
+        db=db,
+        agents=registry,
+        sessions=sessions,
+        broker=broker,
+        manager=manager,
+        lost=lost_runs,
+        max_message_chars=settings.max_message_chars,
+        max_queued_per_session=settings.max_queued_per_session,
+    )
     return Services(
         agents=registry,
         sessions=sessions,
         history=HistoryService(db, limits),
-        runs=RunService(
-            db=db,
-            agents=registry,
-            sessions=sessions,
-            broker=broker,
-            manager=manager,
-            lost=lost_runs,
-            max_message_chars=settings.max_message_chars,
-            max_queued_per_session=settings.max_queued_per_session,
-        ),
+        runs=runs,
+        edits=EditService(db, registry, sessions, runs, manager, settings.max_message_chars),
         verifier=verifier,
         db=db,
         run_manager=manager,

@@ -179,6 +179,11 @@ def run_columns(db: Database) -> list[Any]:
     return [r.c.run_id, r.c.session_id, r.c.agent_id, r.c.run_index, r.c.status, r.c.run_data, r.c.created_at]
 
 
+def not_queued(db: Database) -> Any:
+    """The runs that have started (a run waiting in line has no place in the session's lists yet)."""
+    return func.coalesce(db.runs.c.status, "") != QUEUED_STATUS
+
+
 def in_conversation(db: Database) -> Any:
     """The runs in the conversation: not replaced by a regeneration or an edit, nor waiting in line to start."""
     return func.coalesce(db.runs.c.status, "").notin_(OUT_OF_CONVERSATION)
@@ -189,9 +194,7 @@ async def list_runs(
 ) -> Page[RunRecord]:
     await db.ensure_ready()
     r = db.runs
-    filters = [r.c.session_id == session_id]
-    if not include_replaced:
-        filters.append(in_conversation(db))
+    filters = [r.c.session_id == session_id, in_conversation(db) if not include_replaced else not_queued(db)]
     if request.after is not None:
         filters.append(beyond([r.c.run_index], request.after, descending=False))
     if request.before is not None:
@@ -211,7 +214,7 @@ async def run_counts(db: Database, session_ids: Sequence[str], include_replaced:
     """The runs of each session in the conversation (with `include_replaced`, all of them)."""
     await db.ensure_ready()
     r = db.runs
-    filters = [r.c.session_id.in_(session_ids)] + ([] if include_replaced else [in_conversation(db)])
+    filters = [r.c.session_id.in_(session_ids), not_queued(db) if include_replaced else in_conversation(db)]
     query = select(r.c.session_id, func.count()).where(*filters).group_by(r.c.session_id)
     return {session_id: int(count) for session_id, count in await db.read(query)}
 

@@ -100,7 +100,7 @@ def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerator[even
     """A new answer to the latest run's user message: RunStarted first, one terminal event last."""
     return _told(
         info,
-        lambda: info.context.services.runs.regenerate(
+        lambda: info.context.services.edits.regenerate(
             info.context.user_id,
             str(input.run_id),
             input.instructions,
@@ -113,7 +113,7 @@ def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.R
     """The edited message answered by a new run: RunStarted first, one terminal event last."""
     return _told(
         info,
-        lambda: info.context.services.runs.edit_message(
+        lambda: info.context.services.edits.edit_message(
             info.context.user_id,
             str(input.message_id),
             input.message,

@@ -244,7 +244,7 @@ class Run:
 
     @strawberry.field(description="Every answer to the same user message, oldest first, this one included.")
     async def alternatives(self, info: Info) -> list[Run]:
-        records = await info.context.services.runs.alternatives(info.context.user_id, self.record)
+        records = await info.context.services.edits.alternatives(info.context.user_id, self.record)
         return [Run.from_record(record) for record in records]
 
     @classmethod

@@ -11,6 +11,7 @@ from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db.database import Database
+from agno_graphql.services.editing import EditService
 from agno_graphql.services.history import HistoryService
 from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.runs import RunService
@@ -23,6 +24,7 @@ class Services:
     sessions: SessionService
     history: HistoryService
     runs: RunService
+    edits: EditService
     verifier: TokenVerifier
     # For the app's lifecycle, readiness and metrics, not for resolvers.
     db: Database

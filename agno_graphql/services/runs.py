@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -23,13 +23,12 @@ from agno_graphql.agents.runner import (
     INTERRUPTED,
     SESSION_DELETED,
     PausedRun,
-    RunExtras,
     RunManager,
 )
-from agno_graphql.db import conversation, history, unfinished
+from agno_graphql.db import history, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.db.unfinished import UNFINISHED_STATUSES
-from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, NotLatestRun, RunNotPaused, SessionBusy
+from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
 from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, Queued, RequirementAnswer, RunRecord
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
@@ -79,7 +78,7 @@ class RunService:
         goes in the session, `if_busy` says what happens: REJECT (SESSION_BUSY), INTERRUPT (that run is cancelled,
         staying in the model's history, and this one starts next) or ENQUEUE (this one waits in line)."""
         agent, spec = self._agents.require(agent_id)
-        self._check_message(message)
+        self.check_message(message)
         if session_id is not None:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
@@ -87,25 +86,18 @@ class RunService:
             # Typing instead of answering, as in chat apps: the paused run gives way to the new message.
             paused = (await history.paused_runs(self._db, [session_id])).get(session_id)
             if paused is not None:
-                await self._cancel_paused(user_id, paused, NEW_MESSAGE_SENT)
+                await self.cancel_paused(user_id, paused, NEW_MESSAGE_SENT)
             if if_busy == ENQUEUE and await unfinished.queued_runs(self._db, session_id):
                 # Messages wait in line already: this one goes behind them, even if the session is free this moment.
                 return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
-        # Once asked, the run is started even if the client leaves meanwhile: a start cut half way would hold
-        # the session's lock, or leave a session made for the message without it.
-        starting = asyncio.ensure_future(
-            self._start(agent, spec, user_id=user_id, session_id=session_id, message=message)
-        )
+        starting = self._start(agent, spec, user_id=user_id, session_id=session_id, message=message)
         try:
-            info = await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
-            raise
+            info = await self.started(starting, cancel_on_disconnect)
         except SessionBusy:
             if session_id is None or if_busy == REJECT:
                 raise
             return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
-        return self._follow(info.run_id, cancel_on_disconnect)
+        return self.follow(info.run_id, cancel_on_disconnect)
 
     async def _start(
         self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str | None, message: str
@@ -166,7 +158,8 @@ class RunService:
             finished = True
         finally:
             if cancel_on_disconnect and not finished:
-                await self.cancel(user_id, run_id, CLIENT_LEFT)
+                with contextlib.suppress(NotFound):  # its session was deleted meanwhile
+                    await self.cancel(user_id, run_id, CLIENT_LEFT)
 
     async def _from_line(self, user_id: str, run_id: str) -> AsyncIterator[Event]:
         """A run waiting in line, once it starts (its events from RunStarted on), or its end if it never does
@@ -185,7 +178,7 @@ class RunService:
                 info = await self._broker.run_info(run_id)
                 if info is not None:
                     break
-                found = await self._stored_run(user_id, run_id)
+                found = await self.stored_run(user_id, run_id)
                 if found is None:
                     yield Cancelled(run_id, "", 0, time.time(), reason=SESSION_DELETED, content=None)
                     return
@@ -206,7 +199,7 @@ class RunService:
         with contextlib.suppress(Exception):
             await self._broker.publish_change(change)
 
-    def _check_message(self, message: str) -> None:
+    def check_message(self, message: str) -> None:
         if not message.strip():
             raise BadUserInput("`message` must not be empty.", argument="message")
         if len(message) > self._max_message_chars:
@@ -217,8 +210,8 @@ class RunService:
     ) -> AsyncIterator[Event]:
         """Answer every open requirement of a paused run and follow the rest of it, from RunContinued on."""
         check_id(run_id, "runId")
-        info = await self._live_info(user_id, run_id)
-        found = await self._stored_run(user_id, run_id)
+        info = await self.live_info(user_id, run_id)
+        found = await self.stored_run(user_id, run_id)
         if found is None:
             raise NotFound("Run not found.", runId=run_id)
         run = found[0]
@@ -239,117 +232,10 @@ class RunService:
             requirements=requirements,
             answered_calls=told,
         )
-        starting = asyncio.ensure_future(self._manager.resume(agent, spec, paused))
-        try:
-            await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
-            raise
-        return self._follow(run_id, cancel_on_disconnect, after_index=run.next_index - 1)
+        await self.started(self._manager.resume(agent, spec, paused), cancel_on_disconnect)
+        return self.follow(run_id, cancel_on_disconnect, after_index=run.next_index - 1)
 
-    async def regenerate(
-        self, user_id: str, run_id: str, instructions: str | None, *, cancel_on_disconnect: bool = False
-    ) -> AsyncIterator[Event]:
-        """A new answer to the user message of a session's latest run, which leaves the conversation (kept, listed
-        among the new run's alternatives); `instructions` are for this answer only."""
-        check_id(run_id, "runId")
-        if instructions is not None and len(instructions) > self._max_message_chars:
-            raise BadUserInput(
-                f"`instructions` is longer than {self._max_message_chars} characters.", argument="instructions"
-            )
-        info = await self._live_info(user_id, run_id)
-        if info is not None and not info.finished:
-            raise SessionBusy("The run is still going; regenerate it once it has ended.", runId=run_id)
-        found = await self._stored_run(user_id, run_id)
-        if found is None:
-            raise NotFound("Run not found.", runId=run_id)
-        run = found[0]
-        if run.replaced:
-            raise NotLatestRun("This run was replaced already; regenerate the latest run.", runId=run_id)
-
-        async def still_latest(replacing: Sequence[RunRecord]) -> None:
-            if [r.id for r in replacing] != [run.id]:
-                raise NotLatestRun("Only the session's latest run can be regenerated.", runId=run_id)
-
-        return await self._answer_again(
-            user_id,
-            run,
-            run.input or "",
-            still_latest,
-            instructions=instructions,
-            cancel_on_disconnect=cancel_on_disconnect,
-        )
-
-    async def edit_message(
-        self, user_id: str, message_id: str, message: str, *, cancel_on_disconnect: bool = False
-    ) -> AsyncIterator[Event]:
-        """Change a user message of the conversation and answer it again: its run and every later one leave the
-        conversation (kept, replaced), and a new run answers the edited text with the history before it."""
-        check_id(message_id, "messageId")
-        self._check_message(message)
-        found = await conversation.run_of_message(self._db, user_id, message_id)
-        if found is None or await self._sessions.get(user_id, found[0].session_id) is None:
-            raise NotFound("Message not found.", messageId=message_id)
-        run, edited = found
-        if edited.role != "user":
-            raise BadUserInput("Only a user message can be edited.", argument="messageId")
-        if run.replaced:
-            raise BadUserInput("This message is no longer in the conversation.", argument="messageId")
-
-        async def still_in_conversation(replacing: Sequence[RunRecord]) -> None:
-            if not replacing or replacing[0].id != run.id:
-                raise BadUserInput("This message is no longer in the conversation.", argument="messageId")
-
-        return await self._answer_again(
-            user_id, run, message, still_in_conversation, cancel_on_disconnect=cancel_on_disconnect
-        )
-
-    async def _answer_again(
-        self,
-        user_id: str,
-        run: RunRecord,
-        message: str,
-        check: Callable[[Sequence[RunRecord]], Awaitable[None]],
-        *,
-        instructions: str | None = None,
-        cancel_on_disconnect: bool,
-    ) -> AsyncIterator[Event]:
-        """A new run in `run`'s session answering `message`, after `run` and every later run of the conversation
-        leave it; `check` sees those runs, with the session held, and may refuse."""
-        agent, spec = self._agents.require(run.agent_id)
-        for later in await conversation.runs_from(self._db, run.session_id, run.run_index):
-            if later.status == "PAUSED":
-                await self._cancel_paused(user_id, later, NEW_MESSAGE_SENT)
-
-        async def take_their_place() -> None:
-            # With the session held, so no run starts or ends meanwhile.
-            replacing = await conversation.runs_from(self._db, run.session_id, run.run_index)
-            await check(replacing)
-            if not await conversation.replace_runs(self._db, [r.id for r in replacing]):
-                raise SessionBusy("A run of the session has not ended; try again once it has.", runId=run.id)
-
-        extras = RunExtras(
-            instructions=instructions or None,
-            metadata={history.ANSWERS_TO_KEY: run.answers_to},
-            prepare=take_their_place,
-        )
-        starting = asyncio.ensure_future(
-            self._manager.start(agent, spec, user_id=user_id, session_id=run.session_id, message=message, extra=extras)
-        )
-        try:
-            info = await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            starting.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
-            raise
-        return self._follow(info.run_id, cancel_on_disconnect)
-
-    async def alternatives(self, user_id: str, run: RunRecord) -> list[RunRecord]:
-        """Every answer to the same user message as `run`, oldest first, itself included."""
-        if run.status == "RUNNING" and run.run_index < 0:
-            return [run]  # a run still going is not stored yet: its alternatives show once it is
-        return await conversation.alternatives(self._db, run.session_id, run.answers_to)
-
-    async def _cancel_paused(self, user_id: str, run: RunRecord, reason: str) -> bool:
+    async def cancel_paused(self, user_id: str, run: RunRecord, reason: str) -> bool:
         """Store a paused run CANCELLED and tell its followers and the user's other tabs; False if it was no
         longer paused (continued or cancelled meanwhile)."""
         if not await history.cancel_paused(self._db, run.id, reason):
@@ -360,7 +246,7 @@ class RunService:
             await self._broker.publish_change(change)
         return True
 
-    async def _live_info(self, user_id: str, run_id: str) -> RunInfo | None:
+    async def live_info(self, user_id: str, run_id: str) -> RunInfo | None:
         """What the broker holds of a run (going, or ended a while ago); NOT_FOUND when it is another user's."""
         info = await self._broker.run_info(run_id)
         if info is not None and info.user_id != user_id:
@@ -376,6 +262,16 @@ class RunService:
         with contextlib.suppress(Exception):
             await self._broker.append(run.id, [event])
 
+    async def started(self, starting: Awaitable[RunInfo], cancel_on_disconnect: bool) -> RunInfo:
+        """The run `starting` starts. Once asked, the run is started even if the client leaves meanwhile: a start
+        cut half way would hold the session's lock, or leave a session made for the message without it."""
+        future = asyncio.ensure_future(starting)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(lambda started: self._abandoned_start(started, cancel_on_disconnect))
+            raise
+
     def _abandoned_start(self, starting: asyncio.Future[RunInfo], cancel: bool) -> None:
         """The client that asked for this run left before it had started: the run goes on, unless the client
         asked for it to be cancelled then (onDisconnect: CANCEL). A refusal has nobody left to hear it."""
@@ -385,7 +281,9 @@ class RunService:
         self._background.add(cancelling)
         cancelling.add_done_callback(self._background.discard)
 
-    async def _follow(self, run_id: str, cancel_on_disconnect: bool, after_index: int = -1) -> AsyncIterator[Event]:
+    async def follow(self, run_id: str, cancel_on_disconnect: bool, after_index: int = -1) -> AsyncIterator[Event]:
+        """A started run's events after `after_index` to its end; with `cancel_on_disconnect`, a follower that
+        leaves first cancels it."""
         finished = False
         try:
             async for event in self._broker.follow(run_id, after_index):
@@ -401,9 +299,9 @@ class RunService:
         after = -1 if after_index is None else after_index
         if after < -1:
             raise BadUserInput("`afterIndex` must be -1 or more.", argument="afterIndex")
-        info = await self._live_info(user_id, run_id)
+        info = await self.live_info(user_id, run_id)
         if info is None:
-            found = await self._stored_run(user_id, run_id)
+            found = await self.stored_run(user_id, run_id)
             if found is not None and found[0].status == "PENDING":
                 return self._after(self._from_line(user_id, run_id), after)
             return await self._replay(user_id, run_id, after)
@@ -429,7 +327,7 @@ class RunService:
             yield event
 
     async def _replay(self, user_id: str, run_id: str, after: int) -> AsyncIterator[Event]:
-        found = await self._stored_run(user_id, run_id)
+        found = await self.stored_run(user_id, run_id)
         if found is None:
             raise NotFound("Run not found.", runId=run_id)
         run, messages = found
@@ -444,7 +342,7 @@ class RunService:
             events = [dataclasses.replace(terminal, index=after + 1)]
         return _iterate(events)
 
-    async def _stored_run(self, user_id: str, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:
+    async def stored_run(self, user_id: str, run_id: str) -> tuple[RunRecord, list[MessageRecord]] | None:
         found = await history.get_run(self._db, run_id)
         if found is None or await self._sessions.get(user_id, found[0].session_id) is None:
             return None
@@ -459,14 +357,14 @@ class RunService:
             return None
         if info is not None and not info.finished:
             return _running(info)
-        found = await self._stored_run(user_id, run_id)
+        found = await self.stored_run(user_id, run_id)
         if found is None:
             return None
         run = found[0]
         if run.status == "RUNNING" and await self._broker.run_state(run_id) != GOING:
             # Stored as it started, by a server that went away before it ended (or could not store its end).
             await self._lost.settle(run_id, user_id)
-            found = await self._stored_run(user_id, run_id)
+            found = await self.stored_run(user_id, run_id)
             return found[0] if found is not None else None
         return run
 
@@ -495,11 +393,11 @@ class RunService:
             if await unfinished.cancel_queued(self._db, run_id, reason):
                 await self._announce(user_id, run.session_id, run_id, "UPDATED")  # wakes its follower
             run = await self.get(user_id, run_id)  # or it has just started: then it is stopped below
-        info = await self._live_info(user_id, run_id)
+        info = await self.live_info(user_id, run_id)
         if info is not None and not info.finished:
             await self._manager.stop(run_id, reason)
             run = await self.get(user_id, run_id)
-        if run is not None and run.status == "PAUSED" and await self._cancel_paused(user_id, run, reason):
+        if run is not None and run.status == "PAUSED" and await self.cancel_paused(user_id, run, reason):
             run = await self.get(user_id, run_id)
         if run is None:
             raise NotFound("Run not found.", runId=run_id)
