@@ -7,7 +7,8 @@ Plain frozen dataclasses, with nothing of SQL, Agno or GraphQL in them, so every
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,19 @@ class MessageRecord:
     tool_name: str | None
     created_at: int
     tool_call_error: bool = False
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run as it is stored before it ends: as it starts, or as it waits in line (what it needs to start)."""
+
+    run_id: str
+    session_id: str
+    user_id: str
+    agent_id: str
+    message: str
+    created_at: float
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- what a paused run waits for ---

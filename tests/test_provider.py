@@ -17,7 +17,8 @@ import pytest
 from gql import Client, gql
 
 from agno_graphql.db.database import Database
-from agno_graphql.db.unfinished import RunStart, store_started
+from agno_graphql.db.unfinished import store_started
+from agno_graphql.records import RunStart
 from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for

@@ -30,7 +30,7 @@ from agno_graphql.agents.events import EventTranslator, RunLabels
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
 from agno_graphql.compat.agno_parts import agno_background_tasks
 from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RateLimited, RunNotPaused, SessionBusy, ShuttingDown
-from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed, Paused, ToolCallRecord
+from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed, Paused, RunStart, ToolCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RunSteps(Protocol):
     async def claim_paused(self, run: RunInfo) -> bool:
         """Mark a paused run as going on, so it is continued once only; False if it is no longer paused."""
 
-    async def first_in_line(self, session_id: str) -> QueuedStart | None:
+    async def first_in_line(self, session_id: str) -> RunStart | None:
         """The run waiting first in line in the session (`ifBusy: ENQUEUE`), if any."""
 
     async def take_from_line(self, run: RunInfo) -> bool:
@@ -86,19 +86,6 @@ class RunExtras:
     instructions: str | None = None
     metadata: Mapping[str, Any] | None = None
     prepare: Callable[[], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True)
-class QueuedStart:
-    """A run that waits in line in its session, as stored: what it needs to start."""
-
-    run_id: str
-    session_id: str
-    user_id: str
-    agent_id: str
-    message: str
-    created_at: float
-    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

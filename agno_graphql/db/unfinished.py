@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import uuid4
 
@@ -20,24 +20,12 @@ from sqlalchemy import func, select, update
 from agno_graphql.db.database import Database
 from agno_graphql.db.history import CANCEL_REASON_KEY, FAILURE_KEY, as_dict, metadata_of
 from agno_graphql.errors import RateLimited
+from agno_graphql.records import RunStart
 
 UNFINISHED_STATUSES = ("RUNNING", "PENDING")
 # Agno leaves a run whose run_data says this out of the history it gives the model.
 _STATUS_FOR_AGNO = "ERROR"
 RUN_TYPE = "agent"
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """What is stored of a run as it starts."""
-
-    run_id: str
-    session_id: str
-    user_id: str
-    agent_id: str
-    message: str
-    created_at: float
-    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def store_started(db: Database, start: RunStart) -> None:

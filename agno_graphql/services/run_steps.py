@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from agno_graphql.agents.broker import RunBroker, RunInfo
-from agno_graphql.agents.runner import INTERRUPTED, QueuedStart
+from agno_graphql.agents.runner import INTERRUPTED
 from agno_graphql.db import conversation, history, sessions, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.errors import DB_UNAVAILABLE
-from agno_graphql.records import Cancelled, Event, Failed, Paused
+from agno_graphql.records import Cancelled, Event, Failed, Paused, RunStart
 
 
 class StoredRunSteps:
@@ -28,7 +28,7 @@ class StoredRunSteps:
         self._store_retry_seconds = store_retry_seconds
 
     async def store_start(self, run: RunInfo, metadata: Mapping[str, Any]) -> None:
-        start = unfinished.RunStart(
+        start = RunStart(
             run_id=run.run_id,
             session_id=run.session_id,
             user_id=run.user_id,
@@ -42,20 +42,9 @@ class StoredRunSteps:
     async def claim_paused(self, run: RunInfo) -> bool:
         return await history.claim_paused(self._db, run.run_id)
 
-    async def first_in_line(self, session_id: str) -> QueuedStart | None:
+    async def first_in_line(self, session_id: str) -> RunStart | None:
         waiting = await unfinished.queued_runs(self._db, session_id)
-        if not waiting:
-            return None
-        start = waiting[0].start
-        return QueuedStart(
-            run_id=start.run_id,
-            session_id=start.session_id,
-            user_id=start.user_id,
-            agent_id=start.agent_id,
-            message=start.message,
-            created_at=start.created_at,
-            metadata=start.metadata,
-        )
+        return waiting[0].start if waiting else None
 
     async def take_from_line(self, run: RunInfo) -> bool:
         return await unfinished.take_queued(self._db, run.run_id)

@@ -29,7 +29,16 @@ from agno_graphql.db import history, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.db.unfinished import UNFINISHED_STATUSES
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
-from agno_graphql.records import Cancelled, Event, Failed, MessageRecord, Queued, RequirementAnswer, RunRecord
+from agno_graphql.records import (
+    Cancelled,
+    Event,
+    Failed,
+    MessageRecord,
+    Queued,
+    RequirementAnswer,
+    RunRecord,
+    RunStart,
+)
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.checks import check_id, plausible_id
 from agno_graphql.services.recovery import LostRuns
@@ -121,7 +130,7 @@ class RunService:
     ) -> AsyncIterator[Event]:
         """Store the run PENDING in the session's line and follow it: RunQueued first (ENQUEUE), then the run once
         the runs before it have ended. INTERRUPT goes first in line and cancels the run going."""
-        start = unfinished.RunStart(
+        start = RunStart(
             run_id=str(uuid4()),
             session_id=session_id,
             user_id=user_id,

@@ -21,6 +21,7 @@ export const DELETE_SESSION = operation("DeleteSession");
 export const SESSION = operation("Session");
 export const SESSIONS = operation("Sessions");
 export const SESSION_HISTORY = operation("SessionHistory");
+export const SESSION_RUNS = operation("SessionRuns");
 export const RUN_AGENT = operation("RunAgent");
 export const CONTINUE_RUN = operation("ContinueRun");
 export const VIEWER = operation("Viewer");
@@ -78,6 +79,35 @@ export const RUN_ALTERNATIVES = clientOperation(`
     }
   }
 `);
+
+// A message in line (runAgent with ifBusy: ENQUEUE): the run it waits for, then its own; a queued one cancelled.
+export const RUN = clientOperation(`
+  query Run($id: ID!) {
+    run(id: $id) {
+      id
+      sessionId
+      status
+      input
+      content
+    }
+  }
+`);
+export const CANCEL_RUN = clientOperation(`
+  mutation CancelRun($input: CancelRunInput!) {
+    cancelRun(input: $input) {
+      run {
+        id
+        sessionId
+        status
+        input
+        content
+      }
+    }
+  }
+`);
+
+/** A message the offline demo model answers word by word for a while: the session is busy meanwhile. */
+export const LONG_MESSAGE = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
 
 export const CALCULATOR_QUESTION = "What is 12 * 7?";
 export const CALCULATOR_ANSWER = "The answer is 84.";

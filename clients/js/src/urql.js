@@ -26,12 +26,13 @@ const EMBEDDED_TYPES = [
   "RenameSessionPayload",
   "DeleteSessionPayload",
   "ForkSessionPayload",
+  "CancelRunPayload",
   "UserInputField",
   "FeedbackQuestion",
   "FeedbackOption",
 ];
 
-// The events on which a regenerated or edited run is over and its answer stored.
+// The events on which a run (sent, regenerated or edited) is over and its answer stored.
 const RUN_ENDS = new Set(["RunCompleted", "RunFailed", "RunCancelled", "RunPaused"]);
 
 /**
@@ -48,6 +49,27 @@ function conversationRewritten(field, typename, idField) {
     cache.invalidate({ __typename: typename, id: args.input[idField] });
     cache.invalidate({ __typename: "Session", id: event.sessionId });
   };
+}
+
+/**
+ * A run that ended (a message sent with runAgent, maybe after waiting in line with ifBusy: ENQUEUE, and the one
+ * it waited for) added its exchange to the conversation and changed its runs, runCount and updatedAt, and a
+ * Run read while it waited is PENDING in the cache: the Session and the Run are invalidated, so the next read
+ * of the history, the header or the run fetches them again.
+ */
+function conversationGrew(result, _args, cache) {
+  const event = result.runAgent;
+  if (!RUN_ENDS.has(event?.__typename)) return;
+  cache.invalidate({ __typename: "Run", id: event.runId });
+  cache.invalidate({ __typename: "Session", id: event.sessionId });
+}
+
+/**
+ * The payload's Run (normalized by id) is CANCELLED; it joined the session's runs (a queued run is not among
+ * them before it starts), so the Session is invalidated too.
+ */
+function runCancelled(result, _args, cache) {
+  cache.invalidate({ __typename: "Session", id: result.cancelRun.run.sessionId });
 }
 
 /**
@@ -83,8 +105,10 @@ export function graphcache() {
           cache.invalidate({ __typename: "Session", id: result.deleteSession.deletedSessionId });
         },
         forkSession: sessionListsChanged,
+        cancelRun: runCancelled,
       },
       Subscription: {
+        runAgent: conversationGrew,
         regenerateRun: conversationRewritten("regenerateRun", "Run", "runId"),
         editMessage: conversationRewritten("editMessage", "Message", "messageId"),
       },
@@ -145,6 +169,30 @@ export function collect(source) {
       subscribe((result) => results.push(result)),
     );
   });
+}
+
+/**
+ * A subscription followed while it goes on (to send something else meanwhile): `first` is its first result as
+ * soon as it comes (undefined when it ends with none), `all` every result once it ends, as collect gives them.
+ */
+export function follow(source) {
+  let firstResult;
+  const first = new Promise((resolve) => (firstResult = resolve));
+  const all = new Promise((resolve) => {
+    const results = [];
+    pipe(
+      source,
+      onEnd(() => {
+        firstResult(undefined);
+        resolve(results);
+      }),
+      subscribe((result) => {
+        if (results.length === 0) firstResult(result);
+        results.push(result);
+      }),
+    );
+  });
+  return { first, all };
 }
 
 /**

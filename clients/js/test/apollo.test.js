@@ -18,8 +18,10 @@ import {
   DELETE_SESSION,
   EDIT_MESSAGE,
   FORK_SESSION,
+  LONG_MESSAGE,
   REGENERATE_RUN,
   RENAME_SESSION,
+  RUN,
   RUN_AGENT,
   RUN_ALTERNATIVES,
   SESSION,
@@ -76,27 +78,61 @@ async function streamEvents(client, query, input) {
 const runAgent = (client, input) => streamEvents(client, RUN_AGENT, input);
 const continueRun = (client, input) => streamEvents(client, CONTINUE_RUN, input);
 
-// What a regeneration or an edit rewrites of a Session: its messages (others, with other ids and cursors), its
-// runs and runCount, maybe its title, and updatedAt.
-const REWRITTEN_SESSION_FIELDS = ["messages", "runs", "runCount", "name", "updatedAt"];
+// What a run, a regeneration or an edit changes of a Session: its messages (more, or others with other ids and
+// cursors), its runs and runCount, maybe its title, and updatedAt.
+const CHANGED_SESSION_FIELDS = ["messages", "runs", "runCount", "name", "updatedAt"];
 
 /**
- * Streams regenerateRun or editMessage, then brings the cache in line with the rewritten conversation. A
- * subscription has no refetchQueries option, and which messages are left only the server knows, so once the
- * run is over: evict the Session's rewritten fields and the Run or Message of the input (`replaced`), let gc
- * drop the messages no list reaches any more, and refetch every watched query that read what was evicted.
+ * Brings the cache in line with a conversation the server changed. A subscription has no refetchQueries option,
+ * and which messages there are now only the server knows, so: evict the Session's changed fields and the
+ * entities given (a replaced Run or Message, a Run cached while it was PENDING), let gc drop the messages no list
+ * reaches any more, and refetch every watched query that read what was evicted.
  */
-async function rewriteConversation(client, query, input, replaced) {
-  const events = await streamEvents(client, query, input);
+async function conversationChanged(client, sessionId, evicted) {
   await client.refetchQueries({
     updateCache(cache) {
-      const session = cache.identify({ __typename: "Session", id: events[0].sessionId });
-      for (const fieldName of REWRITTEN_SESSION_FIELDS) cache.evict({ id: session, fieldName });
-      cache.evict({ id: cache.identify(replaced) });
+      const session = cache.identify({ __typename: "Session", id: sessionId });
+      for (const fieldName of CHANGED_SESSION_FIELDS) cache.evict({ id: session, fieldName });
+      for (const entity of evicted) cache.evict({ id: cache.identify(entity) });
       cache.gc();
     },
   });
+}
+
+/** Streams regenerateRun or editMessage; once the run is over, the cache without the Run or Message replaced. */
+async function rewriteConversation(client, query, input, replaced) {
+  const events = await streamEvents(client, query, input);
+  await conversationChanged(client, events[0].sessionId, [replaced]);
   return events;
+}
+
+/**
+ * A message sent as a chat page sends it, followed while it goes on (to send another meanwhile): `first` is its
+ * first event as soon as it comes (RunStarted, or RunQueued when it waits in line with ifBusy: ENQUEUE), `all`
+ * every event once the run is over and the cache holds the conversation with its exchange (the Run evicted too:
+ * read while it waited, it is PENDING in the cache).
+ */
+function sendMessage(client, input) {
+  let firstEvent;
+  const first = new Promise((resolve) => (firstEvent = resolve));
+  const results = [];
+  const ended = new Promise((resolve, reject) => {
+    client.subscribe({ query: RUN_AGENT, variables: { input } }).subscribe({
+      next(result) {
+        results.push(result);
+        if (results.length === 1) firstEvent(result.data?.runAgent);
+      },
+      error: reject,
+      complete: () => resolve(results),
+    });
+  });
+  const all = ended.then(async () => {
+    for (const result of results) assert.equal(result.error, undefined, `run failed: ${result.error}`);
+    const events = results.map((result) => result.data.runAgent);
+    await conversationChanged(client, events[0].sessionId, [{ __typename: "Run", id: events[0].runId }]);
+    return events;
+  });
+  return { first, all };
 }
 
 const regenerateRun = (client, input) =>
@@ -171,13 +207,13 @@ for (const backend of await backends()) {
     });
 
     after(async () => {
-      for (const subscription of watching) subscription.unsubscribe();
-      for (const dispose of disposers) await dispose();
+      for (const subscription of watching.splice(0)) subscription.unsubscribe();
+      for (const dispose of disposers.splice(0)) await dispose();
       await server?.stop();
     });
 
-    function clientFor(userId, options) {
-      const built = apolloClient(server, server.token(userId), options);
+    function clientFor(userId, options, on = server) {
+      const built = apolloClient(on, on.token(userId), options);
       disposers.push(async () => {
         built.client.stop();
         await built.ws.dispose();
@@ -217,6 +253,7 @@ for (const backend of await backends()) {
         "RunContinued",
         "RunFailed",
         "RunPaused",
+        "RunQueued",
         "RunStarted",
         "ToolCallCompleted",
         "ToolCallStarted",
@@ -625,6 +662,143 @@ for (const backend of await backends()) {
         assert.ok(CombinedGraphQLErrors.is(error));
         assert.equal(error.errors[0].extensions.code, "UNAUTHENTICATED");
         return true;
+      });
+    });
+
+    // A second message while a run streams, sent with ifBusy: ENQUEUE: on a server whose demo model answers
+    // slowly (30 ms a word), so LONG_MESSAGE keeps the session busy a while, and where one message may wait.
+    describe("a message in line", () => {
+      let queueServer;
+
+      before(async () => {
+        queueServer = await startServer({
+          backend,
+          env: { AGNO_GRAPHQL_OFFLINE_DELAY_MS: "30", AGNO_GRAPHQL_MAX_QUEUED_PER_SESSION: "1" },
+        });
+      });
+
+      after(async () => {
+        for (const subscription of watching.splice(0)) subscription.unsubscribe();
+        for (const dispose of disposers.splice(0)) await dispose();
+        await queueServer?.stop();
+      });
+
+      /** A long run streaming in the session: its RunStarted read, the rest still to come. */
+      async function busy(client, sessionId) {
+        const running = sendMessage(client, { agentId: "assistant", sessionId, message: LONG_MESSAGE });
+        assert.equal((await running.first).__typename, "RunStarted");
+        return running;
+      }
+
+      const enqueue = (client, sessionId, message) =>
+        sendMessage(client, { agentId: "assistant", sessionId, message, ifBusy: "ENQUEUE" });
+
+      test("waits in line with RunQueued, then streams its answer; the watched history has both exchanges", async () => {
+        const cache = newCache();
+        const client = clientFor(newUserId("apollo-enqueue"), { cache }, queueServer);
+        const session = await createSession(client, "assistant");
+        const history = await watch(
+          client,
+          { query: SESSION_HISTORY, variables: { id: session.id, last: 20 } },
+          watching,
+        );
+        const header = await watch(client, { query: SESSION, variables: { id: session.id } }, watching);
+        const messages = () =>
+          history.observable.getCurrentResult().data.session.messages.edges.map((edge) => edge.node);
+        assert.deepEqual(messages(), []);
+        const running = await busy(client, session.id);
+        const first = (await running.first).runId;
+
+        const queued = enqueue(client, session.id, "and then?");
+        const told = await queued.first;
+        assert.deepEqual(
+          [told.__typename, told.index, told.position, told.sessionId],
+          ["RunQueued", -1, 1, session.id],
+        );
+        assert.notEqual(told.runId, first);
+        // possibleTypes carry RunEvent's keyFields to RunQueued, its index -1 apart from RunStarted's 0.
+        assert.equal(cache.identify(told), `RunQueued:${JSON.stringify({ runId: told.runId, index: -1 })}`);
+        // Stored at once, waiting.
+        const run = await watch(client, { query: RUN, variables: { id: told.runId } }, watching);
+        assert.deepEqual([run.first.data.run.status, run.first.data.run.input], ["PENDING", "and then?"]);
+
+        const events = await queued.all;
+        const answered = await running.all;
+        assert.equal(answered.at(-1).__typename, "RunCompleted");
+        assert.deepEqual(
+          events.slice(0, 2).map((event) => [event.__typename, event.index]),
+          [
+            ["RunQueued", -1],
+            ["RunStarted", 0],
+          ],
+        );
+        assert.equal(events.at(-1).__typename, "RunCompleted");
+        assert.equal(events.at(-1).content, "You said: and then?");
+        assert.equal(streamedText(events), "You said: and then?");
+        assert.deepEqual([...new Set(events.map((event) => event.runId))], [told.runId]);
+        assert.deepEqual(
+          events.slice(1).map((event) => event.index),
+          events.slice(1).map((_, index) => index),
+        );
+
+        // The watched queries were refetched once the run was over: the conversation in order, the run's end.
+        assert.deepEqual(said(messages()), [
+          ["USER", LONG_MESSAGE],
+          ["ASSISTANT", `You said: ${LONG_MESSAGE}`],
+          ["USER", "and then?"],
+          ["ASSISTANT", "You said: and then?"],
+        ]);
+        assert.deepEqual(
+          messages().map((message) => message.runId),
+          [first, first, told.runId, told.runId],
+        );
+        assert.deepEqual(
+          cachedMessageKeys(cache),
+          messages()
+            .map((message) => cache.identify(message))
+            .sort(),
+        );
+        assert.equal(header.observable.getCurrentResult().data.session.runCount, 2);
+        const { status, content } = run.observable.getCurrentResult().data.run;
+        assert.deepEqual([status, content], ["COMPLETED", "You said: and then?"]);
+      });
+
+      test("a message beyond the full line is refused with RATE_LIMITED; the one waiting is answered", async () => {
+        const client = clientFor(newUserId("apollo-enqueue-full"), {}, queueServer);
+        const session = await createSession(client, "assistant");
+        const history = await watch(
+          client,
+          { query: SESSION_HISTORY, variables: { id: session.id, last: 20 } },
+          watching,
+        );
+        const running = await busy(client, session.id);
+        const queued = enqueue(client, session.id, "waiting");
+        const told = await queued.first;
+        assert.deepEqual([told.__typename, told.position], ["RunQueued", 1]);
+
+        const results = await lastValueFrom(
+          client
+            .subscribe({
+              query: RUN_AGENT,
+              variables: {
+                input: { agentId: "assistant", sessionId: session.id, message: "one too many", ifBusy: "ENQUEUE" },
+              },
+            })
+            .pipe(toArray()),
+        );
+        assert.equal(results.length, 1);
+        assert.ok(CombinedGraphQLErrors.is(results[0].error));
+        assert.deepEqual(
+          results[0].error.errors.map((error) => error.extensions.code),
+          ["RATE_LIMITED"],
+        );
+
+        await running.all;
+        assert.equal((await queued.all).at(-1).content, "You said: waiting");
+        assert.deepEqual(
+          history.observable.getCurrentResult().data.session.messages.edges.map((edge) => edge.node.content),
+          [LONG_MESSAGE, `You said: ${LONG_MESSAGE}`, "waiting", "You said: waiting"],
+        );
       });
     });
   });

@@ -5,23 +5,27 @@ import {
   assertPausedThenContinued,
   CALCULATOR_ANSWER,
   CALCULATOR_QUESTION,
+  CANCEL_RUN,
   CONTINUE_RUN,
   CREATE_SESSION,
   DELETE_SESSION,
   EDIT_MESSAGE,
   FORK_SESSION,
+  LONG_MESSAGE,
   REGENERATE_RUN,
   RENAME_SESSION,
+  RUN,
   RUN_AGENT,
   RUN_ALTERNATIVES,
   SESSION,
   SESSION_HISTORY,
+  SESSION_RUNS,
   SESSIONS,
   streamedText,
   USER_FEEDBACK_REQUEST,
 } from "../src/operations.js";
 import { backends, newUserId, startServer } from "../src/server.js";
-import { collect, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
+import { collect, follow, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
 
 async function ok(promise) {
   const result = await promise;
@@ -39,15 +43,15 @@ for (const backend of await backends()) {
     });
 
     after(async () => {
-      for (const transport of transports) await transport.dispose();
+      for (const transport of transports.splice(0)) await transport.dispose();
       await server?.stop();
     });
 
-    function clientFor(userId) {
-      const token = server.token(userId);
-      const ws = wsClient(server, token);
+    function clientFor(userId, on = server) {
+      const token = on.token(userId);
+      const ws = wsClient(on, token);
       transports.push(ws);
-      return urqlClient(server, token, ws);
+      return urqlClient(on, token, ws);
     }
 
     async function createSession(client, agentId, name) {
@@ -89,6 +93,10 @@ for (const backend of await backends()) {
     }
 
     const said = (messages) => messages.map((message) => [message.role, message.content]);
+
+    async function readRun(client, id, requestPolicy = "cache-first") {
+      return (await ok(client.query(RUN, { id }, { requestPolicy }).toPromise())).run;
+    }
 
     test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
       const client = clientFor(newUserId("urql-run"));
@@ -398,6 +406,137 @@ for (const backend of await backends()) {
 
       const refused = await client.query(SESSIONS, { first: 1 }).toPromise();
       assert.equal(refused.error.graphQLErrors[0].extensions.code, "UNAUTHENTICATED");
+    });
+
+    // A second message while a run streams, sent with ifBusy: ENQUEUE: on a server whose demo model answers
+    // slowly (30 ms a word), so LONG_MESSAGE keeps the session busy a while.
+    describe("a message in line", () => {
+      let queueServer;
+
+      before(async () => {
+        queueServer = await startServer({ backend, env: { AGNO_GRAPHQL_OFFLINE_DELAY_MS: "30" } });
+      });
+
+      after(async () => {
+        for (const transport of transports.splice(0)) await transport.dispose();
+        await queueServer?.stop();
+      });
+
+      /** A long run streaming in the session: its first result read, the rest still to come. */
+      async function busy(client, sessionId) {
+        const running = follow(
+          client.subscription(RUN_AGENT, { input: { agentId: "assistant", sessionId, message: LONG_MESSAGE } }),
+        );
+        assert.equal((await running.first).data.runAgent.__typename, "RunStarted");
+        return running;
+      }
+
+      function enqueue(client, sessionId, message) {
+        return follow(
+          client.subscription(RUN_AGENT, { input: { agentId: "assistant", sessionId, message, ifBusy: "ENQUEUE" } }),
+        );
+      }
+
+      test("waits in line with RunQueued, then streams its answer; the cached history has both exchanges", async () => {
+        const client = clientFor(newUserId("urql-enqueue"), queueServer);
+        const session = await createSession(client, "assistant");
+        assert.deepEqual(await history(client, session.id), []);
+        const running = await busy(client, session.id);
+        const first = (await running.first).data.runAgent.runId;
+
+        const queued = enqueue(client, session.id, "and then?");
+        const told = (await queued.first).data.runAgent;
+        assert.deepEqual(
+          [told.__typename, told.index, told.position, told.sessionId],
+          ["RunQueued", -1, 1, session.id],
+        );
+        assert.notEqual(told.runId, first);
+        // Stored at once, waiting, and not in the conversation until it starts.
+        const pending = await readRun(client, told.runId);
+        assert.deepEqual([pending.status, pending.input], ["PENDING", "and then?"]);
+        const waiting = await history(client, session.id, "network-only");
+        assert.ok(!waiting.some((message) => message.runId === told.runId));
+
+        const events = urqlEvents(await queued.all);
+        const answered = urqlEvents(await running.all);
+        assert.equal(answered.at(-1).__typename, "RunCompleted");
+        assert.deepEqual(
+          events.map((event) => [event.__typename, event.index]).filter(([, index]) => index <= 0),
+          [
+            ["RunQueued", -1],
+            ["RunStarted", 0],
+          ],
+        );
+        assert.equal(events.at(-1).__typename, "RunCompleted");
+        assert.equal(events.at(-1).content, "You said: and then?");
+        assert.equal(streamedText(events), "You said: and then?");
+        assert.deepEqual([...new Set(events.map((event) => event.runId))], [told.runId]);
+        assert.deepEqual(
+          events.slice(1).map((event) => event.index),
+          events.slice(1).map((_, index) => index),
+        );
+
+        // The updater invalidated the session and the run when they ended: these cache-first reads refetch once.
+        const after = await history(client, session.id);
+        assert.deepEqual(said(after), [
+          ["USER", LONG_MESSAGE],
+          ["ASSISTANT", `You said: ${LONG_MESSAGE}`],
+          ["USER", "and then?"],
+          ["ASSISTANT", "You said: and then?"],
+        ]);
+        assert.deepEqual(
+          after.map((message) => message.runId),
+          [first, first, told.runId, told.runId],
+        );
+        assert.deepEqual(await history(client, session.id, "cache-only"), after);
+        const run = await readRun(client, told.runId);
+        assert.deepEqual([run.status, run.content], ["COMPLETED", "You said: and then?"]);
+        assert.deepEqual(await readRun(client, told.runId, "cache-only"), run);
+        const header = await ok(client.query(SESSION, { id: session.id }).toPromise());
+        assert.equal(header.session.runCount, 2);
+      });
+
+      test("cancelRun on a queued run: its subscriber gets RunCancelled and the cached run is CANCELLED", async () => {
+        const client = clientFor(newUserId("urql-enqueue-cancel"), queueServer);
+        const session = await createSession(client, "assistant");
+        const running = await busy(client, session.id);
+        const first = (await running.first).data.runAgent.runId;
+        const queued = enqueue(client, session.id, "never mind");
+        const told = (await queued.first).data.runAgent;
+        assert.deepEqual([told.__typename, told.position], ["RunQueued", 1]);
+        assert.equal((await readRun(client, told.runId)).status, "PENDING");
+
+        const cancelled = await ok(client.mutation(CANCEL_RUN, { input: { runId: told.runId } }).toPromise());
+        assert.deepEqual([cancelled.cancelRun.run.id, cancelled.cancelRun.run.status], [told.runId, "CANCELLED"]);
+        const events = urqlEvents(await queued.all);
+        assert.deepEqual(
+          events.map((event) => event.__typename),
+          ["RunQueued", "RunCancelled"],
+        );
+        assert.deepEqual([...new Set(events.map((event) => event.runId))], [told.runId]);
+        assert.equal(urqlEvents(await running.all).at(-1).__typename, "RunCompleted");
+
+        const run = await readRun(client, told.runId);
+        assert.deepEqual([run.status, run.input], ["CANCELLED", "never mind"]);
+        assert.deepEqual(await readRun(client, told.runId, "cache-only"), run);
+        // The cancelled run joined the session's runs, and its message the conversation, with no answer.
+        const runs = await ok(client.query(SESSION_RUNS, { id: session.id, first: 10 }).toPromise());
+        assert.deepEqual(
+          runs.session.runs.nodes.map((node) => [node.id, node.status]),
+          [
+            [first, "COMPLETED"],
+            [told.runId, "CANCELLED"],
+          ],
+        );
+        const after = await history(client, session.id);
+        assert.deepEqual(said(after), [
+          ["USER", LONG_MESSAGE],
+          ["ASSISTANT", `You said: ${LONG_MESSAGE}`],
+          ["USER", "never mind"],
+        ]);
+        assert.equal(after.at(-1).runId, told.runId);
+        assert.deepEqual(await history(client, session.id, "cache-only"), after);
+      });
     });
   });
 }
