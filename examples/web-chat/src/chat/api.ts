@@ -202,6 +202,9 @@ export const RunEventFields = graphql(`
         ...RunRequirementFields
       }
     }
+    ... on RunQueued {
+      position
+    }
   }
 `);
 
@@ -284,7 +287,8 @@ export function endpointUrls(location: Location): { http: string; ws: string } {
 }
 
 /**
- * How a run is followed: started with runAgent, joined while it goes (after a reload), continued with
+ * How a run is followed: started with runAgent (while another run goes, ifBusy ENQUEUE waits in line behind
+ * it, RunQueued first, and INTERRUPT stops it), joined while it goes (after a reload), continued with
  * the answers to what it paused for, or started in place of the latest answer (regenerateRun) or of a user
  * message and everything after it (editMessage). `pausedIndex` is the index of the RunPaused the answers
  * answer, when the page saw it.
@@ -441,7 +445,8 @@ export function createApi(token: string, events: ApiEvents): Api {
           opening = null;
           stopWatching();
           runId = event.runId;
-          afterIndex = event.index;
+          // RunQueued (index -1) is no numbered event: runEvents after a drop waits for the run and streams it from RunStarted.
+          if (event.index >= 0) afterIndex = event.index;
           ended = LAST_EVENTS.has(event.__typename);
           sink.event(event);
         }

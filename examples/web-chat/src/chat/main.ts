@@ -20,6 +20,7 @@ import { messageEditor } from "./editor";
 import { el, toolCallText } from "./elements";
 import { requirementCard, type Requirement, type RequirementCard } from "./requirements";
 import type {
+  BusyPolicy,
   RequirementAnswer,
   RunAlternativesQuery as AlternativesResult,
   SessionEventsSubscription as SessionEventResult,
@@ -43,6 +44,8 @@ const EXPLAINED: Record<string, string> = {
   NOT_LATEST_RUN:
     "This is no longer the conversation's latest answer (perhaps another tab sent a message): reload it to see the latest.",
 };
+/** The reason the server gives a run it cancelled for a message sent with Stop and send (ifBusy: INTERRUPT). */
+const INTERRUPTED = "Interrupted by a new message.";
 /** What an older answer's tooltip says while it is shown in place of the latest one. */
 const OLDER_ANSWER =
   "An earlier answer to this message, shown for reading only: choosing it back is not supported yet, " +
@@ -79,6 +82,12 @@ interface AnswerChoice {
   alternatives: Alternative[];
   latest: number;
   shown: number;
+}
+/** A message sent while a run goes (Queue, Stop and send), until its run starts; `position` once queued. */
+interface Waiting {
+  followed: FollowedRun;
+  bubble: HTMLElement;
+  position: number | null;
 }
 /** A run that waits for answers, as the session tells it when it opens. */
 interface PausedRun {
@@ -123,6 +132,9 @@ const ui = {
   composer: byId<HTMLFormElement>("composer"),
   message: byId<HTMLTextAreaElement>("message"),
   send: byId<HTMLButtonElement>("send"),
+  sendWhileBusy: byId<HTMLElement>("send-while-busy"),
+  queue: byId<HTMLButtonElement>("queue"),
+  interrupt: byId<HTMLButtonElement>("interrupt"),
   stop: byId<HTMLButtonElement>("stop"),
   error: byId<HTMLElement>("error"),
 };
@@ -134,6 +146,8 @@ let current: OpenSession | null = null;
 let olderCursor: string | null = null;
 let loadingOlder = false;
 let run: FollowedRun | null = null;
+/** Messages sent while a run goes, not started yet, in the order the page showed them. */
+let waiting: Waiting[] = [];
 /** The open conversation's run that waits for answers: a new message leaves it (the server cancels it). */
 let paused: { leave(): void } | null = null;
 /** The last answer's alternatives while the conversation is idle; null while a run goes or there is none. */
@@ -333,6 +347,9 @@ function showConversation(session: OpenSession | null): void {
   // The run goes on on the server (onDisconnect CONTINUE); opening its conversation again rejoins it.
   run?.stop();
   run = null;
+  // Queued messages wait on the server too: opening the conversation again shows them once they start.
+  for (const item of waiting) item.followed.stop();
+  waiting = [];
   paused = null;
   choice = null;
   ui.messages.removeAttribute("aria-busy");
@@ -387,15 +404,18 @@ async function openSession(id: string): Promise<void> {
   ui.agent.value = session.agentId;
   ui.messageList.replaceChildren(...session.messages.nodes.flatMap(renderMessage));
   ui.messages.scrollTop = ui.messages.scrollHeight;
-  // A run still going (the page was reloaded, or it started in another tab) is not in the history yet:
-  // show its message and follow it from its first event, so its answer is rebuilt and keeps growing.
-  // A paused one is, up to its pause: it shows its card again, or follows what came after its answers.
+  // A run still going (the page was reloaded, or it started in another tab) has only its message in the
+  // history (stored as it starts), if that: show its message and follow it from its first event, so its
+  // answer is rebuilt and keeps growing. A paused one is there up to its pause: it shows its card again, or
+  // follows what came after its answers.
   const active = session.activeRun;
-  const inHistory = active && session.messages.nodes.some((message) => message.runId === active.id);
+  const inHistory = active ? session.messages.nodes.filter((message) => message.runId === active.id) : [];
   if (active?.status === "PAUSED") {
     follow({ paused: { id: active.id, requirements: active.requirements } });
-  } else if (active && inHistory) {
+  } else if (active && inHistory.some((message) => message.role !== "USER")) {
     follow({ continued: active.id });
+  } else if (active && inHistory.length) {
+    follow({ runId: active.id });
   } else if (active) {
     append(bubble("user", active.input ?? "", active.id));
     follow({ runId: active.id });
@@ -431,19 +451,53 @@ function nearBottom(): boolean {
   return ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 80;
 }
 
-function append(item: HTMLElement): void {
+/**
+ * Adds an item to the conversation, above the messages that wait for their answer (a run's items go before
+ * the messages sent after it); `last` puts it below them (a message that queues behind them).
+ */
+function append(item: HTMLElement, last = false): void {
   const follow = nearBottom();
-  ui.messageList.append(item);
+  ui.messageList.insertBefore(item, last ? null : ui.messageList.querySelector(":scope > [data-waiting]"));
   if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-/** Send while idle; Stop (once the run's id is known) while a run streams. Editing waits for the run too. */
+/** A run goes in the open conversation, or a message sent meanwhile waits for one. */
+function busy(): boolean {
+  return run !== null || waiting.length > 0;
+}
+
+/**
+ * Send while idle; while a run streams, Queue and Stop and send instead (once the conversation's id is known),
+ * and Stop (once the run's id is known). Editing waits for the runs too.
+ */
 function showRunning(): void {
-  ui.send.disabled = run !== null || ui.messages.hasAttribute("aria-busy");
+  const loading = ui.messages.hasAttribute("aria-busy");
+  ui.send.hidden = busy();
+  ui.send.disabled = loading;
+  ui.sendWhileBusy.hidden = !busy();
+  ui.queue.disabled = ui.interrupt.disabled = loading || !current;
   ui.stop.hidden = run === null;
   ui.stop.disabled = !run?.id;
-  ui.messageList.toggleAttribute("data-running", run !== null);
-  if (run) hideAnswerTools();
+  ui.messageList.toggleAttribute("data-running", busy());
+  if (busy()) hideAnswerTools();
+}
+
+/** A queued message's place in line ("Queued" until the server tells it), and its Cancel button. */
+function markQueued(item: HTMLElement, position: number | null): void {
+  let status = item.querySelector<HTMLElement>(".queue-status");
+  if (!status) {
+    const label = "Cancel queued message";
+    const cancel = el("button", { type: "button", class: "link", "data-action": "cancel-queued", "aria-label": label }, "Cancel");
+    status = el("span", { class: "queue-status" }, el("span", { class: "queue-position" }), cancel);
+    item.append(status);
+  }
+  const place = status.querySelector<HTMLElement>(".queue-position");
+  if (place) {
+    place.textContent = position === null ? "Queued" : `Queued (${position})`;
+    place.title = position === null ? "Waits for the current answer" : `Answered after ${position} more answer${position === 1 ? "" : "s"}`;
+  }
+  const cancel = status.querySelector<HTMLButtonElement>("button");
+  if (cancel) cancel.disabled = !item.dataset.runId; // until the server has queued it
 }
 
 /**
@@ -470,6 +524,23 @@ function follow(
   let pausedIndex: number | undefined;
   // A continued run's events up to its RunContinued are in the history already.
   let replaying = "continued" in start;
+  // A message sent while a run goes waits (queued, or for the run it stops) until its own run starts.
+  const ifBusy = "input" in start ? start.input.ifBusy : undefined;
+  const line: Waiting | null = sent && ifBusy && ifBusy !== "REJECT" ? { followed, bubble: sent, position: null } : null;
+  if (line) waiting.push(line);
+  /** The message's run started, or will not: it leaves the line, and the queued ones behind it move up. */
+  const leaveLine = (): void => {
+    if (!line || !waiting.includes(line)) return;
+    waiting = waiting.filter((other) => other !== line);
+    line.bubble.removeAttribute("data-waiting");
+    line.bubble.querySelector(".queue-status")?.remove();
+    for (const other of waiting) {
+      if (line.position === null || other.position === null || other.position < line.position) continue;
+      other.position = Math.max(other.position - 1, 1);
+      markQueued(other.bubble, other.position);
+    }
+    showRunning();
+  };
 
   const answerBubble = (): HTMLElement => {
     if (!answer) {
@@ -528,6 +599,24 @@ function follow(
       replacing?.started?.();
       showRunning();
     }
+    if (event.__typename === "RunQueued") {
+      if (line) line.position = event.position;
+      if (sent) markQueued(sent, event.position);
+      return;
+    }
+    if (line && waiting.includes(line)) {
+      leaveLine();
+      // Cancelled before it started (Cancel, or from elsewhere): the server keeps the message in the
+      // conversation, unanswered, and so does the page.
+      if (event.__typename === "RunCancelled" && !event.content) {
+        sent?.setAttribute("data-state", "cancelled");
+        if (sent) sent.title = event.reason ?? "cancelled";
+        end("done");
+        return;
+      }
+      run = followed;
+      showRunning();
+    }
     switch (event.__typename) {
       case "RunContinued":
         card?.element.remove();
@@ -563,12 +652,14 @@ function follow(
         // The partial answer as stored; the bubble's "stopped" mark comes from its data-state.
         if (event.content && answerBubble().textContent !== event.content) answerBubble().textContent = event.content;
         answerBubble().title = event.reason ?? "stopped";
+        answerBubble().toggleAttribute("data-interrupted", event.reason === INTERRUPTED);
         end("stopped");
         break;
     }
   };
   const refused = (code: string | undefined, message: string, requirementId?: string): void => {
     if (shown !== view) return;
+    leaveLine();
     // Answers refused (BAD_USER_INPUT, or the run is no longer paused): the card says why, the run waits.
     if (card) {
       card.refused(requirementId, (code && EXPLAINED[code]) || message);
@@ -582,9 +673,11 @@ function follow(
       replacing.kept?.();
     } else if (sent && !followed.id) {
       sent.remove();
-      if (!ui.message.value) ui.message.value = sent.textContent ?? "";
+      if (!ui.message.value) ui.message.value = sent.firstChild?.textContent ?? "";
     }
-    showError(code, message);
+    // A full line says how many wait, which the page's words for RATE_LIMITED do not.
+    if (line && code === "RATE_LIMITED") ui.error.textContent = message;
+    else showError(code, message);
     end("done");
   };
 
@@ -593,21 +686,38 @@ function follow(
     return;
   }
   for (const item of replacing?.items ?? []) item.classList.add("replacing");
-  run = followed;
+  if (!line) run = followed;
   showRunning();
   const from = "continued" in start ? { runId: start.continued } : start;
   followed.stop = api.followRun(from, { event: show, error: refused });
 }
 
-function send(text: string): void {
-  if (!api || ui.send.disabled || !text.trim()) return;
+/**
+ * Sends a message: while idle (REJECT: the server refuses it if a run goes elsewhere), or while a run goes,
+ * queued behind it (ENQUEUE: shown at once, with its place in line) or in its place (INTERRUPT: the run is
+ * stopped, what it said stays).
+ */
+function send(text: string, ifBusy: BusyPolicy = "REJECT"): void {
+  const whileBusy = ifBusy !== "REJECT";
+  if (!api || (whileBusy ? ui.queue.disabled : ui.send.disabled) || !text.trim()) return;
   ui.error.textContent = "";
   paused?.leave();
   paused = null;
   const sent = bubble("user", text);
-  append(sent);
+  if (whileBusy) sent.setAttribute("data-waiting", ifBusy === "ENQUEUE" ? "queued" : "interrupting");
+  if (ifBusy === "ENQUEUE") markQueued(sent, null);
+  append(sent, ifBusy === "ENQUEUE");
   const input = { agentId: current?.agentId ?? ui.agent.value, sessionId: current?.id ?? null, message: text };
-  follow({ input }, sent);
+  follow({ input: whileBusy ? { ...input, ifBusy } : input }, sent);
+}
+
+/** Cancel on a queued message: the server cancels its run, whose RunCancelled marks the message not answered. */
+async function cancelQueued(item: HTMLElement, button: HTMLButtonElement): Promise<void> {
+  const runId = item.dataset.runId;
+  if (!api || !runId || !item.hasAttribute("data-waiting")) return;
+  button.disabled = true;
+  const result = await api.client.mutation(CancelRunMutation, { input: { runId } }).toPromise();
+  if (failed(result.error)) button.disabled = false;
 }
 
 /**
@@ -647,10 +757,10 @@ async function showAnswerTools(): Promise<void> {
   hideAnswerTools();
   const last = ui.messageList.lastElementChild as HTMLElement | null;
   const runId = last?.dataset.role === "assistant" ? last.dataset.runId : undefined;
-  if (!api || run || !last || !runId) return;
+  if (!api || busy() || !last || !runId) return;
   const shown = view;
   const result = await api.client.query(RunAlternativesQuery, { id: runId }).toPromise();
-  if (shown !== view || run || ui.messageList.lastElementChild !== last || failed(result.error)) return;
+  if (shown !== view || busy() || ui.messageList.lastElementChild !== last || failed(result.error)) return;
   const alternatives = result.data?.run?.alternatives ?? [];
   const latest = alternatives.findIndex((alternative) => alternative.id === runId);
   if (latest < 0) return;
@@ -683,7 +793,7 @@ function browseAnswers(step: number): void {
 
 /** A new answer in place of the last one (and the tool calls that led to it); its message stays. */
 function regenerate(): void {
-  if (!api || !choice || run) return;
+  if (!api || !choice || busy()) return;
   const runId = choice.answer.dataset.runId ?? "";
   hideAnswerTools();
   ui.error.textContent = "";
@@ -698,11 +808,11 @@ function regenerate(): void {
 /** Edit in place of a user message's bubble; Send answers the new text instead of it and all after it. */
 function editMessage(item: HTMLElement): void {
   const messageId = item.dataset.messageId;
-  if (!api || run || !messageId || item.hidden) return;
+  if (!api || busy() || !messageId || item.hidden) return;
   const editor = messageEditor(
     item.firstChild?.textContent ?? "",
     (message) => {
-      if (!api || run) return editor.refused();
+      if (!api || busy()) return editor.refused();
       ui.error.textContent = "";
       paused = null; // a paused later run is cancelled by the server, its card goes with the later items
       const later: HTMLElement[] = [];
@@ -797,9 +907,11 @@ ui.messages.addEventListener("scroll", () => {
 ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = ui.message.value;
-  if (ui.send.disabled || !text.trim()) return;
+  // While a run goes, Enter queues; Stop and send says so.
+  const ifBusy: BusyPolicy = !busy() ? "REJECT" : event.submitter === ui.interrupt ? "INTERRUPT" : "ENQUEUE";
+  if ((ifBusy === "REJECT" ? ui.send.disabled : ui.queue.disabled) || !text.trim()) return;
   ui.message.value = "";
-  send(text);
+  send(text, ifBusy);
 });
 ui.message.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
@@ -827,6 +939,7 @@ ui.messageList.addEventListener("click", (event) => {
   const item = button?.closest<HTMLElement>("#message-list > li");
   if (!button || !item) return;
   if (button.dataset.action === "edit") editMessage(item);
+  else if (button.dataset.action === "cancel-queued") void cancelQueued(item, button as HTMLButtonElement);
   else if (button.dataset.action === "branch") void branch(item);
 });
 window.addEventListener("hashchange", () => {
