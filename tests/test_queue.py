@@ -39,6 +39,8 @@ query Conversation($id: ID!) {
 }
 """
 
+QUEUED = "query Queued($id: ID!) { session(id: $id) { queuedRuns { id status input } } }"
+
 
 @pytest.fixture(scope="module")
 def queue_server(new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -111,6 +113,11 @@ async def test_messages_in_line_start_in_the_order_sent_and_the_line_is_capped(
             sub = await sub_context.__aenter__()
             subs.append((sub_context, sub, await first_event(sub)))
         assert [told["position"] for _, _, told in subs] == [1, 2, 3]
+        # A page opened now (a reload) finds the line in the session.
+        line = (await execute(queue_server, token, QUEUED, {"id": session_id}))["session"]["queuedRuns"]
+        assert [(r["id"], r["status"], r["input"]) for r in line] == [
+            (told["runId"], "PENDING", message) for (_, _, told), message in zip(subs, messages, strict=True)
+        ]
         async with subscription(queue_server, token, RUN_AGENT, send_input(session_id, "one too many")) as over:
             refused = refusal(await asyncio.wait_for(over.next(), timeout=30))
         assert codes(refused) == ["RATE_LIMITED"]
@@ -123,6 +130,7 @@ async def test_messages_in_line_start_in_the_order_sent_and_the_line_is_capped(
     assert [r["input"] for r in seen["runs"]["nodes"]] == [LONG_MESSAGE, *messages]
     assert [r["id"] for r in seen["runs"]["nodes"]] == [first, *(told["runId"] for _, _, told in subs)]
     assert "one too many" not in [m["content"] for m in seen["messages"]["nodes"]]
+    assert (await execute(queue_server, token, QUEUED, {"id": session_id}))["session"]["queuedRuns"] == []
 
 
 async def test_a_queued_run_is_cancelled_by_cancel_run_or_by_its_client_leaving_and_the_next_goes_on(

@@ -310,6 +310,13 @@ class Session:
         return Run.from_record(record) if record is not None else None
 
     @strawberry.field(
+        description="The runs waiting in this session's line (sent with ifBusy: ENQUEUE), PENDING, first in line "
+        "first; each joins `messages` and `runs` when it starts (runEvents follows one from its start)."
+    )
+    async def queued_runs(self, info: Info) -> list[Run]:
+        return [Run.from_record(record) for record in await info.context.services.history.queued(str(self.id))]
+
+    @strawberry.field(
         description="The conversation in order across runs, each message once. "
         "`last: 20` gives the newest twenty; `before` pages back. System messages only when asked for in `roles`."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agno_graphql.db import history, sessions
+from agno_graphql.db import history, sessions, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageLimits, page_request
 from agno_graphql.records import MessageRecord, PageArgs, RunRecord
@@ -28,6 +28,22 @@ class HistoryService:
     async def runs(self, session_id: str, page: PageArgs, *, include_replaced: bool = False) -> Page[RunRecord]:
         request = page_request(history.RUN_CURSOR, (int,), page, self._limits)
         return await history.list_runs(self._db, session_id, request, include_replaced)
+
+    async def queued(self, session_id: str) -> list[RunRecord]:
+        """The runs waiting in the session's line, first in line first."""
+        return [
+            RunRecord(
+                id=queued.start.run_id,
+                session_id=session_id,
+                agent_id=queued.start.agent_id,
+                run_index=-1,
+                status=history.QUEUED_STATUS,
+                input=queued.start.message,
+                content=None,
+                created_at=int(queued.start.created_at),
+            )
+            for queued in await unfinished.queued_runs(self._db, session_id)
+        ]
 
     async def run_counts(self, session_ids: Sequence[str]) -> list[int]:
         counts = await history.run_counts(self._db, session_ids)
