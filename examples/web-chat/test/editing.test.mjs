@@ -170,7 +170,7 @@ describe("chat page: editing the conversation", () => {
     const page = await openPage();
     await page.goto(`${server.base}/chat/#session=${sessionId}`);
     await page.waitForSelector("#answer-tools:not([hidden])");
-    const elsewhere = server.run(token, { agentId: "assistant", sessionId, message: longMessage("Elsewhere", 200) });
+    const elsewhere = server.run(token, { agentId: "assistant", sessionId, message: longMessage("Elsewhere", 1000) });
     let activeRun = null;
     while (!activeRun) ({ activeRun } = (await server.graphql(token, SESSION_QUERY, { id: sessionId })).session);
 
