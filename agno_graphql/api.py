@@ -9,11 +9,13 @@ from strawberry.permission import BasePermission
 
 from agno_graphql.context import Info
 from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
+from agno_graphql.resolvers.attachments import resolve_attachment
 from agno_graphql.resolvers.mutations.cancel_run import cancel_run
 from agno_graphql.resolvers.mutations.create_session import create_session
 from agno_graphql.resolvers.mutations.delete_session import delete_session
 from agno_graphql.resolvers.mutations.fork_session import fork_session
 from agno_graphql.resolvers.mutations.rename_session import rename_session
+from agno_graphql.resolvers.mutations.upload_attachment import upload_attachment
 from agno_graphql.resolvers.permissions import IsAuthenticated
 from agno_graphql.resolvers.runs import (
     continue_run,
@@ -32,8 +34,9 @@ from agno_graphql.schema.payloads import (
     DeleteSessionPayload,
     ForkSessionPayload,
     RenameSessionPayload,
+    UploadAttachmentPayload,
 )
-from agno_graphql.schema.types import Agent, Connection, Run, Session, Viewer
+from agno_graphql.schema.types import Agent, Attachment, Connection, Run, Session, Viewer
 
 authenticated: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -57,6 +60,11 @@ class Query:
         resolver=resolve_run,
         permission_classes=authenticated,
         description="A run of the viewer's: RUNNING while it goes, then as stored. Null when not found.",
+    )
+    attachment: Attachment | None = strawberry.field(
+        resolver=resolve_attachment,
+        permission_classes=authenticated,
+        description="An attachment of the viewer's; null when it does not exist or is someone else's.",
     )
 
 
@@ -82,6 +90,12 @@ class Mutation:
         permission_classes=authenticated,
         description="A new session of the viewer's, for the same agent, with the conversation up to and including "
         "an assistant message (all of it when none is given); every copied message gets a new id.",
+    )
+    upload_attachment: UploadAttachmentPayload = strawberry.mutation(
+        resolver=upload_attachment,
+        permission_classes=authenticated,
+        description="Keep a file (a GraphQL multipart request over HTTP, one file of at most MAX_ATTACHMENT_BYTES) to "
+        "send with a message: its type is read from its bytes. Unsent, it is removed after ATTACHMENT_UNUSED_SECONDS.",
     )
 
 

@@ -13,6 +13,7 @@ import strawberry
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -56,6 +57,7 @@ from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import PageLimits
 from agno_graphql.diagnostics import METRICS_PATH, ConnectionTracker, metrics_endpoint
+from agno_graphql.downloads import attachment_download
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
 from agno_graphql.graphiql import graphiql_page
@@ -66,7 +68,11 @@ from agno_graphql.guards import (
     parse_json_body,
     remember_viewer,
 )
+from agno_graphql.media.links import ATTACHMENTS_PATH, LinkSigner, ensure_link_secret
+from agno_graphql.media.storage import LocalStorage
+from agno_graphql.node_limit import NodeCounter, NodeLimit
 from agno_graphql.services import Services
+from agno_graphql.services.attachments import AttachmentLimits, AttachmentService
 from agno_graphql.services.editing import EditService
 from agno_graphql.services.history import HistoryService
 from agno_graphql.services.recovery import LostRuns
@@ -76,6 +82,7 @@ from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings
 from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
+from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
 
 log = logging.getLogger(__name__)
@@ -122,11 +129,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    # One counter for the schema's life, so its counts are remembered across requests.
+    node_counter = NodeCounter(default_page_size=settings.page_size_default)
     extensions: list[Any] = [
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        lambda: NodeLimit(node_counter, max_nodes=settings.max_nodes),
         ErrorPolicy,
     ]
     if not settings.introspection:
@@ -167,6 +177,8 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.allowed_origins,
+            # Uploads (uploadAttachment): safe here because every request needs a bearer token (uploads.py).
+            multipart_uploads_enabled=True,
         )
         self.services = services
         # Read by the websocket guard, which Strawberry builds with this view.
@@ -188,6 +200,13 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         return parse_json_body(data)
+
+    async def parse_multipart(self, request: Any) -> dict[str, str]:
+        """One file per request (a message's attachments are uploaded one by one)."""
+        form = await request.get_form_data()
+        if sum(1 for value in form.files.values() if isinstance(value, UploadFile)) > 1:
+            raise HTTPException(400, "A request may carry one file.")
+        return await super().parse_multipart(request)
 
     def choose_stream_transport(
         self, headers: Mapping[str, str], transports: Iterable[HTTPStreamTransport]
@@ -223,18 +242,21 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
 
 
 class BodySizeLimit:
-    """413 for request bodies over the limit, declared or streamed."""
+    """413 for request bodies over the limit, declared or streamed: `max_bytes` for JSON, `max_multipart_bytes` for
+    an upload."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_multipart_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_multipart_bytes = max_multipart_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        most = self.max_multipart_bytes if is_multipart(scope) else self.max_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > most:
             await self._too_large(scope, receive, send)
             return
         received = 0
@@ -244,7 +266,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > most:
                     raise _BodyTooLarge
             return message
 
@@ -279,13 +301,37 @@ def build_broker(settings: Settings) -> RunBroker:
     return InProcessBroker(limits)
 
 
+def build_attachments(settings: Settings, db: Database) -> AttachmentService:
+    secret, _ = ensure_link_secret(settings.attachment_url_secret, settings.state_path)
+    if settings.redis_url and not settings.attachment_url_secret:
+        log.warning(
+            "several instances (REDIS_URL) need one AGNO_GRAPHQL_ATTACHMENT_URL_SECRET: a link signed by one instance "
+            "works on another only if they share it (or share the state folder)"
+        )
+    limits = AttachmentLimits(
+        max_bytes=settings.max_attachment_bytes,
+        max_per_message=settings.max_attachments_per_message,
+        types=settings.attachment_types,
+        unused_seconds=settings.attachment_unused_seconds,
+    )
+    links = LinkSigner(secret, settings.attachment_url_seconds, settings.public_base_url)
+    return AttachmentService(db, LocalStorage(settings.media_path), links, limits)
+
+
 def build_services(settings: Settings) -> Services:
     """Everything the API needs, built from settings, each service handed what it calls; bad settings raise errors
     that say what to fix."""
     db = Database(settings.effective_database_url)
     model = build_model(settings)
     agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
-    registry = AgentRegistry(agents, db.agno_db, model, tool_timeout_seconds=settings.tool_timeout_seconds)
+    attachments = build_attachments(settings, db)
+    registry = AgentRegistry(
+        agents,
+        db.agno_db,
+        model,
+        tool_timeout_seconds=settings.tool_timeout_seconds,
+        media_storage=attachments.storage.agno,
+    )
     secret = None if settings.jwt_public_key_file else ensure_secret(settings)[0]
     verifier = TokenVerifier(settings, secret)
     broker = build_broker(settings)
@@ -300,7 +346,9 @@ def build_services(settings: Settings) -> Services:
         ),
     )
     limits = PageLimits(default_size=settings.page_size_default, max_size=settings.page_size_max)
-    sessions = SessionService(db=db, agents=registry, broker=broker, runs=manager, limits=limits)
+    sessions = SessionService(
+        db=db, agents=registry, broker=broker, runs=manager, limits=limits, attachments=attachments
+    )
     # Over Redis, another instance notices a dead one's runs within the lease and this interval (both under 2 x).
     lost_runs = LostRuns(db, broker, manager, interval_seconds=settings.run_lease_seconds / 2)
     runs = RunService(
@@ -310,6 +358,7 @@ def build_services(settings: Settings) -> Services:
         broker=broker,
         manager=manager,
         lost=lost_runs,
+        attachments=attachments,
         max_message_chars=settings.max_message_chars,
         max_queued_per_session=settings.max_queued_per_session,
     )
@@ -319,6 +368,7 @@ def build_services(settings: Settings) -> Services:
         history=HistoryService(db, limits),
         runs=runs,
         edits=EditService(db, registry, sessions, runs, manager, settings.max_message_chars),
+        attachments=attachments,
         verifier=verifier,
         db=db,
         run_manager=manager,
@@ -353,7 +403,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             log.warning("database unreachable at startup; serving anyway, /readyz reports it")
         await services.run_manager.open()
         await services.lost_runs.start()
+        services.attachments.start()
         yield
+        await services.attachments.stop()
         await services.lost_runs.stop()
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.db.dispose()
@@ -368,7 +420,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/", root),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]),
+            Route(GRAPHQL_PATH, UploadGate(graphql_app, services.verifier), methods=["GET", "POST"]),
+            Route(f"{ATTACHMENTS_PATH}/{{attachment_id}}/{{name}}", attachment_download(services.attachments)),
             WebSocketRoute(GRAPHQL_PATH, graphql_app),
             *web_routes(settings),
             *metrics_routes,
@@ -376,7 +429,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         lifespan=lifespan,
     )
     app.state.services = services
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_multipart_bytes=settings.max_attachment_bytes + MULTIPART_OVERHEAD_BYTES,
+    )
     # Frontends on another origin (a dev server) call over HTTP with a bearer token, never cookies, so
     # allowing any origin does not expose ambient credentials; ALLOWED_ORIGINS narrows it.
     app.add_middleware(

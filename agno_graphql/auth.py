@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from jwt import PyJWK, PyJWKSet
 
 from agno_graphql.errors import Unauthenticated
 from agno_graphql.settings import Settings, SettingsError
+from agno_graphql.state_files import kept_secret
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +115,7 @@ def ensure_secret(settings: Settings) -> tuple[str, bool]:
     """The HS256 secret: configured, or kept in the state folder (created 0600 on first start)."""
     if settings.jwt_secret:
         return settings.jwt_secret, False
-    path = settings.state_path / SECRET_FILE
-    if path.is_file():
-        return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret, True
+    return kept_secret(settings.state_path / SECRET_FILE)
 
 
 class TokenVerifier:

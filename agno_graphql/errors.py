@@ -20,6 +20,7 @@ EVENTS_EXPIRED = "EVENTS_EXPIRED"
 BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
 RUN_NOT_PAUSED = "RUN_NOT_PAUSED"
 NOT_LATEST_RUN = "NOT_LATEST_RUN"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class AppError(Exception):
@@ -90,6 +91,19 @@ class EventsExpired(AppError):
     """The events a follower asked for were dropped from the run's bounded buffer."""
 
     code = EVENTS_EXPIRED
+
+
+class QueryTooComplex(AppError):
+    """The operation would ask for more nodes than the limit allows; counted before it runs (node_limit.py)."""
+
+    code = QUERY_TOO_COMPLEX
+
+    def __init__(self, nodes: int, limit: int) -> None:
+        super().__init__(
+            f"The operation asks for up to {nodes} nodes; at most {limit} are allowed. Ask for smaller pages.",
+            nodes=nodes,
+            limit=limit,
+        )
 
 
 def pre_execution_code(error: GraphQLError) -> str:

@@ -32,6 +32,25 @@ class RunMetricsData:
 
 
 @dataclass(frozen=True)
+class AttachmentRecord:
+    """A file a user uploaded (or a tool or model made), as stored: what it is, whose, where its bytes are."""
+
+    id: str
+    user_id: str
+    session_id: str | None  # the session it was first sent in; None until then
+    name: str
+    mime_type: str
+    kind: str  # IMAGE, AUDIO, VIDEO, DOCUMENT
+    byte_size: int
+    created_at: float
+    storage_key: str
+    content_hash: str
+    width: int | None = None
+    height: int | None = None
+    first_line: str | None = None
+
+
+@dataclass(frozen=True)
 class MessageRecord:
     id: str
     run_id: str | None
@@ -44,6 +63,11 @@ class MessageRecord:
     tool_name: str | None
     created_at: int
     tool_call_error: bool = False
+    attachments: tuple[AttachmentRecord, ...] = ()
+
+
+# In a queued run's metadata: the ids of the attachments its message sends (they are read back as it starts).
+ATTACHMENTS_KEY = "agno_graphql_attachments"
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,7 @@ class RunStart:
     message: str
     created_at: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[AttachmentRecord, ...] = ()
 
 
 # --- what a paused run waits for ---

@@ -10,6 +10,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from agno_graphql.media.types import DEFAULT_TYPES, KIND_OF_TYPE, normalized
+
 PREFIX = "AGNO_GRAPHQL_"
 
 
@@ -56,6 +58,7 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    max_nodes: int = 10_000
     max_body_bytes: int = 1_000_000
     max_message_chars: int = 32_000
     connection_init_timeout_seconds: float = 10.0
@@ -76,12 +79,24 @@ class Settings:
     run_lease_seconds: float = 30.0
     stream_coalesce_ms: int = 10
     store_retry_seconds: float = 30.0
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_attachments_per_message: int = 10
+    attachment_types: tuple[str, ...] = DEFAULT_TYPES
+    attachment_unused_seconds: float = 3600.0
+    attachment_url_seconds: int = 900
+    attachment_url_secret: str = ""
+    public_base_url: str = ""
+    media_dir: str = ""
     metrics: bool = False
     log_level: str = "info"
 
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def media_path(self) -> Path:
+        return Path(self.media_dir) if self.media_dir else self.state_path / "media"
 
     @property
     def effective_database_url(self) -> str:
@@ -131,9 +146,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 
 def _validate(settings: Settings) -> None:
     positive = ["max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_message_chars"]
+    positive += ["max_nodes"]
     positive += ["max_subscriptions_per_connection", "page_size_default", "page_size_max"]
     positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
-    positive += ["max_queued_per_session"]
+    positive += ["max_queued_per_session", "max_attachment_bytes", "max_attachments_per_message"]
+    positive += ["attachment_unused_seconds", "attachment_url_seconds"]
     positive += ["model_timeout_seconds", "tool_timeout_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -151,5 +168,11 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}STREAM_COALESCE_MS must not be negative")
     if settings.model_max_retries < 0:
         raise SettingsError(f"{PREFIX}MODEL_MAX_RETRIES must not be negative")
+    unknown = [t for t in settings.attachment_types if normalized(t) not in KIND_OF_TYPE]
+    if unknown:
+        known = ", ".join(KIND_OF_TYPE)
+        raise SettingsError(f"{PREFIX}ATTACHMENT_TYPES: {', '.join(unknown)} unknown; the known types: {known}")
+    if settings.public_base_url and not settings.public_base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"{PREFIX}PUBLIC_BASE_URL must start with http:// or https://")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")

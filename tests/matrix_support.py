@@ -83,7 +83,7 @@ query Runs($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
 """
 SNAPSHOT = """
 query Snapshot {
-  sessions(first: 100) {
+  sessions(first: 40) {
     totalCount
     nodes {
       id agentId name runCount createdAt updatedAt

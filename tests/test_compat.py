@@ -14,6 +14,7 @@ import strawberry
 from agno.db.mysql import AsyncMySQLDb
 from agno.db.sqlite import AsyncSqliteDb
 from agno.run import background
+from graphql import GraphQLSchema
 from graphql.execution import collect_fields
 from graphql.pyutils import gather_with_cancel
 from strawberry.asgi import GraphQL
@@ -23,7 +24,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types.graphql import OperationType
 
-from agno_graphql.compat.strawberry_parts import UNSUPPORTED_CONTENT_TYPE, refused_operation_over
+from agno_graphql.compat.strawberry_parts import UNSUPPORTED_CONTENT_TYPE, graphql_core_schema, refused_operation_over
 
 
 def parameters(function: Callable[..., Any]) -> list[str]:
@@ -84,6 +85,13 @@ def test_strawberry_marks_a_basic_fields_resolver_and_keeps_the_parts_the_execut
     assert isinstance(schema.schema_converter._exception_handler_specs, list | tuple | dict)
     info = schema.config.info_class(_raw_info=None, _field=title)  # type: ignore[arg-type]
     assert info._raw_info is None
+
+
+def test_strawberry_keeps_graphql_cores_schema_behind_its_own() -> None:
+    schema = strawberry.Schema(query=_Query)
+    graphql_schema = graphql_core_schema(schema)
+    assert isinstance(graphql_schema, GraphQLSchema)
+    assert graphql_schema.query_type is not None and graphql_schema.query_type.fields
 
 
 def test_strawberry_picks_stream_transports_in_the_hook_the_app_overrides() -> None:

@@ -58,9 +58,10 @@ def assert_refused(response: dict[str, Any], code: str) -> None:
 
 
 def deep_query(depth: int) -> str:
-    """A query whose leaf field is at `depth` (root fields are at depth 0): sessions, nodes, agent, sessions, ..."""
-    containers = [("sessions", "nodes", "agent")[level % 3] for level in range(depth)]
-    leaf = {"sessions": "totalCount", "nodes": "id", "agent": "id"}[containers[-1]]
+    """A query whose leaf field is at `depth` (root fields are at depth 0): sessions, nodes, agent, sessions, ...;
+    a page of one session each time, so that the node limit stays far (a depth of 12 asks for 4 nodes)."""
+    containers = [("sessions(first: 1)", "nodes", "agent")[level % 3] for level in range(depth)]
+    leaf = {"sessions(first: 1)": "totalCount", "nodes": "id", "agent": "id"}[containers[-1]]
     selection = leaf
     for field in reversed(containers):
         selection = f"{field} {{ {selection} }}"
@@ -68,9 +69,9 @@ def deep_query(depth: int) -> str:
 
 
 def test_deep_query_builder_counts_levels() -> None:
-    assert deep_query(1) == "{ sessions { totalCount } }"
-    assert deep_query(3) == "{ sessions { nodes { agent { id } } } }"
-    assert deep_query(4) == "{ sessions { nodes { agent { sessions { totalCount } } } } }"
+    assert deep_query(1) == "{ sessions(first: 1) { totalCount } }"
+    assert deep_query(3) == "{ sessions(first: 1) { nodes { agent { id } } } }"
+    assert deep_query(4) == "{ sessions(first: 1) { nodes { agent { sessions(first: 1) { totalCount } } } } }"
 
 
 async def test_query_at_max_depth_is_served(server: RunningServer, user_id: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
+from agno.media import Audio, File, Image, Video
 from agno.metrics import MessageMetrics
 from agno.models.base import Model
 from agno.models.message import Message
@@ -77,7 +78,12 @@ def plan_reply(messages: list[Message], tools: list[dict[str, Any]] | None) -> _
         return _Plan(text=f"The tool {last.tool_name} failed: {_text(last.content)}")
     if last is not None and last.role == "tool":
         return _Plan(text=f"The answer is {_text(last.content)}.")
-    user_text = next((_text(m.content) for m in reversed(messages) if m.role == "user"), "")
+    user = next((m for m in reversed(messages) if m.role == "user"), None)
+    user_text = _text(user.content) if user is not None else ""
+    sent = _described_media(user) if user is not None else ""
+    if sent:
+        said = f"You said: {user_text.strip()}\n" if user_text.strip() else ""
+        return _Plan(text=f"{said}You sent {sent}.")
     match = _ARITHMETIC.search(user_text)
     if match:
         tool_name = _TOOL_FOR_OPERATOR[match.group(2)]
@@ -91,6 +97,31 @@ def plan_reply(messages: list[Message], tools: list[dict[str, Any]] | None) -> _
     if not user_text.strip():
         return _Plan(text="I am the offline demo model. Send me a message and I will restate it.")
     return _Plan(text=f"You said: {user_text.strip()}")
+
+
+def _described_media(message: Message) -> str:
+    """What the message carries, from the facts measured at upload (Agno's media `metadata`), and how many of its
+    bytes reached the model (Agno loads them from the media storage)."""
+    parts = []
+    media: list[Image | Audio | Video | File] = [
+        *(message.images or []),
+        *(message.audio or []),
+        *(message.videos or []),
+        *(message.files or []),
+    ]
+    for medium in media:
+        facts = medium.metadata or {}
+        name = facts.get("name") or getattr(medium, "filename", None) or medium.id or "a file"
+        kind = str(facts.get("kind") or type(medium).__name__).lower()
+        details = [kind, f"{facts.get('byte_size', '?')} bytes"]
+        if facts.get("width") and facts.get("height"):
+            details.append(f"{facts['width']}x{facts['height']}")
+        if facts.get("first_line"):
+            details.append(f"first line: {facts['first_line']!r}")
+        content = medium.content
+        details.append(f"{len(content)} bytes received" if isinstance(content, bytes) else "no bytes received")
+        parts.append(f"{name} ({', '.join(details)})")
+    return "; ".join(parts)
 
 
 # What the model asks when told to use Agno's UserFeedbackTools: one choice of one option, one of several.

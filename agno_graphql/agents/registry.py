@@ -10,6 +10,7 @@ from typing import Any
 
 from agno.agent import Agent
 from agno.db.base import AsyncBaseDb
+from agno.media.storage.base import AsyncMediaStorage
 from agno.models.base import Model
 from agno.tools.function import Function
 from agno.tools.toolkit import Toolkit
@@ -128,7 +129,12 @@ class AgentRegistry:
     """Agents by id. Each agent is prepared once: database, model, tool timeout, no telemetry."""
 
     def __init__(
-        self, agents: list[Agent], db: AsyncBaseDb, default_model: Model, tool_timeout_seconds: float | None = None
+        self,
+        agents: list[Agent],
+        db: AsyncBaseDb,
+        default_model: Model,
+        tool_timeout_seconds: float | None = None,
+        media_storage: AsyncMediaStorage | None = None,
     ) -> None:
         self._agents: dict[str, Agent] = {}
         self._specs: dict[str, AgentSpec] = {}
@@ -140,6 +146,11 @@ class AgentRegistry:
                 raise AgentsModuleError(f"two agents share the id {agent.id!r}")
             agent.db = db
             agent.telemetry = False
+            if media_storage is not None:
+                # Attachments are stored there: Agno resolves their references, and offloads what tools and models
+                # make, through the agent's storage (an agent's own storage would not find them).
+                agent.media_storage = media_storage
+                agent.store_media = True
             if agent.model is None:
                 agent.model = default_model
             if not isinstance(agent.model, Model):

@@ -27,10 +27,20 @@ from agno.run.cancellation_management.in_memory_cancellation_manager import InMe
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import EventTranslator, RunLabels
+from agno_graphql.agents.media import RunMedia, run_media
 from agno_graphql.agents.registry import AgentRegistry, AgentSpec
 from agno_graphql.compat.agno_parts import agno_background_tasks
 from agno_graphql.errors import DB_UNAVAILABLE, EventsExpired, RateLimited, RunNotPaused, SessionBusy, ShuttingDown
-from agno_graphql.records import TERMINAL, ContentDelta, Event, Failed, Paused, RunStart, ToolCallRecord
+from agno_graphql.records import (
+    TERMINAL,
+    AttachmentRecord,
+    ContentDelta,
+    Event,
+    Failed,
+    Paused,
+    RunStart,
+    ToolCallRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,7 @@ class RunExtras:
     instructions: str | None = None
     metadata: Mapping[str, Any] | None = None
     prepare: Callable[[], Awaitable[None]] | None = None
+    attachments: Sequence[AttachmentRecord] = ()
 
 
 @dataclass(frozen=True)
@@ -243,7 +254,7 @@ class RunManager:
             else message
         )
 
-        stream = _arun(agent, info, run_input, extra.metadata)
+        stream = _arun(agent, info, run_input, extra.metadata, run_media(extra.attachments, agent, session_id))
 
         async def prepare() -> None:
             if extra.prepare is not None:
@@ -273,9 +284,9 @@ class RunManager:
             )
             local = LocalRun(info=info, translator=EventTranslator(**_labels(info, spec)))
             try:
-                await self._launch(
-                    local, _arun(agent, info, queued.message, queued.metadata), partial(self._take, info)
-                )
+                media = run_media(queued.attachments, agent, session_id)
+                stream = _arun(agent, info, queued.message, queued.metadata, media)
+                await self._launch(local, stream, partial(self._take, info))
             except NotInLine:
                 continue
             except (SessionBusy, RateLimited, ShuttingDown):
@@ -566,11 +577,21 @@ class NotInLine(Exception):
 
 
 def _arun(
-    agent: Agent, info: RunInfo, run_input: str | list[Message], metadata: Mapping[str, Any] | None
+    agent: Agent,
+    info: RunInfo,
+    run_input: str | list[Message],
+    metadata: Mapping[str, Any] | None,
+    media: RunMedia | None = None,
 ) -> Callable[[], AsyncIterator[object]]:
+    media = media or RunMedia()
+
     def stream() -> AsyncIterator[object]:
         return agent.arun(
             run_input,
+            images=media.images or None,
+            audio=media.audio or None,
+            videos=media.videos or None,
+            files=media.files or None,
             session_id=info.session_id,
             user_id=info.user_id,
             run_id=info.run_id,

@@ -51,6 +51,8 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from agno_graphql.compat.strawberry_parts import graphql_core_schema
+
 TYPENAME = "__typename"
 
 
@@ -307,8 +309,9 @@ def lighten_simple_resolvers(schema: strawberry.Schema) -> int:
         return 0
     info_class = schema.config.info_class
     changed = 0
-    for graphql_type in schema._schema.type_map.values():
-        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type is schema._schema.subscription_type:
+    graphql_schema = graphql_core_schema(schema)
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type is graphql_schema.subscription_type:
             continue
         for graphql_field in graphql_type.fields.values():
             field = graphql_field.extensions.get("strawberry-definition")

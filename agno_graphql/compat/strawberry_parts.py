@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLResolveInfo
+from graphql import GraphQLResolveInfo, GraphQLSchema
 from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -16,6 +16,12 @@ def graphql_core_info(info: strawberry.Info[Any, Any]) -> GraphQLResolveInfo:
     """graphql-core's resolve info behind Strawberry's `Info` (`_raw_info`): its syntax tree of the selection is
     read directly, where Strawberry's `selected_fields` converts the whole selection on every call."""
     return info._raw_info
+
+
+def graphql_core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """graphql-core's schema behind Strawberry's (`Schema._schema`, which Strawberry's own ValidationCache reads):
+    the node limit and the executor walk its types."""
+    return schema._schema
 
 
 class StreamTransportChoice:

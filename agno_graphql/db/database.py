@@ -24,12 +24,13 @@ from agno.db.mysql.schemas import get_table_schema_definition
 from agno.db.sqlite import AsyncSqliteDb
 from agno.db.utils import json_serializer
 from agno.session import Session
-from sqlalchemy import JSON, Executable, Index, Table, select, text
+from sqlalchemy import JSON, Executable, Index, MetaData, Table, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agno_graphql.compat.agno_parts import TableResolution, agno_table, forget_agno_table
+from agno_graphql.db.attachments import attachments_table
 from agno_graphql.db.driver_reads import DriverReader
 from agno_graphql.errors import DatabaseUnavailable
 from agno_graphql.settings import SettingsError
@@ -263,6 +264,7 @@ class Database:
         self.engine: AsyncEngine = engine
         self._sessions: Table | None = None
         self._runs: Table | None = None
+        self._attachments = attachments_table(MetaData())
         self._lock = asyncio.Lock()
         self._last_failure = 0.0
         # Statements built once and reused with new parameters (see db/sessions.py), by query name.
@@ -277,6 +279,11 @@ class Database:
     def runs(self) -> Table:
         assert self._runs is not None, "call ensure_ready() first"
         return self._runs
+
+    @property
+    def attachments(self) -> Table:
+        """Ours (db/attachments.py), created with Agno's tables."""
+        return self._attachments
 
     @property
     def is_ready(self) -> bool:
@@ -313,6 +320,8 @@ class Database:
         runs = await agno_table(self.agno_db, "runs", create=True)
         assert sessions is not None and runs is not None
         await self._create_indexes(sessions)
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self._attachments.create, checkfirst=True)
         return sessions, runs
 
     def _forget_tables(self) -> None:

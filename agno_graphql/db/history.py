@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
 
+from agno_graphql.db.attachments import attachments_of
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
 from agno_graphql.records import (
@@ -145,7 +146,9 @@ def messages_of_run(
 ) -> list[MessageRecord]:
     """The run's own messages, in order: those Agno copied in as history are left out."""
     wanted = set(roles)
-    messages = as_dict(run_data).get("messages") or []
+    data = as_dict(run_data)
+    messages = data.get("messages") or []
+    session_id = str(data.get("session_id") or "")
     records: list[MessageRecord] = []
     seen: set[str] = set()
     for position, message in enumerate(messages):
@@ -169,6 +172,7 @@ def messages_of_run(
                 tool_name=message.get("tool_name"),
                 created_at=int(message.get("created_at") or created_at),
                 tool_call_error=bool(message.get("tool_call_error")),
+                attachments=attachments_of(message, session_id),
             )
         )
     return records

@@ -78,6 +78,7 @@ def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEven
             input.message,
             cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
             if_busy=input.if_busy.value,
+            attachments=[str(i) for i in input.attachments or ()],
         )
 
     return _told(info, start)

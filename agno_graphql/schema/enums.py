@@ -66,3 +66,11 @@ class BusyPolicy(Enum):
     REJECT = "REJECT"
     INTERRUPT = "INTERRUPT"
     ENQUEUE = "ENQUEUE"
+
+
+@strawberry.enum(description="What an attachment is, read from its bytes.")
+class AttachmentKind(Enum):
+    IMAGE = "IMAGE"
+    AUDIO = "AUDIO"
+    VIDEO = "VIDEO"
+    DOCUMENT = "DOCUMENT"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
 from agno_graphql import records
@@ -67,6 +68,11 @@ class RunAgentInput:
         "this one is stored PENDING and waits in line (RunQueued first), starting once the runs before it have "
         "ended; at most MAX_QUEUED_PER_SESSION wait (RATE_LIMITED beyond).",
     )
+    attachments: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list,
+        description="Ids from uploadAttachment, sent with the message (at most MAX_ATTACHMENTS_PER_MESSAGE); each "
+        "belongs to the first session it is sent in.",
+    )
 
 
 @strawberry.input
@@ -121,6 +127,15 @@ class EditMessageInput:
     message_id: strawberry.ID
     message: str
     on_disconnect: DisconnectPolicy = like_run_agent_on_disconnect()
+    attachments: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list, description="Ids from uploadAttachment, sent with the edited message."
+    )
+
+
+@strawberry.input(description="A file to keep for a message (GraphQL multipart request), checked from its bytes.")
+class UploadAttachmentInput:
+    file: Upload
+    name: str | None = strawberry.field(default=None, description="Its name; the file's own name when absent.")
 
 
 @strawberry.input(description="A new session holding a session's conversation, or its first part.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from agno_graphql.schema.types import Run, Session
+from agno_graphql.schema.types import Attachment, Run, Session
 
 
 @strawberry.type
@@ -30,3 +30,8 @@ class CancelRunPayload:
 @strawberry.type
 class ForkSessionPayload:
     session: Session
+
+
+@strawberry.type
+class UploadAttachmentPayload:
+    attachment: Attachment

@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 
 from agno_graphql.context import Info
 from agno_graphql.records import (
+    AttachmentRecord,
     MessageRecord,
     PageArgs,
     RequirementRecord,
@@ -23,7 +24,7 @@ from agno_graphql.records import (
     SessionRecord,
     ToolCallRecord,
 )
-from agno_graphql.schema.enums import MessageRole, RequirementKind, RunStatus
+from agno_graphql.schema.enums import AttachmentKind, MessageRole, RequirementKind, RunStatus
 from agno_graphql.schema.inputs import SessionOrder
 from agno_graphql.schema.paging import relay_page
 
@@ -101,6 +102,40 @@ class ToolInfo:
     name: str
     description: str | None
     parameters: JSON = strawberry.field(description="The tool's parameters as a JSON Schema.")
+
+
+@strawberry.type(description="A file sent with a message (or made by a tool or the model), stored once, shown by link.")
+class Attachment:
+    id: strawberry.ID
+    name: str
+    mime_type: str
+    byte_size: int
+    kind: AttachmentKind
+    width: int | None = strawberry.field(description="Images: the width in pixels, when known.")
+    height: int | None = strawberry.field(description="Images: the height in pixels, when known.")
+    created_at: datetime
+    record: strawberry.Private[AttachmentRecord]
+
+    @strawberry.field(
+        description="A signed link to download it, with no header needed (an <img> tag can show it), made fresh on "
+        "every read and valid ATTACHMENT_URL_SECONDS; absolute when PUBLIC_BASE_URL is set, else a path from the root."
+    )
+    def url(self, info: Info) -> str:
+        return info.context.services.attachments.url(self.record.id, info.context.user_id, self.record.name)
+
+    @classmethod
+    def from_record(cls, record: AttachmentRecord) -> Attachment:
+        return cls(
+            id=strawberry.ID(record.id),
+            name=record.name,
+            mime_type=record.mime_type,
+            byte_size=record.byte_size,
+            kind=AttachmentKind(record.kind),
+            width=record.width,
+            height=record.height,
+            created_at=timestamp(record.created_at),
+            record=record,
+        )
 
 
 @strawberry.type
@@ -209,6 +244,9 @@ class Message:
     tool_call_id: str | None
     tool_name: str | None
     created_at: datetime
+    attachments: list[Attachment] = strawberry.field(
+        description="What the user sent with it; on the run's last assistant message, media a tool or the model made."
+    )
 
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
@@ -221,6 +259,7 @@ class Message:
             tool_call_id=record.tool_call_id,
             tool_name=record.tool_name,
             created_at=timestamp(record.created_at),
+            attachments=[Attachment.from_record(a) for a in record.attachments],
         )
 
 

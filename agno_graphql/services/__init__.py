@@ -11,6 +11,7 @@ from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db.database import Database
+from agno_graphql.services.attachments import AttachmentService
 from agno_graphql.services.editing import EditService
 from agno_graphql.services.history import HistoryService
 from agno_graphql.services.recovery import LostRuns
@@ -25,6 +26,7 @@ class Services:
     history: HistoryService
     runs: RunService
     edits: EditService
+    attachments: AttachmentService
     verifier: TokenVerifier
     # For the app's lifecycle, readiness and metrics, not for resolvers.
     db: Database

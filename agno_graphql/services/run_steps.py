@@ -9,14 +9,16 @@ Given to the run manager when it is built (`RunManager(steps=...)`): the manager
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from agno_graphql.agents.broker import RunBroker, RunInfo
 from agno_graphql.agents.runner import INTERRUPTED
+from agno_graphql.db import attachments as attachment_rows
 from agno_graphql.db import conversation, history, sessions, unfinished
 from agno_graphql.db.database import Database
 from agno_graphql.errors import DB_UNAVAILABLE
-from agno_graphql.records import Cancelled, Event, Failed, Paused, RunStart
+from agno_graphql.records import ATTACHMENTS_KEY, Cancelled, Event, Failed, Paused, RunStart
 
 
 class StoredRunSteps:
@@ -44,7 +46,12 @@ class StoredRunSteps:
 
     async def first_in_line(self, session_id: str) -> RunStart | None:
         waiting = await unfinished.queued_runs(self._db, session_id)
-        return waiting[0].start if waiting else None
+        if not waiting:
+            return None
+        start = waiting[0].start
+        ids = [str(i) for i in start.metadata.get(ATTACHMENTS_KEY) or ()]
+        found = await attachment_rows.get_many(self._db, ids)
+        return replace(start, attachments=tuple(found[i] for i in ids if i in found))
 
     async def take_from_line(self, run: RunInfo) -> bool:
         return await unfinished.take_queued(self._db, run.run_id)

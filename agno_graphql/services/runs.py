@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -23,6 +24,7 @@ from agno_graphql.agents.runner import (
     INTERRUPTED,
     SESSION_DELETED,
     PausedRun,
+    RunExtras,
     RunManager,
 )
 from agno_graphql.db import history, unfinished
@@ -30,6 +32,8 @@ from agno_graphql.db.database import Database
 from agno_graphql.db.unfinished import UNFINISHED_STATUSES
 from agno_graphql.errors import BadUserInput, EventsExpired, NotFound, RunNotPaused, SessionBusy
 from agno_graphql.records import (
+    ATTACHMENTS_KEY,
+    AttachmentRecord,
     Cancelled,
     Event,
     Failed,
@@ -40,6 +44,7 @@ from agno_graphql.records import (
     RunStart,
 )
 from agno_graphql.services.answers import check_answers
+from agno_graphql.services.attachments import AttachmentService
 from agno_graphql.services.checks import check_id, plausible_id
 from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.sessions import SessionService
@@ -60,11 +65,13 @@ class RunService:
         broker: RunBroker,
         manager: RunManager,
         lost: LostRuns,
+        attachments: AttachmentService,
         max_message_chars: int,
         max_queued_per_session: int = 5,
     ) -> None:
         self._db = db
         self._lost = lost
+        self._attachments = attachments
         self._agents = agents
         self._sessions = sessions
         self._broker = broker
@@ -82,10 +89,12 @@ class RunService:
         *,
         cancel_on_disconnect: bool = False,
         if_busy: str = REJECT,
+        attachments: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
-        """Start a run and follow it. The run goes on if the follower leaves, unless asked otherwise. While a run
-        goes in the session, `if_busy` says what happens: REJECT (SESSION_BUSY), INTERRUPT (that run is cancelled,
-        staying in the model's history, and this one starts next) or ENQUEUE (this one waits in line)."""
+        """Start a run and follow it, with the attachments the message sends. The run goes on if the follower
+        leaves, unless asked otherwise. While a run goes in the session, `if_busy` says what happens: REJECT
+        (SESSION_BUSY), INTERRUPT (that run is cancelled, staying in the model's history, and this one starts next)
+        or ENQUEUE (this one waits in line)."""
         agent, spec = self._agents.require(agent_id)
         self.check_message(message)
         if session_id is not None:
@@ -96,48 +105,72 @@ class RunService:
             paused = (await history.paused_runs(self._db, [session_id])).get(session_id)
             if paused is not None:
                 await self.cancel_paused(user_id, paused, NEW_MESSAGE_SENT)
-            if if_busy == ENQUEUE and await unfinished.queued_runs(self._db, session_id):
-                # Messages wait in line already: this one goes behind them, even if the session is free this moment.
-                return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
-        starting = self._start(agent, spec, user_id=user_id, session_id=session_id, message=message)
+        sent = await self._attachments.check(user_id, session_id, attachments)
+        if session_id is not None and if_busy == ENQUEUE and await unfinished.queued_runs(self._db, session_id):
+            # Messages wait in line already: this one goes behind them, even if the session is free this moment.
+            start = self._queued_start(user_id, spec.id, session_id, message, sent)
+            return await self._wait_in_line(start, if_busy, cancel_on_disconnect)
+        starting = self._start(agent, spec, user_id=user_id, session_id=session_id, message=message, sent=sent)
         try:
             info = await self.started(starting, cancel_on_disconnect)
         except SessionBusy:
             if session_id is None or if_busy == REJECT:
                 raise
-            return await self._wait_in_line(user_id, spec.id, session_id, message, if_busy, cancel_on_disconnect)
+            start = self._queued_start(user_id, spec.id, session_id, message, sent)
+            return await self._wait_in_line(start, if_busy, cancel_on_disconnect)
         return self.follow(info.run_id, cancel_on_disconnect)
 
     async def _start(
-        self, agent: Agent, spec: AgentSpec, *, user_id: str, session_id: str | None, message: str
+        self,
+        agent: Agent,
+        spec: AgentSpec,
+        *,
+        user_id: str,
+        session_id: str | None,
+        message: str,
+        sent: Sequence[AttachmentRecord],
     ) -> RunInfo:
+        def extra(session_id: str) -> RunExtras:
+            return RunExtras(attachments=sent, prepare=partial(self._attachments.bind, user_id, session_id, sent))
+
         if session_id is not None:
-            return await self._manager.start(agent, spec, user_id=user_id, session_id=session_id, message=message)
+            return await self._manager.start(
+                agent, spec, user_id=user_id, session_id=session_id, message=message, extra=extra(session_id)
+            )
         # Stored before the run, not by Agno at its end: a cancelled first run is then stored like any
         # other (Agno writes a cancelled run before its session, which MySQL's foreign key refuses),
         # and the user's other tabs can list the session at once.
         record = await self._sessions.create(user_id, spec.id)
         try:
-            return await self._manager.start(agent, spec, user_id=user_id, session_id=record.id, message=message)
+            return await self._manager.start(
+                agent, spec, user_id=user_id, session_id=record.id, message=message, extra=extra(record.id)
+            )
         except Exception:
             # Not admitted (RATE_LIMITED, SHUTTING_DOWN, Redis down): the session made for it goes too.
             with contextlib.suppress(Exception):
                 await self._sessions.delete(user_id, record.id)
             raise
 
-    async def _wait_in_line(
-        self, user_id: str, agent_id: str, session_id: str, message: str, if_busy: str, cancel_on_disconnect: bool
-    ) -> AsyncIterator[Event]:
-        """Store the run PENDING in the session's line and follow it: RunQueued first (ENQUEUE), then the run once
-        the runs before it have ended. INTERRUPT goes first in line and cancels the run going."""
-        start = RunStart(
+    @staticmethod
+    def _queued_start(
+        user_id: str, agent_id: str, session_id: str, message: str, sent: Sequence[AttachmentRecord]
+    ) -> RunStart:
+        return RunStart(
             run_id=str(uuid4()),
             session_id=session_id,
             user_id=user_id,
             agent_id=agent_id,
             message=message,
             created_at=time.time(),
+            metadata={ATTACHMENTS_KEY: [a.id for a in sent]} if sent else {},
+            attachments=tuple(sent),
         )
+
+    async def _wait_in_line(self, start: RunStart, if_busy: str, cancel_on_disconnect: bool) -> AsyncIterator[Event]:
+        """Store the run PENDING in the session's line and follow it: RunQueued first (ENQUEUE), then the run once
+        the runs before it have ended. INTERRUPT goes first in line and cancels the run going."""
+        user_id, session_id = start.user_id, start.session_id
+        await self._attachments.bind(user_id, session_id, start.attachments)
         ahead = if_busy == INTERRUPT
         queuing = asyncio.ensure_future(
             unfinished.store_queued(

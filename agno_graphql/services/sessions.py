@@ -17,6 +17,7 @@ from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageLimits, page_request
 from agno_graphql.errors import BadUserInput, NotFound
 from agno_graphql.records import PageArgs, SessionOrdering, SessionRecord
+from agno_graphql.services.attachments import AttachmentService
 from agno_graphql.services.checks import check_id, check_name, plausible_id
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,16 @@ COPY_SUFFIX = " (copy)"
 
 class SessionService:
     def __init__(
-        self, db: Database, agents: AgentRegistry, broker: RunBroker, runs: RunManager, limits: PageLimits
+        self,
+        db: Database,
+        agents: AgentRegistry,
+        broker: RunBroker,
+        runs: RunManager,
+        limits: PageLimits,
+        attachments: AttachmentService,
     ) -> None:
         self._db = db
+        self._attachments = attachments
         self._agents = agents
         self._broker = broker
         self._runs = runs
@@ -114,7 +122,8 @@ class SessionService:
         return record
 
     async def delete(self, user_id: str, session_id: str) -> str:
-        """Delete the session and its runs; a run still going is stopped first, or it would write the session back."""
+        """Delete the session, its runs and its attachments' bytes; a run still going is stopped first, or it would
+        write the session back."""
         await self.require(user_id, session_id)
         # The runs waiting in line go first, or the end of the run going would start the next.
         for queued in await unfinished.queued_runs(self._db, session_id):
@@ -123,6 +132,7 @@ class SessionService:
         if running is not None:
             await self._runs.stop(running, SESSION_DELETED)
         await sessions.delete_session(self._db, user_id, session_id)
+        await self._attachments.delete_for_session(session_id)
         await self._broker.clear_pending_name(session_id)
         await self._announce("DELETED", user_id, session_id)
         return session_id

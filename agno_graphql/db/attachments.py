@@ -1,0 +1,164 @@
+"""Our table of attachments: who uploaded each file, the session it was first sent in, what it is and where its
+bytes are (Agno's media storage). Runs keep only Agno's references to them, never the bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, String, Table, delete, select, update
+
+from agno_graphql.records import AttachmentRecord
+
+if TYPE_CHECKING:
+    from agno_graphql.db.database import Database
+
+TABLE_NAME = "agno_graphql_attachments"
+
+_COLUMNS = (
+    "id",
+    "user_id",
+    "session_id",
+    "name",
+    "mime_type",
+    "kind",
+    "byte_size",
+    "created_at",
+    "storage_key",
+    "content_hash",
+    "width",
+    "height",
+    "first_line",
+)
+
+
+def attachments_table(metadata: MetaData) -> Table:
+    return Table(
+        TABLE_NAME,
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("user_id", String(255), nullable=False),
+        Column("session_id", String(255), nullable=True),
+        Column("name", String(255), nullable=False),
+        Column("mime_type", String(100), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("byte_size", BigInteger, nullable=False),
+        Column("created_at", Double, nullable=False),
+        Column("storage_key", String(512), nullable=False),
+        Column("content_hash", String(64), nullable=False),
+        Column("width", Integer, nullable=True),
+        Column("height", Integer, nullable=True),
+        Column("first_line", String(255), nullable=True),
+        Index(f"{TABLE_NAME}_session", "session_id"),
+        Index(f"{TABLE_NAME}_unsent", "session_id", "created_at"),
+    )
+
+
+def _record(row: Any) -> AttachmentRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["byte_size"] = int(values["byte_size"])
+    values["created_at"] = float(values["created_at"])
+    return AttachmentRecord(**values)
+
+
+def _columns(db: Database) -> list[Any]:
+    return [db.attachments.c[name] for name in _COLUMNS]
+
+
+async def insert(db: Database, record: AttachmentRecord) -> None:
+    await db.ensure_ready()
+    values = {name: getattr(record, name) for name in _COLUMNS}
+    async with db.engine.begin() as conn:
+        await conn.execute(db.attachments.insert().values(**values))
+
+
+async def get(db: Database, attachment_id: str) -> AttachmentRecord | None:
+    found = await get_many(db, [attachment_id])
+    return found.get(attachment_id)
+
+
+async def get_many(db: Database, ids: Sequence[str]) -> dict[str, AttachmentRecord]:
+    if not ids:
+        return {}
+    await db.ensure_ready()
+    rows = await db.read(select(*_columns(db)).where(db.attachments.c.id.in_(list(ids))))
+    return {str(row[0]): _record(row) for row in rows}
+
+
+async def bind_to_session(db: Database, ids: Sequence[str], user_id: str, session_id: str) -> None:
+    """Mark the user's unsent attachments as sent in this session (the first session an attachment is sent in is
+    the one it belongs to; the caller checked that none belongs to another)."""
+    a = db.attachments
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(a)
+            .where(a.c.id.in_(list(ids)), a.c.user_id == user_id, a.c.session_id.is_(None))
+            .values(session_id=session_id)
+        )
+
+
+async def of_session(db: Database, session_id: str) -> list[AttachmentRecord]:
+    await db.ensure_ready()
+    rows = await db.read(select(*_columns(db)).where(db.attachments.c.session_id == session_id))
+    return [_record(row) for row in rows]
+
+
+async def unsent_before(db: Database, before: float, limit: int = 500) -> list[AttachmentRecord]:
+    await db.ensure_ready()
+    a = db.attachments
+    query = select(*_columns(db)).where(a.c.session_id.is_(None), a.c.created_at < before).limit(limit)
+    return [_record(row) for row in await db.read(query)]
+
+
+async def remove(db: Database, ids: Sequence[str]) -> None:
+    if not ids:
+        return
+    async with db.engine.begin() as conn:
+        await conn.execute(delete(db.attachments).where(db.attachments.c.id.in_(list(ids))))
+
+
+async def remove_unsent(db: Database, ids: Sequence[str]) -> list[str]:
+    """Remove those of the attachments that are still unsent (a run may have just sent one); the ids removed."""
+    a = db.attachments
+    async with db.engine.begin() as conn:
+        await conn.execute(delete(a).where(a.c.id.in_(list(ids)), a.c.session_id.is_(None)))
+        left = {str(row[0]) for row in (await conn.execute(select(a.c.id).where(a.c.id.in_(list(ids))))).all()}
+    return [i for i in ids if i not in left]
+
+
+# A stored message's media lists (Agno's `Message`), and the kind of what each holds.
+_MEDIA_LISTS = {"images": "IMAGE", "audio": "AUDIO", "videos": "VIDEO", "files": "DOCUMENT"}
+
+
+def attachments_of(message: Mapping[str, Any], session_id: str) -> tuple[AttachmentRecord, ...]:
+    """The attachments a stored message holds, from the references Agno keeps in it (never the bytes). Media held
+    inline, with no reference into the storage, has no link to give and is left out."""
+    found: list[AttachmentRecord] = []
+    for key, kind in _MEDIA_LISTS.items():
+        for item in message.get(key) or ():
+            ref = item.get("media_reference") if isinstance(item, dict) else None
+            if not isinstance(ref, dict) or not ref.get("storage_key"):
+                continue
+            facts = item.get("metadata") or ref.get("metadata") or {}
+            found.append(
+                AttachmentRecord(
+                    id=str(facts.get("attachment_id") or ref.get("media_id") or item.get("id")),
+                    user_id="",  # the viewer's: messages are read in their own sessions only
+                    session_id=session_id,
+                    name=str(facts.get("name") or ref.get("filename") or item.get("filename") or ref["storage_key"]),
+                    mime_type=str(ref.get("mime_type") or item.get("mime_type") or "application/octet-stream"),
+                    kind=str(facts.get("kind") or kind),
+                    byte_size=int(facts.get("byte_size") or ref.get("size") or 0),
+                    created_at=float(facts.get("created_at") or message.get("created_at") or 0),
+                    storage_key=str(ref["storage_key"]),
+                    content_hash=str(ref.get("content_hash") or ""),
+                    width=_int_or_none(facts.get("width")),
+                    height=_int_or_none(facts.get("height")),
+                    first_line=facts.get("first_line"),
+                )
+            )
+    return tuple(found)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
