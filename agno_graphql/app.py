@@ -13,7 +13,6 @@ import strawberry
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -69,7 +68,7 @@ from agno_graphql.guards import (
     remember_viewer,
 )
 from agno_graphql.media.links import ATTACHMENTS_PATH, LinkSigner, ensure_link_secret
-from agno_graphql.media.storage import LocalStorage
+from agno_graphql.media.storage import AttachmentStorage, LocalStorage, S3Settings, S3Storage
 from agno_graphql.node_limit import NodeCounter, NodeLimit
 from agno_graphql.services import Services
 from agno_graphql.services.attachments import AttachmentLimits, AttachmentService
@@ -82,7 +81,7 @@ from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings
 from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
-from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart
+from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart, multipart_operation
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
 
 log = logging.getLogger(__name__)
@@ -201,12 +200,10 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
     def parse_json(self, data: str | bytes) -> Any:
         return parse_json_body(data)
 
-    async def parse_multipart(self, request: Any) -> dict[str, str]:
-        """One file per request (a message's attachments are uploaded one by one)."""
+    async def parse_multipart(self, request: Any) -> dict[str, Any]:
+        """One operation with one file (a message's attachments are uploaded one by one), as the spec lays it out."""
         form = await request.get_form_data()
-        if sum(1 for value in form.files.values() if isinstance(value, UploadFile)) > 1:
-            raise HTTPException(400, "A request may carry one file.")
-        return await super().parse_multipart(request)
+        return multipart_operation(form.form, self.parse_json)
 
     def choose_stream_transport(
         self, headers: Mapping[str, str], transports: Iterable[HTTPStreamTransport]
@@ -315,7 +312,19 @@ def build_attachments(settings: Settings, db: Database) -> AttachmentService:
         unused_seconds=settings.attachment_unused_seconds,
     )
     links = LinkSigner(secret, settings.attachment_url_seconds, settings.public_base_url)
-    return AttachmentService(db, LocalStorage(settings.media_path), links, limits)
+    storage: AttachmentStorage = LocalStorage(settings.media_path)
+    if settings.media_s3_bucket:
+        storage = S3Storage(
+            S3Settings(
+                bucket=settings.media_s3_bucket,
+                prefix=settings.media_s3_prefix,
+                endpoint_url=settings.media_s3_endpoint or None,
+                region=settings.media_s3_region or None,
+                access_key_id=settings.media_s3_access_key_id or None,
+                secret_access_key=settings.media_s3_secret_access_key or None,
+            )
+        )
+    return AttachmentService(db, storage, links, limits)
 
 
 def build_services(settings: Settings) -> Services:
@@ -367,7 +376,7 @@ def build_services(settings: Settings) -> Services:
         sessions=sessions,
         history=HistoryService(db, limits),
         runs=runs,
-        edits=EditService(db, registry, sessions, runs, manager, settings.max_message_chars),
+        edits=EditService(db, registry, sessions, runs, manager, attachments, settings.max_message_chars),
         attachments=attachments,
         verifier=verifier,
         db=db,
@@ -403,7 +412,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             log.warning("database unreachable at startup; serving anyway, /readyz reports it")
         await services.run_manager.open()
         await services.lost_runs.start()
-        services.attachments.start()
+        await services.attachments.start()
         yield
         await services.attachments.stop()
         await services.lost_runs.stop()

@@ -69,7 +69,7 @@ def http_error_response(error: HTTPException, method: str) -> Response:
     message = error.reason
     refused = refused_operation_over(message, method)
     if message == UNSUPPORTED_CONTENT_TYPE:
-        message = f"{message}: POST application/json (or GET with query parameters)."
+        message = f"{message}: POST application/json (or GET with query parameters; multipart/form-data for a file)."
     elif refused == OperationType.MUTATION:
         message = "Mutations must be sent with POST."
     elif refused == OperationType.SUBSCRIPTION:

@@ -87,6 +87,12 @@ class Settings:
     attachment_url_secret: str = ""
     public_base_url: str = ""
     media_dir: str = ""
+    media_s3_bucket: str = ""
+    media_s3_prefix: str = "agno-graphql/media/"
+    media_s3_endpoint: str = ""
+    media_s3_region: str = ""
+    media_s3_access_key_id: str = ""
+    media_s3_secret_access_key: str = ""
     metrics: bool = False
     log_level: str = "info"
 

@@ -37,6 +37,8 @@ subscription Run($input: RunAgentInput!) {
   }
 }
 """
+# An MP3 as its first bytes read: an ID3v2 header, then an MPEG-1 layer III frame header.
+MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(413)
 
 
 def png(width: int, height: int) -> bytes:

@@ -26,6 +26,8 @@ from tests.attachment_support import (
 from tests.client import execute, operation, subscribe
 from tests.conftest import RunningServer, make_token, serving_with
 from tests.matrix_support import codes, create_session, errors_of, poll
+from tests.media_agents import DRAWN_SIZE
+from tests.test_regenerate import edit, regenerate
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -258,6 +260,21 @@ async def test_one_file_per_request(server: RunningServer, user_id: str) -> None
     assert "one file" in response.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("written", ['"a string"', "42", "$file"])
+async def test_an_upload_written_into_the_document_is_refused(
+    server: RunningServer, user_id: str, written: str
+) -> None:
+    """Only a multipart request's file is an Upload; a literal, or a variable sent as JSON, never reaches storage."""
+    before = stored_files(server)
+    document = f"mutation($file: Upload!) {{ uploadAttachment(input: {{file: {written}}}) {{ attachment {{ id }} }} }}"
+    if written != "$file":
+        document = document.replace("($file: Upload!)", "")
+    errors = await errors_of(execute(server, make_token(user_id), document, {"file": "bytes?"}))
+    assert codes(errors) == ["BAD_USER_INPUT"], errors
+    assert "multipart" in errors[0]["message"]
+    assert stored_files(server) == before
+
+
 @pytest.fixture
 def small_limits_server(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
@@ -286,3 +303,73 @@ async def test_the_attachment_limits_are_settings(small_limits_server: RunningSe
     assert codes(too_many) == ["BAD_USER_INPUT"] and too_many[0]["extensions"]["maxAttachments"] == 2
     assert (await run_with(server, token, ids[:2]))[-1]["__typename"] == "RunCompleted"
     assert stored_files(server) and all(f.stat().st_size < 4096 for f in stored_files(server))
+
+
+@pytest.fixture
+def painter_server(
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with serving_with(
+        new_database_url, tmp_path_factory, "att-made", agents="tests.media_agents:make_agents"
+    ) as running:
+        yield running
+
+
+async def test_an_image_a_tool_makes_is_an_attachment_of_the_answer(
+    painter_server: RunningServer, user_id: str
+) -> None:
+    server, token = painter_server, make_token(user_id)
+    events = [
+        e["runAgent"]
+        for e in await subscribe(
+            server, token, RUN_WITH, {"input": {"agentId": "painter", "message": "use the draw tool"}}
+        )
+    ]
+    assert events[-1]["__typename"] == "RunCompleted", events[-1]
+    session = (await execute(server, token, HISTORY, {"id": events[0]["sessionId"]}))["session"]
+    messages = session["messages"]["nodes"]
+    # Agno hands the image to the model in a user message of its own: not the user's, so not in the conversation.
+    assert [m["role"] for m in messages] == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
+    assert all(m["attachments"] == [] for m in messages[:-1])
+    (made,) = messages[-1]["attachments"]
+    assert (made["kind"], made["mimeType"]) == ("IMAGE", "image/png")
+    assert made["byteSize"] == len(png(*DRAWN_SIZE))
+    assert (await download(server, made["url"])).content == png(*DRAWN_SIZE)
+    assert (await execute(server, token, ATTACHMENT, {"id": made["id"]}))["attachment"]["id"] == made["id"]
+    counted = await execute(
+        server,
+        token,
+        "query($id: ID!) { session(id: $id) { messages { totalCount } } }",
+        {"id": events[0]["sessionId"]},
+    )
+    assert counted["session"]["messages"]["totalCount"] == len(messages)
+
+
+async def test_a_regenerated_answer_sees_the_same_attachments(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    image = await upload(server, token, "again.png", png(7, 7))
+    first = await run_with(server, token, [image["id"]], message="what is it")
+    again = await regenerate(server, token, first[-1]["runId"])
+    assert again[-1]["__typename"] == "RunCompleted", again[-1]
+    assert "again.png (image" in again[-1]["content"] and "bytes received" in again[-1]["content"]
+    messages = (await execute(server, token, HISTORY, {"id": first[0]["sessionId"]}))["session"]["messages"]["nodes"]
+    assert [a["id"] for m in messages if m["role"] == "USER" for a in m["attachments"]] == [image["id"]]
+
+
+async def test_an_edited_message_carries_the_attachments_it_is_given(server: RunningServer, user_id: str) -> None:
+    token = make_token(user_id)
+    kept = await upload(server, token, "kept.png", png(3, 2))
+    dropped = await upload(server, token, "dropped.txt", b"old notes\n")
+    added = await upload(server, token, "added.txt", b"new notes\n")
+    first = await run_with(server, token, [kept["id"], dropped["id"]], message="first try")
+    session_id = first[0]["sessionId"]
+    messages = (await execute(server, token, HISTORY, {"id": session_id}))["session"]["messages"]["nodes"]
+    user_message = next(m for m in messages if m["role"] == "USER")
+    edited = await edit(server, token, user_message["id"], "second try", [kept["id"], added["id"]])
+    assert edited[-1]["__typename"] == "RunCompleted", edited[-1]
+    assert "kept.png" in edited[-1]["content"] and "added.txt" in edited[-1]["content"]
+    assert "dropped.txt" not in edited[-1]["content"]
+    messages = (await execute(server, token, HISTORY, {"id": session_id}))["session"]["messages"]["nodes"]
+    now = next(m for m in messages if m["role"] == "USER")
+    assert now["content"] == "second try"
+    assert [a["name"] for a in now["attachments"]] == ["kept.png", "added.txt"]

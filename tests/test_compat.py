@@ -13,6 +13,7 @@ import pytest
 import strawberry
 from agno.db.mysql import AsyncMySQLDb
 from agno.db.sqlite import AsyncSqliteDb
+from agno.models import base as agno_model_base
 from agno.run import background
 from graphql import GraphQLSchema
 from graphql.execution import collect_fields
@@ -24,6 +25,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types.graphql import OperationType
 
+from agno_graphql.compat.agno_parts import AGNO_MEDIA_HANDOFF_TEXT
 from agno_graphql.compat.strawberry_parts import UNSUPPORTED_CONTENT_TYPE, graphql_core_schema, refused_operation_over
 
 
@@ -121,3 +123,8 @@ def test_agno_sql_databases_keep_their_table_helpers(db_class: type[Any]) -> Non
 def test_agno_keeps_its_background_run_tasks_in_a_set() -> None:
     assert isinstance(background._background_tasks, set)
     assert all(isinstance(task, asyncio.Task) for task in tuple(background._background_tasks))
+
+
+def test_agno_hands_a_tools_media_to_the_model_in_a_user_message_with_the_text_history_leaves_out() -> None:
+    source = inspect.getsource(agno_model_base)
+    assert f'content="{AGNO_MEDIA_HANDOFF_TEXT}"' in source

@@ -50,8 +50,15 @@ AGENT_IDS = ("assistant", "calculator")
 READER, WRITER = "fuzz-reader", "fuzz-writer"
 EMPTY, CHAT, TOOLS = "empty", "chat", "tools"
 
-# Codes a valid operation may meet: bad arguments (ids, cursors, sizes), missing things, and the request limits.
-EXPECTED_CODES = {"BAD_USER_INPUT", "NOT_FOUND", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"}
+# Codes a valid operation may meet: bad arguments (ids, cursors, sizes), missing things, and the request limits
+# (the node limit answers 200: its count needs the variables, so it comes after validation).
+EXPECTED_CODES = {
+    "BAD_USER_INPUT",
+    "NOT_FOUND",
+    "GRAPHQL_VALIDATION_FAILED",
+    "GRAPHQL_PARSE_FAILED",
+    "QUERY_TOO_COMPLEX",
+}
 # Statuses and codes only the request limits (depth, aliases, tokens, body size) may give.
 LIMIT_STATUSES = {400, 413}
 LIMIT_CODES = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PAYLOAD_TOO_LARGE"}
@@ -128,9 +135,14 @@ STRING_VALUES: st.SearchStrategy[graphql.ValueNode] = mostly(
     st.sampled_from(GOOD_CURSORS).map(_string),
     st.one_of(st.sampled_from(BAD_CURSORS).map(_string), st.text().map(_string)),
 )
+# An Upload is a file of a multipart request; written into a JSON document it is any literal, which must be refused.
+UPLOAD_VALUES: st.SearchStrategy[graphql.ValueNode] = st.one_of(
+    st.text().map(_string), st.integers(min_value=-(2**31), max_value=2**31 - 1).map(_int)
+)
 # Queries and mutations run as different users, so mutations never delete what the queries read.
-QUERIES = queries(SCHEMA_SDL, custom_scalars={"ID": ids(READER), "Int": INT_VALUES, "String": STRING_VALUES})
-MUTATIONS = mutations(SCHEMA_SDL, custom_scalars={"ID": ids(WRITER), "Int": INT_VALUES, "String": STRING_VALUES})
+SCALARS = {"Int": INT_VALUES, "String": STRING_VALUES, "Upload": UPLOAD_VALUES}
+QUERIES = queries(SCHEMA_SDL, custom_scalars={"ID": ids(READER), **SCALARS})
+MUTATIONS = mutations(SCHEMA_SDL, custom_scalars={"ID": ids(WRITER), **SCALARS})
 
 
 async def seed(server: RunningServer, user: str) -> str:

@@ -84,11 +84,6 @@ async def test_a_body_that_is_not_json_is_a_bad_request(server: RunningServer, u
 WRONG_CONTENT_TYPES: dict[str, dict[str, Any]] = {
     "text/plain": {"content": json.dumps({"query": VIEWER}), "headers": {"Content-Type": "text/plain"}},
     "form-encoded": {"data": {"query": VIEWER}},
-    "multipart without operations": {"files": {"file": ("notes.txt", b"hello")}},
-    "multipart with operations": {
-        "data": {"operations": json.dumps({"query": VIEWER}), "map": "{}"},
-        "files": {"0": ("notes.txt", b"hello")},
-    },
     "application/graphql": {"content": VIEWER, "headers": {"Content-Type": "application/graphql"}},
     "none": {"content": json.dumps({"query": VIEWER})},
 }
@@ -100,6 +95,59 @@ async def test_a_wrong_content_type_is_a_bad_request_that_says_what_to_send(
 ) -> None:
     response = await send(server, user_id, **WRONG_CONTENT_TYPES[case])
     assert_bad_request(response, "content type", "application/json")
+
+
+UPLOAD = "mutation($file: Upload!) { uploadAttachment(input: {file: $file}) { attachment { id } } }"
+FILE = ("notes.txt", b"hello")
+
+
+def multipart(operations: Any, file_map: Any, name: str = "0") -> dict[str, Any]:
+    fields = {"operations": json.dumps(operations), "map": json.dumps(file_map)}
+    return {"data": fields, "files": {name: FILE}}
+
+
+# Each was a 500 or a silently ignored file before the layout of the spec was checked.
+BAD_MULTIPARTS: dict[str, tuple[dict[str, Any], str]] = {
+    "no operations nor map": ({"files": {"file": FILE}}, "operations and map"),
+    "no map": ({"data": {"operations": json.dumps({"query": UPLOAD})}, "files": {"0": FILE}}, "operations and map"),
+    "a file the map leaves out": (multipart({"query": VIEWER}, {}), "named in map"),
+    "a map naming no file": (
+        multipart({"query": UPLOAD, "variables": {"file": None}}, {"1": ["variables.file"]}),
+        "map",
+    ),
+    "a map that is a list": (multipart({"query": UPLOAD, "variables": {"file": None}}, [["variables.file"]]), "map"),
+    "a map path outside the variables": (
+        multipart({"query": UPLOAD, "variables": {"file": None}}, {"0": ["query"]}),
+        "query",
+    ),
+    "a map path to no variable": (
+        multipart({"query": UPLOAD, "variables": {}}, {"0": ["variables.file"]}),
+        "variables.file",
+    ),
+    "a map path into a string": (
+        multipart({"query": UPLOAD, "variables": {"file": "x"}}, {"0": ["variables.file.0"]}),
+        "variables.file.0",
+    ),
+    "a map path to a taken variable": (
+        multipart({"query": UPLOAD, "variables": {"file": "x"}}, {"0": ["variables.file"]}),
+        "null variable",
+    ),
+    "a batch of operations": (multipart([{"query": UPLOAD}], {"0": ["0.variables.file"]}), "one operation"),
+    "operations that are not JSON": (
+        {"data": {"operations": "{", "map": json.dumps({"0": ["variables.file"]})}, "files": {"0": FILE}},
+        "JSON",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MULTIPARTS))
+async def test_a_multipart_request_off_the_spec_is_a_bad_request_that_says_why(
+    server: RunningServer, user_id: str, case: str
+) -> None:
+    request, words = BAD_MULTIPARTS[case]
+    response = await send(server, user_id, **request)
+    assert_bad_request(response, words)
+    await assert_still_serving(server, user_id)
 
 
 BAD_FIELDS = {

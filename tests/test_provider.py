@@ -8,6 +8,7 @@ AGNO_GRAPHQL_MODEL_API_KEY.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from gql import Client, gql
 from agno_graphql.db.database import Database
 from agno_graphql.db.unfinished import store_started
 from agno_graphql.records import RunStart
+from tests.attachment_support import MP3, RUN_WITH, png, upload
 from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws_transport
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
@@ -375,3 +377,26 @@ async def test_runs_stored_unfinished_stay_out_of_the_history_the_model_gets(
     await run_agent(server_on_stub, token, "assistant", second, session_id)
     [asked] = stub.requests_mentioning(second)
     assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [first, f"Echo: {first}", second]
+
+
+async def test_attachments_reach_the_provider_as_its_parts(
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+) -> None:
+    token = make_token(user_id)
+    image = await upload(server_on_stub, token, "photo.png", png(6, 4))
+    document = await upload(server_on_stub, token, "notes.txt", b"first line\nsecond\n")
+    voice = await upload(server_on_stub, token, "voice.mp3", MP3)
+    question = marked("describe these")
+    ids = [image["id"], document["id"], voice["id"]]
+    variables = {"input": {"agentId": "assistant", "message": question, "attachments": ids}}
+    events = [e["runAgent"] for e in await subscribe(server_on_stub, token, RUN_WITH, variables)]
+    assert events[-1]["__typename"] == "RunCompleted", events[-1]
+    (request,) = stub.requests_mentioning(question)
+    user = next(m for m in request["messages"] if m["role"] == "user" and question in message_text(m))
+    parts = {part["type"]: part for part in user["content"]}
+    assert parts["image_url"]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png(6, 4)).decode()
+    assert parts["file"]["file"] == {
+        "filename": "notes.txt",
+        "file_data": "data:text/plain;base64," + base64.b64encode(b"first line\nsecond\n").decode(),
+    }
+    assert parts["input_audio"]["input_audio"] == {"data": base64.b64encode(MP3).decode(), "format": "mp3"}

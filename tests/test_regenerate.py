@@ -153,8 +153,12 @@ subscription Edit($input: EditMessageInput!) {
 TITLE = "query Title($id: ID!) { session(id: $id) { name } }"
 
 
-async def edit(server: RunningServer, token: str, message_id: str, message: str) -> list[dict[str, Any]]:
-    variables = {"input": {"messageId": message_id, "message": message}}
+async def edit(
+    server: RunningServer, token: str, message_id: str, message: str, attachments: list[str] | None = None
+) -> list[dict[str, Any]]:
+    variables: dict[str, Any] = {"input": {"messageId": message_id, "message": message}}
+    if attachments is not None:
+        variables["input"]["attachments"] = attachments
     return [result["editMessage"] for result in await subscribe(server, token, EDIT, variables)]
 
 

@@ -19,6 +19,11 @@ from sqlalchemy import Table
 
 AgnoSqlDb = AsyncMySQLDb | AsyncSqliteDb
 
+# The user message Agno adds after a tool that made media, to hand the model that media (`Model` in
+# agno/models/base.py writes it inline; no constant names it). It is Agno's, not the user's: the history leaves it
+# out and shows the media on the run's last assistant message.
+AGNO_MEDIA_HANDOFF_TEXT = "The tool call above generated the attached media."
+
 
 async def agno_table(db: AgnoSqlDb, table_type: str, create: bool = False) -> Table | None:
     """Agno's Table object of one of its tables ("sessions", "runs"), made in the database when `create`."""

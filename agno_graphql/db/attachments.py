@@ -3,10 +3,12 @@ bytes are (Agno's media storage). Runs keep only Agno's references to them, neve
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, String, Table, delete, select, update
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, String, Table, delete, func, select, update
 
 from agno_graphql.records import AttachmentRecord
 
@@ -162,3 +164,23 @@ def attachments_of(message: Mapping[str, Any], session_id: str) -> tuple[Attachm
 
 def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) else None
+
+
+async def store_made(db: Database, run_id: str, user_id: str) -> int:
+    """Record the media a run made (a tool's image, the model's audio: Agno offloaded them to the storage as the
+    run was stored) as the user's attachments in the run's session, so their links work; how many were new."""
+    await db.ensure_ready()
+    r = db.runs
+    # Only the output media lists of the run, not the whole run: this is read as every run ends.
+    lists = [func.json_extract(r.c.run_data, f"$.{key}") for key in _MEDIA_LISTS]
+    rows = await db.read(select(r.c.session_id, *lists).where(r.c.run_id == run_id))
+    if not rows or not any(rows[0][1:]):
+        return 0
+    session_id, *values = rows[0]
+    data = {key: json.loads(value) for key, value in zip(_MEDIA_LISTS, values, strict=True) if value}
+    made = attachments_of(data, str(session_id))
+    known = await get_many(db, [a.id for a in made])
+    new = [replace(a, user_id=user_id) for a in made if a.id not in known]
+    for record in new:
+        await insert(db, record)
+    return len(new)

@@ -8,6 +8,7 @@ runs as it needs, walking from the cursor in batches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
 
+from agno_graphql.compat.agno_parts import AGNO_MEDIA_HANDOFF_TEXT
 from agno_graphql.db.attachments import attachments_of
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
@@ -152,7 +154,7 @@ def messages_of_run(
     records: list[MessageRecord] = []
     seen: set[str] = set()
     for position, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("from_history"):
+        if not isinstance(message, dict) or message.get("from_history") or _is_media_handoff(message):
             continue
         role = str(message.get("role") or "")
         message_id = str(message.get("id") or f"{run_id}:{position}")
@@ -175,7 +177,16 @@ def messages_of_run(
                 attachments=attachments_of(message, session_id),
             )
         )
+    made = attachments_of(data, session_id)  # the run's output media: tools' and the model's
+    last_answer = next((i for i in range(len(records) - 1, -1, -1) if records[i].role == "assistant"), None)
+    if made and last_answer is not None:
+        answer = records[last_answer]
+        records[last_answer] = dataclasses.replace(answer, attachments=answer.attachments + made)
     return records
+
+
+def _is_media_handoff(message: dict[str, Any]) -> bool:
+    return message.get("role") == "user" and message.get("content") == AGNO_MEDIA_HANDOFF_TEXT
 
 
 def run_columns(db: Database) -> list[Any]:
@@ -355,6 +366,7 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
     table = db.runs.name
     role_list = ", ".join(f":role{i}" for i in range(len(roles)))
     params: dict[str, Any] = {"session_id": session_id, **{f"role{i}": role for i, role in enumerate(roles)}}
+    params["handoff"] = AGNO_MEDIA_HANDOFF_TEXT
     if not roles:
         return 0
     if db.dialect == "sqlite":
@@ -362,15 +374,19 @@ async def count_messages(db: Database, session_id: str, roles: Sequence[str] = D
             f"SELECT COUNT(*) FROM {table} r, json_each(r.run_data, '$.messages') m "
             f"WHERE r.session_id = :session_id AND json_extract(m.value, '$.role') IN ({role_list}) "
             f"AND COALESCE(r.status, '') NOT IN ('{REPLACED_STATUS}', '{QUEUED_STATUS}') "
-            "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0"
+            "AND COALESCE(json_extract(m.value, '$.from_history'), 0) = 0 "
+            "AND NOT (json_extract(m.value, '$.role') = 'user' "
+            "AND COALESCE(json_extract(m.value, '$.content'), '') = :handoff)"
         )
     else:
         sql = (
             f"SELECT COUNT(*) FROM `{table}` r, JSON_TABLE(r.run_data, '$.messages[*]' COLUMNS("
-            "role VARCHAR(32) PATH '$.role', from_history VARCHAR(8) PATH '$.from_history')) m "
+            "role VARCHAR(32) PATH '$.role', from_history VARCHAR(8) PATH '$.from_history', "
+            "content VARCHAR(64) PATH '$.content')) m "
             f"WHERE r.session_id = :session_id AND m.role IN ({role_list}) "
             f"AND COALESCE(r.status, '') NOT IN ('{REPLACED_STATUS}', '{QUEUED_STATUS}') "
-            "AND (m.from_history IS NULL OR m.from_history IN ('false', '0'))"
+            "AND (m.from_history IS NULL OR m.from_history IN ('false', '0')) "
+            "AND NOT (m.role = 'user' AND COALESCE(m.content, '') = :handoff)"
         )
     return int((await db.read(text(sql), params))[0][0])
 

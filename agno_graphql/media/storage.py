@@ -13,14 +13,21 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import mkstemp
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import quote
 
+import aioboto3
 from agno.media.reference import MediaReference
 from agno.media.storage.base import AsyncMediaStorage
 from agno.media.storage.local.async_local import AsyncLocalMediaStorage
+from agno.media.storage.s3.async_s3 import AsyncS3MediaStorage
 from agno.media.storage.utils import build_storage_key
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from agno_graphql.media.kinds import CHUNK_BYTES
 from agno_graphql.media.types import AUDIO, IMAGE, VIDEO
@@ -36,11 +43,16 @@ class AttachmentStorage(Protocol):
     @property
     def agno(self) -> AsyncMediaStorage: ...
 
+    @property
+    def prefix(self) -> str: ...
+
     async def put(self, file: BinaryIO, key: str, mime_type: str, name: str) -> None: ...
 
     def chunks(self, key: str) -> AsyncIterator[bytes]: ...
 
     async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def prepare(self) -> None: ...
 
 
 def content_hash(file: BinaryIO) -> str:
@@ -99,6 +111,10 @@ class LocalStorage:
         self.base_path = Path(self._agno.base_path)
 
     @property
+    def prefix(self) -> str:
+        return ""
+
+    @property
     def agno(self) -> AsyncMediaStorage:
         return self._agno
 
@@ -138,3 +154,102 @@ class LocalStorage:
 
     async def delete(self, keys: Sequence[str]) -> None:
         await self._agno.delete_many(list(keys))
+
+    async def prepare(self) -> None:
+        """The folder exists (Agno's storage made it)."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+# Parts of a multipart upload, and reads of a download: what one upload or download holds in memory at a time.
+_S3_PART_BYTES = 8 * 1024 * 1024
+
+
+class S3Storage:
+    """An S3-compatible bucket (AWS, MinIO, Ceph...): what several instances share. Uploads go up in parts from
+    the spooled file (boto3's managed transfer), downloads come down in chunks."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        self._settings = settings
+        self._agno = AsyncS3MediaStorage(
+            bucket=settings.bucket,
+            prefix=settings.prefix,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+        )
+        self._session = aioboto3.Session(
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            region_name=settings.region,
+        )
+
+    @property
+    def agno(self) -> AsyncMediaStorage:
+        return self._agno
+
+    @property
+    def prefix(self) -> str:
+        return self._settings.prefix
+
+    def _client(self) -> Any:
+        options: dict[str, Any] = {"config": BotoConfig(signature_version="s3v4")}
+        if self._settings.endpoint_url:
+            options["endpoint_url"] = self._settings.endpoint_url
+        return self._session.client("s3", **options)
+
+    async def put(self, file: BinaryIO, key: str, mime_type: str, name: str) -> None:
+        file.seek(0)
+        transfer = TransferConfig(
+            multipart_threshold=_S3_PART_BYTES,
+            multipart_chunksize=_S3_PART_BYTES,
+            max_concurrency=2,
+            max_io_queue=2,
+        )
+        extra = {"ContentType": mime_type, "Metadata": {"original-filename": quote(name)}}
+        async with self._client() as client:
+            await client.upload_fileobj(
+                _AsyncReader(file), self._settings.bucket, key, ExtraArgs=extra, Config=transfer
+            )
+
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        async with self._client() as client:
+            try:
+                response = await client.get_object(Bucket=self._settings.bucket, Key=key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise FileNotFoundError(key) from None
+                raise
+            body = response["Body"]
+            while chunk := await body.read(CHUNK_BYTES):
+                yield chunk
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self._agno.delete_many(list(keys))
+
+    async def prepare(self) -> None:
+        """Make the bucket when it does not exist (a new MinIO, the tests' server); an existing one is kept."""
+        async with self._client() as client:
+            try:
+                await client.head_bucket(Bucket=self._settings.bucket)
+            except ClientError:
+                await client.create_bucket(Bucket=self._settings.bucket)
+
+
+class _AsyncReader:
+    """The spooled file for aioboto3's upload, read off the event loop."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    async def read(self, size: int = -1) -> bytes:
+        return await asyncio.to_thread(self._file.read, size)

@@ -118,6 +118,7 @@ def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.R
             info.context.user_id,
             str(input.message_id),
             input.message,
+            attachments=[str(i) for i in input.attachments or ()],
             cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
         ),
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, NewType
+
 import strawberry
-from strawberry.file_uploads import Upload
+from graphql import GraphQLError
+from starlette.datastructures import UploadFile
 from strawberry.scalars import JSON
 
 from agno_graphql import records
+from agno_graphql.errors import BAD_USER_INPUT
 from agno_graphql.records import SessionOrdering
 from agno_graphql.schema.enums import BusyPolicy, DisconnectPolicy, OrderDirection, SessionOrderField
 
@@ -130,6 +134,30 @@ class EditMessageInput:
     attachments: list[strawberry.ID] | None = strawberry.field(
         default_factory=list, description="Ids from uploadAttachment, sent with the edited message."
     )
+
+
+NOT_A_FILE = "An Upload is a file of a GraphQL multipart request, put in a variable by its map; nothing else is one."
+
+
+def _file(value: Any) -> UploadFile:
+    if not isinstance(value, UploadFile):
+        raise GraphQLError(NOT_A_FILE, extensions={"code": BAD_USER_INPUT})
+    return value
+
+
+def _no_literal(node: Any, variables: Any = None) -> UploadFile:
+    raise GraphQLError(NOT_A_FILE, extensions={"code": BAD_USER_INPUT})
+
+
+# Strawberry's Upload takes any value; a string or number written where a file goes would reach the resolver.
+Upload: Any = strawberry.scalar(
+    NewType("Upload", object),
+    name="Upload",
+    description="A file of a GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec).",
+    serialize=lambda value: None,
+    parse_value=_file,
+    parse_literal=_no_literal,
+)
 
 
 @strawberry.input(description="A file to keep for a message (GraphQL multipart request), checked from its bytes.")

@@ -61,7 +61,7 @@ class AttachmentService:
         measured = await asyncio.to_thread(self._measure, upload.file, name, upload.content_type or "")
         digest = await asyncio.to_thread(content_hash, upload.file)
         attachment_id = str(uuid4())
-        key = storage_key(attachment_id, digest, name, measured.mime_type)
+        key = storage_key(attachment_id, digest, name, measured.mime_type, prefix=self._storage.prefix)
         await self._storage.put(upload.file, key, measured.mime_type, name)
         record = _record(attachment_id, user_id, name, measured, key, digest)
         try:
@@ -153,7 +153,11 @@ class AttachmentService:
         gone = set(ids)
         await self._storage.delete([r.storage_key for r in records if r.id in gone])
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        try:
+            await self._storage.prepare()
+        except Exception:
+            log.warning("the attachment storage is not ready: uploads fail until it is", exc_info=True)
         self._sweeper = asyncio.create_task(self._sweep_unsent())
 
     async def stop(self) -> None:

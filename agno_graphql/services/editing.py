@@ -11,7 +11,8 @@ from agno_graphql.agents.runner import RunExtras, RunManager
 from agno_graphql.db import conversation, history
 from agno_graphql.db.database import Database
 from agno_graphql.errors import BadUserInput, NotFound, NotLatestRun, SessionBusy
-from agno_graphql.records import Event, RunRecord
+from agno_graphql.records import AttachmentRecord, Event, RunRecord
+from agno_graphql.services.attachments import AttachmentService
 from agno_graphql.services.checks import check_id
 from agno_graphql.services.runs import NEW_MESSAGE_SENT, RunService
 from agno_graphql.services.sessions import SessionService
@@ -25,9 +26,11 @@ class EditService:
         sessions: SessionService,
         runs: RunService,
         manager: RunManager,
+        attachments: AttachmentService,
         max_message_chars: int,
     ) -> None:
         self._db = db
+        self._attachments = attachments
         self._agents = agents
         self._sessions = sessions
         self._runs = runs
@@ -50,7 +53,9 @@ class EditService:
         found = await self._runs.stored_run(user_id, run_id)
         if found is None:
             raise NotFound("Run not found.", runId=run_id)
-        run = found[0]
+        run, messages = found
+        # The same message again, with what it carried.
+        sent = next((m.attachments for m in messages if m.role == "user"), ())
         if run.replaced:
             raise NotLatestRun("This run was replaced already; regenerate the latest run.", runId=run_id)
 
@@ -63,15 +68,23 @@ class EditService:
             run,
             run.input or "",
             still_latest,
+            sent=sent,
             instructions=instructions,
             cancel_on_disconnect=cancel_on_disconnect,
         )
 
     async def edit_message(
-        self, user_id: str, message_id: str, message: str, *, cancel_on_disconnect: bool = False
+        self,
+        user_id: str,
+        message_id: str,
+        message: str,
+        *,
+        attachments: Sequence[str] = (),
+        cancel_on_disconnect: bool = False,
     ) -> AsyncIterator[Event]:
         """Change a user message of the conversation and answer it again: its run and every later one leave the
-        conversation (kept, replaced), and a new run answers the edited text with the history before it."""
+        conversation (kept, replaced), and a new run answers the edited text, with the attachments given (those of
+        the message to keep, new ones), with the history before it."""
         check_id(message_id, "messageId")
         self._runs.check_message(message)
         found = await conversation.run_of_message(self._db, user_id, message_id)
@@ -87,8 +100,9 @@ class EditService:
             if not replacing or replacing[0].id != run.id:
                 raise BadUserInput("This message is no longer in the conversation.", argument="messageId")
 
+        sent = await self._attachments.check(user_id, run.session_id, attachments)
         return await self._answer_again(
-            user_id, run, message, still_in_conversation, cancel_on_disconnect=cancel_on_disconnect
+            user_id, run, message, still_in_conversation, sent=sent, cancel_on_disconnect=cancel_on_disconnect
         )
 
     async def _answer_again(
@@ -98,6 +112,7 @@ class EditService:
         message: str,
         check: Callable[[Sequence[RunRecord]], Awaitable[None]],
         *,
+        sent: Sequence[AttachmentRecord],
         instructions: str | None = None,
         cancel_on_disconnect: bool,
     ) -> AsyncIterator[Event]:
@@ -112,6 +127,7 @@ class EditService:
             # With the session held, so no run starts or ends meanwhile.
             replacing = await conversation.runs_from(self._db, run.session_id, run.run_index)
             await check(replacing)
+            await self._attachments.bind(user_id, run.session_id, sent)
             if not await conversation.replace_runs(self._db, [r.id for r in replacing]):
                 raise SessionBusy("A run of the session has not ended; try again once it has.", runId=run.id)
 
@@ -119,6 +135,7 @@ class EditService:
             instructions=instructions or None,
             metadata={history.ANSWERS_TO_KEY: run.answers_to},
             prepare=take_their_place,
+            attachments=sent,
         )
         starting = self._manager.start(
             agent, spec, user_id=user_id, session_id=run.session_id, message=message, extra=extras

@@ -62,7 +62,8 @@ class StoredRunSteps:
         return await self._db.store_unsaved(run.run_id, run.session_id, self._store_retry_seconds)
 
     async def after(self, run: RunInfo, terminal: Event | None) -> None:
-        """Put back a name given during the run; mark a timed-out or broken-off run failed."""
+        """Put back a name given during the run; mark a timed-out or broken-off run failed; record the media it
+        made as attachments."""
         name = await self._broker.take_pending_name(run.session_id, run.run_id)
         if name is not None:
             await sessions.rename_session(self._db, run.user_id, run.session_id, name)
@@ -73,3 +74,5 @@ class StoredRunSteps:
         if isinstance(terminal, Cancelled) and terminal.reason == INTERRUPTED:
             # Before the session is free: the run that interrupted it starts next, with this exchange in its history.
             await conversation.keep_in_history(self._db, run.run_id)
+        if terminal is not None and not isinstance(terminal, Failed):
+            await attachment_rows.store_made(self._db, run.run_id, run.user_id)
