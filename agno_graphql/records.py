@@ -82,6 +82,9 @@ class RunStart:
     created_at: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
     attachments: tuple[AttachmentRecord, ...] = ()
+    # The attachments as the stored user message holds them (Agno's media lists of references), until Agno writes
+    # the run.
+    media: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- what a paused run waits for ---

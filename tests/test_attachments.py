@@ -4,6 +4,7 @@ removed with their session or when never sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from tests.client import execute, operation, subscribe
 from tests.conftest import RunningServer, make_token, serving_with
 from tests.matrix_support import codes, create_session, errors_of, poll
 from tests.media_agents import DRAWN_SIZE
+from tests.run_support import LONG_MESSAGE, subscription, wait_for_status
 from tests.test_regenerate import edit, regenerate
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -373,3 +375,44 @@ async def test_an_edited_message_carries_the_attachments_it_is_given(server: Run
     now = next(m for m in messages if m["role"] == "USER")
     assert now["content"] == "second try"
     assert [a["name"] for a in now["attachments"]] == ["kept.png", "added.txt"]
+
+
+@pytest.fixture(scope="module")
+def slow_server(new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A demo model slow enough (40 ms a word) that the history is read while runs still stream."""
+    with serving_with(new_database_url, tmp_path_factory, "att-slow", offline_delay_ms=40) as running:
+        yield running
+
+
+async def user_attachments_of_run(server: RunningServer, token: str, session_id: str, run_id: str) -> list[str]:
+    nodes = (await execute(server, token, HISTORY_WITH_RUNS, {"id": session_id}))["session"]["messages"]["nodes"]
+    return [a["id"] for m in nodes if m["runId"] == run_id and m["role"] == "USER" for a in m["attachments"]]
+
+
+HISTORY_WITH_RUNS = HISTORY.replace("nodes { id role content", "nodes { id runId role content")
+
+
+async def test_a_message_shows_its_attachments_while_its_answer_streams(slow_server: Any, user_id: str) -> None:
+    """Another tab, or a reload, reads the history mid-run: the user's message already carries what it sent, also
+    once a message that waited in line starts."""
+    server, token = slow_server, make_token(user_id)
+    session_id = str((await create_session(server, token))["id"])
+    first, second = [await upload(server, token, f"{n}.png", png(n, n)) for n in (3, 4)]
+    inputs = [
+        {"agentId": "assistant", "sessionId": session_id, "message": LONG_MESSAGE, "attachments": [a["id"]]}
+        for a in (first, second)
+    ]
+    async with (
+        subscription(server, token, RUN_WITH, {"input": inputs[0]}) as running,
+        subscription(server, token, RUN_WITH, {"input": {**inputs[1], "ifBusy": "ENQUEUE"}}) as queued,
+    ):
+        head = await asyncio.wait_for(running.events("runAgent", stop_after=2), timeout=30)
+        assert await user_attachments_of_run(server, token, session_id, head[0]["runId"]) == [first["id"]]
+        told = await asyncio.wait_for(queued.events("runAgent", stop_after=1), timeout=30)
+        assert told[0]["__typename"] == "RunQueued"
+        await wait_for_status(server, token, told[0]["runId"], {"RUNNING"})
+        assert await user_attachments_of_run(server, token, session_id, told[0]["runId"]) == [second["id"]]
+        await asyncio.wait_for(queued.events("runAgent"), timeout=90)
+    # Once Agno has written the runs, the same.
+    assert await user_attachments_of_run(server, token, session_id, head[0]["runId"]) == [first["id"]]
+    assert await user_attachments_of_run(server, token, session_id, told[0]["runId"]) == [second["id"]]

@@ -28,6 +28,19 @@ class RunMedia:
     videos: list[Video] = field(default_factory=list)
     files: list[File] = field(default_factory=list)
 
+    def stored(self) -> dict[str, list[dict[str, Any]]]:
+        """As Agno stores them in a message (references, never bytes): what the history reads before Agno has
+        written the run."""
+        lists: dict[str, Sequence[Image | Audio | Video | File]] = {
+            "images": self.images,
+            "audio": self.audio,
+            "videos": self.videos,
+            "files": self.files,
+        }
+        return {
+            key: [item.to_dict(include_base64_content=False) for item in items] for key, items in lists.items() if items
+        }
+
 
 def run_media(attachments: Sequence[AttachmentRecord], agent: Agent, session_id: str) -> RunMedia:
     """References into the agent's media storage (the registry gives every agent the app's)."""

@@ -61,8 +61,9 @@ class RunSteps(Protocol):
     """What the run manager calls on the store: a run's row as it starts, taking a paused run for its continuation,
     and the steps once Agno has ended a run, before the session is free and the end is told."""
 
-    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any]) -> None:
-        """Store the run as it starts, RUNNING with the user's message (it may not start if this fails)."""
+    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any], media: Mapping[str, Any]) -> None:
+        """Store the run as it starts, RUNNING with the user's message and its media (Agno's stored form of
+        `RunMedia`); the run may not start if this fails."""
 
     async def claim_paused(self, run: RunInfo) -> bool:
         """Mark a paused run as going on, so it is continued once only; False if it is no longer paused."""
@@ -70,8 +71,9 @@ class RunSteps(Protocol):
     async def first_in_line(self, session_id: str) -> RunStart | None:
         """The run waiting first in line in the session (`ifBusy: ENQUEUE`), if any."""
 
-    async def take_from_line(self, run: RunInfo) -> bool:
-        """Mark a run that waited in line as going, so it starts once only; False if it no longer waits."""
+    async def take_from_line(self, run: RunInfo, media: Mapping[str, Any]) -> bool:
+        """Mark a run that waited in line as going, its message now with its media, so it starts once only; False
+        if it no longer waits."""
 
     async def store(self, run: RunInfo) -> bool:
         """Make sure the ended run is stored (retrying for a while); False if it is not."""
@@ -254,13 +256,14 @@ class RunManager:
             else message
         )
 
-        stream = _arun(agent, info, run_input, extra.metadata, run_media(extra.attachments, agent, session_id))
+        media = run_media(extra.attachments, agent, session_id)
+        stream = _arun(agent, info, run_input, extra.metadata, media)
 
         async def prepare() -> None:
             if extra.prepare is not None:
                 await extra.prepare()
             # Stored as it starts, so nothing the user sent is lost should this process die mid-run.
-            await self._steps.store_start(info, extra.metadata or {})
+            await self._steps.store_start(info, extra.metadata or {}, media.stored())
 
         await self._launch(LocalRun(info=info, translator=translator), stream, prepare)
         return info
@@ -286,15 +289,15 @@ class RunManager:
             try:
                 media = run_media(queued.attachments, agent, session_id)
                 stream = _arun(agent, info, queued.message, queued.metadata, media)
-                await self._launch(local, stream, partial(self._take, info))
+                await self._launch(local, stream, partial(self._take, info, media.stored()))
             except NotInLine:
                 continue
             except (SessionBusy, RateLimited, ShuttingDown):
                 return  # the session's run, or one of the user's, ends first: its end starts this one
             return
 
-    async def _take(self, info: RunInfo) -> None:
-        if not await self._steps.take_from_line(info):
+    async def _take(self, info: RunInfo, media: Mapping[str, Any]) -> None:
+        if not await self._steps.take_from_line(info, media):
             raise NotInLine()
 
     async def _start_next_logged(self, session_id: str) -> None:

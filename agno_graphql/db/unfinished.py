@@ -110,10 +110,10 @@ async def _queued(db: Database, conn: Any, session_id: str) -> list[QueuedRun]:
     return sorted(out, key=lambda queued: (queued.queued_at, queued.start.run_id))
 
 
-async def take_queued(db: Database, run_id: str) -> bool:
-    """Start a run that waited in line: RUNNING, next in the conversation. False if it no longer waits (taken by
-    another instance, cancelled)."""
-    return await _leave_line(db, run_id, "RUNNING", {})
+async def take_queued(db: Database, run_id: str, media: Mapping[str, Any]) -> bool:
+    """Start a run that waited in line: RUNNING, next in the conversation, its message with its `media`. False if
+    it no longer waits (taken by another instance, cancelled)."""
+    return await _leave_line(db, run_id, "RUNNING", {}, media)
 
 
 async def cancel_queued(db: Database, run_id: str, reason: str) -> bool:
@@ -121,7 +121,9 @@ async def cancel_queued(db: Database, run_id: str, reason: str) -> bool:
     return await _leave_line(db, run_id, "CANCELLED", {CANCEL_REASON_KEY: reason})
 
 
-async def _leave_line(db: Database, run_id: str, status: str, metadata: Mapping[str, Any]) -> bool:
+async def _leave_line(
+    db: Database, run_id: str, status: str, metadata: Mapping[str, Any], media: Mapping[str, Any] | None = None
+) -> bool:
     r = db.runs
     async with db.engine.begin() as conn:
         row = (
@@ -133,6 +135,8 @@ async def _leave_line(db: Database, run_id: str, status: str, metadata: Mapping[
             return False
         data = dict(as_dict(row[1]))
         data["metadata"] = {**metadata_of(data), **metadata}
+        if media:
+            data["messages"] = [{**message, **media} for message in data.get("messages") or ()]
         if status != "RUNNING":
             data["status"] = status
         index = await _next_index(db, conn, str(row[0]))
@@ -161,7 +165,9 @@ def _row(start: RunStart, status: str, run_index: int | None) -> dict[str, Any]:
         "created_at": created_at,
         "input": {"input_content": start.message},
         "content": None,
-        "messages": [{"id": str(uuid4()), "role": "user", "content": start.message, "created_at": created_at}],
+        "messages": [
+            {"id": str(uuid4()), "role": "user", "content": start.message, "created_at": created_at, **start.media}
+        ],
         "metadata": dict(start.metadata),
     }
     return {

@@ -29,7 +29,7 @@ class StoredRunSteps:
         self._broker = broker
         self._store_retry_seconds = store_retry_seconds
 
-    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any]) -> None:
+    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any], media: Mapping[str, Any]) -> None:
         start = RunStart(
             run_id=run.run_id,
             session_id=run.session_id,
@@ -38,6 +38,7 @@ class StoredRunSteps:
             message=run.input,
             created_at=run.created_at,
             metadata=metadata,
+            media=media,
         )
         await unfinished.store_started(self._db, start)
 
@@ -53,8 +54,8 @@ class StoredRunSteps:
         found = await attachment_rows.get_many(self._db, ids)
         return replace(start, attachments=tuple(found[i] for i in ids if i in found))
 
-    async def take_from_line(self, run: RunInfo) -> bool:
-        return await unfinished.take_queued(self._db, run.run_id)
+    async def take_from_line(self, run: RunInfo, media: Mapping[str, Any]) -> bool:
+        return await unfinished.take_queued(self._db, run.run_id, media)
 
     async def store(self, run: RunInfo) -> bool:
         """True when the run is stored as it ended (Agno's writes are retried for a while if the database was
