@@ -30,7 +30,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
@@ -70,6 +70,14 @@ from agno_graphql.guards import (
 from agno_graphql.media.links import ATTACHMENTS_PATH, LinkSigner, ensure_link_secret
 from agno_graphql.media.storage import AttachmentStorage, LocalStorage, S3Settings, S3Storage
 from agno_graphql.node_limit import NodeCounter, NodeLimit
+from agno_graphql.persisted_queries import (
+    DocumentStore,
+    NoDocuments,
+    PersistedQueries,
+    PersistedQueryNotFound,
+    RedisDocuments,
+    persisted_query_not_found,
+)
 from agno_graphql.services import Services
 from agno_graphql.services.attachments import AttachmentLimits, AttachmentService
 from agno_graphql.services.editing import EditService
@@ -195,7 +203,33 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             response = await self.run(request)
         except HTTPException as error:
             response = http_error_response(error, request.method)
+        except PersistedQueryNotFound:
+            response = persisted_query_not_found()
+        if request.method == "GET":
+            # Every answer depends on the viewer: no shared cache may keep one for another.
+            response.headers["Cache-Control"] = "private"
+            response.headers.add_vary_header("Authorization")
         await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Not for a GET that carries extensions: a persisted query, whatever its Accept header."""
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and data.extensions and "persistedQuery" in data.extensions:
+            data.query = await self.services.persisted_queries.document(
+                data.query, data.extensions, may_register=lambda: self._authenticated(request)
+            )
+        return data
+
+    def _authenticated(self, request: Any) -> bool:
+        """Only a signed-in client registers documents (it is refused anyway, but should not fill the store)."""
+        try:
+            self.services.verifier.verify_header(request.headers.get("authorization"))
+        except AppError:
+            return False
+        return True
 
     def parse_json(self, data: str | bytes) -> Any:
         return parse_json_body(data)
@@ -298,6 +332,14 @@ def build_broker(settings: Settings) -> RunBroker:
     return InProcessBroker(limits)
 
 
+def build_persisted_queries(settings: Settings) -> PersistedQueries:
+    """Documents by hash: this instance's bounded map, in front of Redis when instances share the work."""
+    shared: DocumentStore = NoDocuments()
+    if settings.redis_url:
+        shared = RedisDocuments(settings.redis_url, settings.redis_prefix, settings.persisted_queries_ttl_seconds)
+    return PersistedQueries(shared, settings.persisted_queries_cache_size)
+
+
 def build_attachments(settings: Settings, db: Database) -> AttachmentService:
     secret, _ = ensure_link_secret(settings.attachment_url_secret, settings.state_path)
     if settings.redis_url and not settings.attachment_url_secret:
@@ -379,6 +421,7 @@ def build_services(settings: Settings) -> Services:
         edits=EditService(db, registry, sessions, runs, manager, attachments, settings.max_message_chars),
         attachments=attachments,
         verifier=verifier,
+        persisted_queries=build_persisted_queries(settings),
         db=db,
         run_manager=manager,
         lost_runs=lost_runs,
@@ -417,6 +460,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         await services.attachments.stop()
         await services.lost_runs.stop()
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
+        await services.persisted_queries.close()
         await services.db.dispose()
 
     metrics_routes = (

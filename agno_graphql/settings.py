@@ -70,6 +70,8 @@ class Settings:
     cancel_grace_seconds: float = 10.0
     redis_url: str = ""
     redis_prefix: str = "agql"
+    persisted_queries_cache_size: int = 1000
+    persisted_queries_ttl_seconds: int = 7 * 24 * 3600
     run_timeout_seconds: float = 600.0
     max_runs_per_user: int = 5
     max_queued_per_session: int = 5
@@ -157,6 +159,7 @@ def _validate(settings: Settings) -> None:
     positive += ["run_timeout_seconds", "max_runs_per_user", "run_events_max", "run_lease_seconds"]
     positive += ["max_queued_per_session", "max_attachment_bytes", "max_attachments_per_message"]
     positive += ["attachment_unused_seconds", "attachment_url_seconds"]
+    positive += ["persisted_queries_cache_size", "persisted_queries_ttl_seconds"]
     positive += ["model_timeout_seconds", "tool_timeout_seconds"]
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -30,12 +30,22 @@ BAD_FIELD = 'subscription { runAgent(input: {agentId: "assistant", message: "x"}
 
 @asynccontextmanager
 async def open_stream(
-    server: RunningServer, token: str | None, protocol: str, document: str, variables: dict[str, Any] | None = None
+    server: RunningServer,
+    token: str | None,
+    protocol: str,
+    document: str | None,
+    variables: dict[str, Any] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> AsyncIterator[httpx.Response]:
+    """A streamed operation's response; without a document, it is named by `extensions` (a persisted query)."""
     headers = {"Accept": SSE_ACCEPT if protocol == "sse" else MULTIPART_ACCEPT}
     if token is not None:
         headers.update(bearer(token))
-    body = {"query": document, "variables": variables}
+    body: dict[str, Any] = {"variables": variables}
+    if document is not None:
+        body["query"] = document
+    if extensions is not None:
+        body["extensions"] = extensions
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(30)) as client,
         client.stream("POST", server.http_url, json=body, headers=headers) as response,
@@ -74,10 +84,15 @@ def multipart_parts(body: str, boundary: str) -> list[Any]:
 
 
 async def stream_results(
-    server: RunningServer, token: str | None, protocol: str, document: str, variables: dict[str, Any] | None = None
+    server: RunningServer,
+    token: str | None,
+    protocol: str,
+    document: str | None,
+    variables: dict[str, Any] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every GraphQL result of one streamed operation, checking the framing of its protocol on the way."""
-    async with open_stream(server, token, protocol, document, variables) as response:
+    async with open_stream(server, token, protocol, document, variables, extensions) as response:
         assert response.status_code == 200
         content_type = response.headers["content-type"]
         if protocol == "sse":
