@@ -4,16 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock run test lint schema fuzz fuzz-long bench soak web test-web typed-client test-js clean
+.PHONY: install lock run test lint schema fuzz fuzz-long bench soak web web-if-possible test-web typed-client test-js clean
 
 # The versions come from requirements.lock (the server with its test and bench extras, with hashes); the project
 # itself is installed editable on top, without its dependencies.
+# pip's output goes to $(INSTALL_LOG), shown only when the install fails.
+INSTALL_LOG := .install.log
 $(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	@echo "Installing the Python dependencies into $(VENV) (log: $(INSTALL_LOG))"
+	@{ $(PYTHON) -m venv $(VENV) \
+		&& $(BIN)/pip install --quiet --upgrade pip \
+		&& $(BIN)/pip install --quiet -r requirements.lock \
+		&& $(BIN)/pip install --quiet --no-deps -e . ; } > $(INSTALL_LOG) 2>&1 \
+		|| { cat $(INSTALL_LOG) >&2; echo "The install failed (its output is above and in $(INSTALL_LOG))." >&2; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -31,8 +35,12 @@ lock:
 	$(UV_COMPILE) pyproject.toml --extra test --extra bench -o requirements.lock
 	$(UV_COMPILE) requirements-codegen.in -o requirements-codegen.lock
 
+# The whole product: the chat page and offline GraphiQL are built first when Node and npm are here (again only
+# when their lock, sources or schema.graphql changed); without them, or if the build fails, one line says so and
+# the server starts all the same.
 run: $(STAMP)
-	$(BIN)/agno-graphql serve
+	@$(MAKE) --no-print-directory web-if-possible
+	@$(BIN)/agno-graphql serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check agno_graphql tests bench
@@ -74,12 +82,27 @@ WEB := examples/web-chat
 WEB_STAMP := $(WEB)/node_modules/.installed-stamp
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
+WEB_BUILT := $(WEB)/dist/.built-stamp
+WEB_SOURCES := $(shell find $(WEB)/src -type f -not -path '*/src/gql/*' 2>/dev/null) \
+	$(WEB)/build.mjs $(WEB)/codegen.ts $(WEB)/tsconfig.json schema.graphql
+WEB_LOG := .web-build.log
+
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund
 	touch $(WEB_STAMP)
 
-web: $(WEB_STAMP)
+$(WEB_BUILT): $(WEB_STAMP) $(WEB_SOURCES)
 	cd $(WEB) && npm run build
+	touch $(WEB_BUILT)
+
+web: $(WEB_BUILT)
+
+web-if-possible:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "Node and npm are not installed: serving without the chat page and offline GraphiQL (GraphiQL then loads from a CDN)."; \
+	elif ! $(MAKE) --no-print-directory web > $(WEB_LOG) 2>&1; then \
+		echo "Building the chat page and offline GraphiQL failed (see $(WEB_LOG)): serving without them."; \
+	fi
 
 # Browser tests: Debian's chromium (apt-get install -y chromium) driven by playwright-core.
 test-web: $(STAMP) web

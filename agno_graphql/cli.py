@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from agno_graphql.auth import ensure_secret, mint_token
+from agno_graphql.logs import configure_logging
 from agno_graphql.settings import Settings, SettingsError, load_settings
 
 DEV_TOKEN_TTL = 7 * 24 * 3600
@@ -65,6 +65,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         print(f"Chat page: http://{host}:{port}{CHAT_PATH}")
     else:
         print("Chat page: run `make web` to build it, then open /chat")
+    print(f"Database: {_shown_database(settings)}")
     if local_secret is not None:
         secret, created = local_secret
         if created:
@@ -83,6 +84,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # Each worker process builds its own app from the same environment.
         uvicorn.run("agno_graphql.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
+
+
+def _shown_database(settings: Settings) -> str:
+    """The database in use, its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.effective_database_url)
+    embedded = " (SQLite, the embedded default; set AGNO_GRAPHQL_DATABASE_URL for MySQL/MariaDB)"
+    return url.render_as_string(hide_password=True) + (embedded if not settings.database_url else "")
 
 
 def _redis_problem(url: str) -> str | None:
@@ -133,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export_schema()
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.log_level)
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
         return _serve(settings, args.host, args.port, args.workers)

@@ -31,6 +31,10 @@ class RunMetricsData:
     time_to_first_token_ms: float | None = None
 
 
+# Where an attachment stood among those its message sent (Agno's media `metadata`).
+POSITION_KEY = "position"
+
+
 @dataclass(frozen=True)
 class AttachmentRecord:
     """A file a user uploaded (or a tool or model made), as stored: what it is, whose, where its bytes are."""

@@ -16,6 +16,7 @@ from agno_graphql.media.links import LinkSigner, ensure_link_secret
 from tests.attachment_support import (
     ATTACHMENT,
     HISTORY,
+    MP3,
     RUN_WITH,
     download,
     png,
@@ -173,6 +174,20 @@ async def test_the_model_gets_the_attachments_and_the_history_lists_them(server:
     assert (await download(server, listed[0]["url"])).content == png(40, 30)
     assistant = next(m for m in messages["nodes"] if m["role"] == "ASSISTANT")
     assert assistant["attachments"] == []
+
+
+async def test_the_history_lists_attachments_in_the_order_sent(server: RunningServer, user_id: str) -> None:
+    """Agno keeps a list per kind; a document sent before an image stays before it."""
+    token = make_token(user_id)
+    sent = [
+        await upload(server, token, "notes.txt", b"first\n"),
+        await upload(server, token, "song.mp3", MP3),
+        await upload(server, token, "chart.png", png(2, 2)),
+    ]
+    events = await run_with(server, token, [a["id"] for a in sent])
+    messages = (await execute(server, token, HISTORY, {"id": events[0]["sessionId"]}))["session"]["messages"]
+    user_message = next(m for m in messages["nodes"] if m["role"] == "USER")
+    assert [a["name"] for a in user_message["attachments"]] == ["notes.txt", "song.mp3", "chart.png"]
 
 
 async def test_an_attachment_belongs_to_the_first_session_it_is_sent_in(server: RunningServer, user_id: str) -> None:

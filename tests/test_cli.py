@@ -16,7 +16,7 @@ import pytest
 
 from tests.auth_support import VIEWER
 from tests.client import bearer, execute
-from tests.conftest import TEST_SECRET, RunningServer, free_port
+from tests.conftest import TEST_SECRET, RunningServer, free_port, make_token
 from tests.process_support import CLI, cli_env, serving_process
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
@@ -164,3 +164,43 @@ def test_bad_setting_is_a_clear_startup_error(tmp_path: Path, case: str) -> None
 def test_malformed_database_url_is_a_clear_startup_error(tmp_path: Path) -> None:
     result = run_cli(["serve", "--port", str(free_port())], cli_env(tmp_path / "state", "notaurl"), tmp_path)
     _assert_clear_startup_error(result, "notaurl")
+
+
+ROUTINE_LINES = ("Started server process", "Uvicorn running on", "Cancellation manager set to", '"POST /graphql')
+
+
+def serve_and_run(tmp_path: Path, database_url: str, log_level: str) -> str:
+    """Start `serve` at `log_level`, answer a run and a query, stop it: all it wrote, stdout then stderr."""
+    env = cli_env(tmp_path / "state", database_url, jwt_secret=TEST_SECRET, log_level=log_level)
+    with serving_process(tmp_path, env) as served:
+        token = make_token("log-reader")
+        with httpx.Client(timeout=60) as client:
+            assert client.post(served.http_url, json={"query": VIEWER}, headers=bearer(token)).status_code == 200
+        answered = httpx.post(
+            served.http_url,
+            json={"query": 'subscription { runAgent(input: {agentId: "assistant", message: "hi"}) { __typename } }'},
+            headers={**bearer(token), "Accept": "text/event-stream"},
+            timeout=60,
+        )
+        assert "RunCompleted" in answered.text
+    return served.printed() + served.stderr_file.read_text()
+
+
+def test_serve_prints_what_a_person_needs_and_no_routine_lines(
+    tmp_path: Path, new_database_url: Callable[[str], str]
+) -> None:
+    """At the default level: the URLs, the database in use (its password hidden), real warnings only."""
+    database_url = new_database_url("banner")
+    printed = serve_and_run(tmp_path, database_url, "info")
+    assert "GraphQL and GraphiQL: http://127.0.0.1:" in printed and "Chat page:" in printed
+    database_line = next(line for line in printed.splitlines() if line.startswith("Database: "))
+    assert database_line.split(" ")[1].split("@")[-1] == database_url.split("@")[-1]
+    assert not [line for line in printed.splitlines() if any(routine in line for routine in ROUTINE_LINES)], printed
+    assert not re.search(r"^(INFO|DEBUG)", printed, re.MULTILINE), printed
+
+
+def test_routine_lines_are_debug_lines(tmp_path: Path) -> None:
+    printed = serve_and_run(tmp_path, f"sqlite:///{tmp_path / 'debug.db'}", "debug")
+    for routine in ("Started server process", "Cancellation manager set to"):
+        line = next(line for line in printed.splitlines() if routine in line)
+        assert line.startswith("DEBUG"), line

@@ -13,7 +13,7 @@ from agno.media.storage.base import AsyncMediaStorage
 
 from agno_graphql.media.storage import facts, reference
 from agno_graphql.media.types import AUDIO, IMAGE, VIDEO
-from agno_graphql.records import AttachmentRecord
+from agno_graphql.records import POSITION_KEY, AttachmentRecord
 
 # Agno's OpenAI model sends audio with its format ("mp3", not "mpeg").
 _AUDIO_FORMATS = {"audio/mpeg": "mp3", "audio/wav": "wav", "audio/ogg": "ogg", "audio/webm": "webm"}
@@ -48,12 +48,13 @@ def run_media(attachments: Sequence[AttachmentRecord], agent: Agent, session_id:
     storage = agent.media_storage
     if not attachments or not isinstance(storage, AsyncMediaStorage):
         return media
-    for record in attachments:
+    for position, record in enumerate(attachments):
         common: dict[str, Any] = {
             "id": record.id,
             "media_reference": reference(record, storage, session_id),
             "mime_type": record.mime_type,
-            "metadata": facts(record),
+            # Agno keeps one list per kind: the position gives the history the order they were sent in.
+            "metadata": {**facts(record), POSITION_KEY: position},
         }
         if record.kind == IMAGE:
             media.images.append(Image(**common))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, String, Table, delete, func, select, update
 
-from agno_graphql.records import AttachmentRecord
+from agno_graphql.records import POSITION_KEY, AttachmentRecord
 
 if TYPE_CHECKING:
     from agno_graphql.db.database import Database
@@ -133,33 +133,39 @@ _MEDIA_LISTS = {"images": "IMAGE", "audio": "AUDIO", "videos": "VIDEO", "files":
 
 
 def attachments_of(message: Mapping[str, Any], session_id: str) -> tuple[AttachmentRecord, ...]:
-    """The attachments a stored message holds, from the references Agno keeps in it (never the bytes). Media held
-    inline, with no reference into the storage, has no link to give and is left out."""
-    found: list[AttachmentRecord] = []
+    """The attachments a stored message holds, from the references Agno keeps in it (never the bytes), in the order
+    the message sent them (Agno keeps a list per kind; made media in the order made). Media held inline, with no
+    reference into the storage, has no link to give and is left out."""
+    found: list[tuple[int, AttachmentRecord]] = []
     for key, kind in _MEDIA_LISTS.items():
         for item in message.get(key) or ():
-            ref = item.get("media_reference") if isinstance(item, dict) else None
-            if not isinstance(ref, dict) or not ref.get("storage_key"):
-                continue
-            facts = item.get("metadata") or ref.get("metadata") or {}
-            found.append(
-                AttachmentRecord(
-                    id=str(facts.get("attachment_id") or ref.get("media_id") or item.get("id")),
-                    user_id="",  # the viewer's: messages are read in their own sessions only
-                    session_id=session_id,
-                    name=str(facts.get("name") or ref.get("filename") or item.get("filename") or ref["storage_key"]),
-                    mime_type=str(ref.get("mime_type") or item.get("mime_type") or "application/octet-stream"),
-                    kind=str(facts.get("kind") or kind),
-                    byte_size=int(facts.get("byte_size") or ref.get("size") or 0),
-                    created_at=float(facts.get("created_at") or message.get("created_at") or 0),
-                    storage_key=str(ref["storage_key"]),
-                    content_hash=str(ref.get("content_hash") or ""),
-                    width=_int_or_none(facts.get("width")),
-                    height=_int_or_none(facts.get("height")),
-                    first_line=facts.get("first_line"),
-                )
-            )
-    return tuple(found)
+            record = _stored_record(item, kind, session_id, message)
+            if record is not None:
+                position = (item.get("metadata") or {}).get(POSITION_KEY)
+                found.append((position if isinstance(position, int) else len(found), record))
+    return tuple(record for _, record in sorted(found, key=lambda pair: pair[0]))
+
+
+def _stored_record(item: Any, kind: str, session_id: str, message: Mapping[str, Any]) -> AttachmentRecord | None:
+    ref = item.get("media_reference") if isinstance(item, dict) else None
+    if not isinstance(ref, dict) or not ref.get("storage_key"):
+        return None
+    facts = item.get("metadata") or ref.get("metadata") or {}
+    return AttachmentRecord(
+        id=str(facts.get("attachment_id") or ref.get("media_id") or item.get("id")),
+        user_id="",  # the viewer's: messages are read in their own sessions only
+        session_id=session_id,
+        name=str(facts.get("name") or ref.get("filename") or item.get("filename") or ref["storage_key"]),
+        mime_type=str(ref.get("mime_type") or item.get("mime_type") or "application/octet-stream"),
+        kind=str(facts.get("kind") or kind),
+        byte_size=int(facts.get("byte_size") or ref.get("size") or 0),
+        created_at=float(facts.get("created_at") or message.get("created_at") or 0),
+        storage_key=str(ref["storage_key"]),
+        content_hash=str(ref.get("content_hash") or ""),
+        width=_int_or_none(facts.get("width")),
+        height=_int_or_none(facts.get("height")),
+        first_line=facts.get("first_line"),
+    )
 
 
 def _int_or_none(value: Any) -> int | None:

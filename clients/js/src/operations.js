@@ -106,6 +106,49 @@ export const CANCEL_RUN = clientOperation(`
   }
 `);
 
+// Attachments: a file uploaded (a GraphQL multipart request), then sent with a message by id; the history lists them.
+export const UPLOAD_ATTACHMENT = clientOperation(`
+  mutation UploadAttachment($input: UploadAttachmentInput!) {
+    uploadAttachment(input: $input) {
+      attachment {
+        id
+        name
+        mimeType
+        byteSize
+        kind
+        width
+        height
+        url
+        createdAt
+      }
+    }
+  }
+`);
+export const SESSION_ATTACHMENTS = clientOperation(`
+  query SessionAttachments($id: ID!) {
+    session(id: $id) {
+      id
+      messages(first: 20) {
+        nodes {
+          id
+          role
+          content
+          attachments {
+            id
+            name
+            mimeType
+            byteSize
+            kind
+            width
+            height
+            url
+          }
+        }
+      }
+    }
+  }
+`);
+
 /** A message the offline demo model answers word by word for a while: the session is busy meanwhile. */
 export const LONG_MESSAGE = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
 

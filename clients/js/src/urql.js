@@ -27,6 +27,7 @@ const EMBEDDED_TYPES = [
   "DeleteSessionPayload",
   "ForkSessionPayload",
   "CancelRunPayload",
+  "UploadAttachmentPayload",
   "UserInputField",
   "FeedbackQuestion",
   "FeedbackOption",

@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
 import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
 import { getMainDefinition, relayStylePagination } from "@apollo/client/utilities";
+import UploadHttpLink from "apollo-upload-client/UploadHttpLink.mjs";
 import { createClient } from "graphql-ws";
 import { OperationTypeNode } from "graphql";
 import { filter, firstValueFrom, from, lastValueFrom, toArray } from "rxjs";
@@ -25,10 +26,13 @@ import {
   RUN_AGENT,
   RUN_ALTERNATIVES,
   SESSION,
+  SESSION_ATTACHMENTS,
   SESSION_HISTORY,
   SESSIONS,
   streamedText,
+  UPLOAD_ATTACHMENT,
 } from "../src/operations.js";
+import { download, png } from "../src/attachments.js";
 import { possibleTypes } from "../src/possible-types.js";
 import { backends, newUserId, startServer } from "../src/server.js";
 
@@ -55,8 +59,13 @@ function wsClient(server, token, closedCodes = []) {
   });
 }
 
-function apolloClient(server, token, { cache = newCache(), ws = wsClient(server, token) } = {}) {
-  const http = new HttpLink({ uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` } });
+/**
+ * Apollo Client with graphql-ws for subscriptions; over HTTP an HttpLink, or with `uploads` apollo-upload-client's
+ * UploadHttpLink, which sends an operation whose variables hold a File as a GraphQL multipart request.
+ */
+function apolloClient(server, token, { cache = newCache(), ws = wsClient(server, token), uploads = false } = {}) {
+  const options = { uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` } };
+  const http = uploads ? new UploadHttpLink(options) : new HttpLink(options);
   const link = ApolloLink.split(
     ({ query }) => {
       const definition = getMainDefinition(query);
@@ -639,6 +648,60 @@ for (const backend of await backends()) {
         copied.filter((message) => sourceIds.has(message.id)),
         [],
       );
+    });
+
+    test("an image uploaded with apollo-upload-client reaches the model, the history and its signed link", async () => {
+      const client = clientFor(newUserId("apollo-attachment"), { uploads: true });
+      const content = png(4, 3);
+      // The server takes an Upload only from a multipart request (as JSON it is BAD_USER_INPUT).
+      const { data } = await client.mutate({
+        mutation: UPLOAD_ATTACHMENT,
+        variables: { input: { file: new File([content], "pixel.png", { type: "image/png" }) } },
+      });
+      const attachment = data.uploadAttachment.attachment;
+      const { __typename, id, url, createdAt, ...facts } = attachment;
+      assert.deepEqual(facts, {
+        name: "pixel.png",
+        mimeType: "image/png",
+        byteSize: content.length,
+        kind: "IMAGE",
+        width: 4,
+        height: 3,
+      });
+
+      const events = await runAgent(client, {
+        agentId: "assistant",
+        message: "What is this?",
+        attachments: [attachment.id],
+      });
+      assert.deepEqual([events[0].__typename, events.at(-1).__typename], ["RunStarted", "RunCompleted"]);
+      const answer = `You said: What is this?\nYou sent pixel.png (image, ${content.length} bytes, 4x3, ${content.length} bytes received).`;
+      assert.equal(events.at(-1).content, answer);
+      assert.equal(streamedText(events), answer);
+
+      const history = await client.query({
+        query: SESSION_ATTACHMENTS,
+        variables: { id: events[0].sessionId },
+        fetchPolicy: "network-only",
+      });
+      const messages = history.data.session.messages.nodes;
+      assert.deepEqual(
+        messages.map((message) => [message.role, message.content]),
+        [
+          ["USER", "What is this?"],
+          ["ASSISTANT", answer],
+        ],
+      );
+      const [listed] = messages[0].attachments;
+      assert.deepEqual(
+        [listed.id, listed.name, listed.kind, listed.width, listed.height],
+        [attachment.id, "pixel.png", "IMAGE", 4, 3],
+      );
+      assert.deepEqual(messages[1].attachments, []);
+
+      const downloaded = await download(server, listed.url);
+      assert.deepEqual([downloaded.status, downloaded.contentType], [200, "image/png"]);
+      assert.deepEqual(downloaded.bytes, content);
     });
 
     test("a rejected token: websocket closed with 4403, HTTP answered UNAUTHENTICATED", async () => {

@@ -9,9 +9,19 @@ import { loadSchema } from "../src/possible-types.js";
 const schema = loadSchema();
 const documents = Object.entries(operations).filter(([, value]) => value?.kind === "Document");
 
-test("the conversation-editing and queue documents are among the ones checked", () => {
+test("the conversation-editing, queue and attachment documents are among the ones checked", () => {
   const names = documents.map(([name]) => name);
-  for (const name of ["REGENERATE_RUN", "EDIT_MESSAGE", "FORK_SESSION", "RUN_ALTERNATIVES", "RUN", "CANCEL_RUN"]) {
+  const written = [
+    "REGENERATE_RUN",
+    "EDIT_MESSAGE",
+    "FORK_SESSION",
+    "RUN_ALTERNATIVES",
+    "RUN",
+    "CANCEL_RUN",
+    "UPLOAD_ATTACHMENT",
+    "SESSION_ATTACHMENTS",
+  ];
+  for (const name of written) {
     assert.ok(names.includes(name), name);
   }
 });

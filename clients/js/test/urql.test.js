@@ -18,12 +18,15 @@ import {
   RUN_AGENT,
   RUN_ALTERNATIVES,
   SESSION,
+  SESSION_ATTACHMENTS,
   SESSION_HISTORY,
   SESSION_RUNS,
   SESSIONS,
   streamedText,
+  UPLOAD_ATTACHMENT,
   USER_FEEDBACK_REQUEST,
 } from "../src/operations.js";
+import { download, MP3 } from "../src/attachments.js";
 import { backends, newUserId, startServer } from "../src/server.js";
 import { collect, follow, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
 
@@ -96,6 +99,12 @@ for (const backend of await backends()) {
 
     async function readRun(client, id, requestPolicy = "cache-first") {
       return (await ok(client.query(RUN, { id }, { requestPolicy }).toPromise())).run;
+    }
+
+    /** uploadAttachment with a File in the variables, which urql's fetchExchange sends as a multipart request. */
+    async function upload(client, file) {
+      return (await ok(client.mutation(UPLOAD_ATTACHMENT, { input: { file } }).toPromise())).uploadAttachment
+        .attachment;
     }
 
     test("a calculator run streams a tool call and the answer over graphql-ws", async () => {
@@ -391,6 +400,82 @@ for (const backend of await backends()) {
         copied.filter((message) => sourceIds.has(message.id)),
         [],
       );
+    });
+
+    test("a document and an mp3 uploaded through the fetch exchange reach the model, the history and their links", async () => {
+      const client = clientFor(newUserId("urql-attachments"));
+      const text = "# Plan\nShip it on Friday.\n";
+      const notes = await upload(client, new File([text], "notes.md", { type: "text/markdown" }));
+      const song = await upload(client, new File([MP3], "song.mp3", { type: "audio/mpeg" }));
+      assert.deepEqual(
+        [notes, song].map(({ id, url, createdAt, ...facts }) => facts),
+        [
+          {
+            name: "notes.md",
+            mimeType: "text/markdown",
+            byteSize: text.length,
+            kind: "DOCUMENT",
+            width: null,
+            height: null,
+          },
+          { name: "song.mp3", mimeType: "audio/mpeg", byteSize: MP3.length, kind: "AUDIO", width: null, height: null },
+        ],
+      );
+
+      const session = await createSession(client, "assistant");
+      const events = await runAgent(client, {
+        agentId: "assistant",
+        sessionId: session.id,
+        message: "Listen and read",
+        attachments: [notes.id, song.id],
+      });
+      // The demo model describes a message's media by kind (images, audio, video, files): the song first.
+      const answer =
+        `You said: Listen and read\nYou sent song.mp3 (audio, ${MP3.length} bytes, ${MP3.length} bytes received); ` +
+        `notes.md (document, ${text.length} bytes, first line: '# Plan', ${text.length} bytes received).`;
+      assert.equal(events.at(-1).__typename, "RunCompleted");
+      assert.equal(events.at(-1).content, answer);
+      assert.equal(streamedText(events), answer);
+
+      const data = await ok(client.query(SESSION_ATTACHMENTS, { id: session.id }).toPromise());
+      const [sent, answered] = data.session.messages.nodes;
+      assert.deepEqual(
+        [sent.role, sent.content, answered.role, answered.content],
+        ["USER", "Listen and read", "ASSISTANT", answer],
+      );
+      // In the order sent, though Agno keeps one list per kind.
+      assert.deepEqual(
+        sent.attachments.map(({ id, name, kind }) => [id, name, kind]),
+        [
+          [notes.id, "notes.md", "DOCUMENT"],
+          [song.id, "song.mp3", "AUDIO"],
+        ],
+      );
+      assert.deepEqual(answered.attachments, []);
+
+      const [document, audio] = await Promise.all(
+        sent.attachments.map((attachment) => download(server, attachment.url)),
+      );
+      assert.deepEqual(
+        [document.status, document.contentType, document.bytes.toString()],
+        [200, "text/markdown; charset=utf-8", text],
+      );
+      assert.deepEqual([audio.status, audio.contentType], [200, "audio/mpeg"]);
+      assert.deepEqual(audio.bytes, MP3);
+    });
+
+    test("a file whose bytes are not what its name says is refused with BAD_USER_INPUT", async () => {
+      const client = clientFor(newUserId("urql-refused"));
+      const refused = await client
+        .mutation(UPLOAD_ATTACHMENT, { input: { file: new File(["hello"], "x.png") } })
+        .toPromise();
+      assert.equal(refused.error.networkError, undefined);
+      assert.deepEqual(
+        refused.error.graphQLErrors.map((error) => error.extensions.code),
+        ["BAD_USER_INPUT"],
+      );
+      assert.match(refused.error.graphQLErrors[0].message, /^'x\.png' is text/);
+      assert.equal(refused.data?.uploadAttachment ?? null, null);
     });
 
     test("a rejected token: websocket closed with 4403, HTTP answered UNAUTHENTICATED", async () => {
