@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import strawberry
@@ -56,6 +57,7 @@ from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import PageLimits
 from agno_graphql.diagnostics import METRICS_PATH, ConnectionTracker, metrics_endpoint
+from agno_graphql.documents import Documents
 from agno_graphql.downloads import attachment_download
 from agno_graphql.error_policy import ErrorPolicy
 from agno_graphql.errors import AppError, pre_execution_code
@@ -86,9 +88,10 @@ from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.run_steps import StoredRunSteps
 from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
-from agno_graphql.settings import Settings
+from agno_graphql.settings import Settings, SettingsError
 from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
+from agno_graphql.trusted_documents import DocumentNotAllowed, TrustedDocuments, document_not_allowed
 from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart, multipart_operation
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
 
@@ -205,6 +208,8 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             response = http_error_response(error, request.method)
         except PersistedQueryNotFound:
             response = persisted_query_not_found()
+        except DocumentNotAllowed:
+            response = document_not_allowed()
         if request.method == "GET":
             # Every answer depends on the viewer: no shared cache may keep one for another.
             response.headers["Cache-Control"] = "private"
@@ -217,8 +222,8 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         data = await super().parse_http_body(request)
-        if isinstance(data, GraphQLRequestData) and data.extensions and "persistedQuery" in data.extensions:
-            data.query = await self.services.persisted_queries.document(
+        if isinstance(data, GraphQLRequestData):
+            data.query = await self.services.documents.resolve(
                 data.query, data.extensions, may_register=lambda: self._authenticated(request)
             )
         return data
@@ -332,12 +337,19 @@ def build_broker(settings: Settings) -> RunBroker:
     return InProcessBroker(limits)
 
 
-def build_persisted_queries(settings: Settings) -> PersistedQueries:
-    """Documents by hash: this instance's bounded map, in front of Redis when instances share the work."""
+def build_documents(settings: Settings) -> Documents:
+    """Persisted queries by hash (this instance's bounded map, in front of Redis when instances share the work),
+    and the trusted documents' manifest when one is set."""
     shared: DocumentStore = NoDocuments()
     if settings.redis_url:
         shared = RedisDocuments(settings.redis_url, settings.redis_prefix, settings.persisted_queries_ttl_seconds)
-    return PersistedQueries(shared, settings.persisted_queries_cache_size)
+    trusted = None
+    if settings.trusted_documents:
+        try:
+            trusted = TrustedDocuments.load(Path(settings.trusted_documents), introspection=settings.introspection)
+        except ValueError as error:
+            raise SettingsError(f"AGNO_GRAPHQL_TRUSTED_DOCUMENTS: {error}") from None
+    return Documents(PersistedQueries(shared, settings.persisted_queries_cache_size), trusted)
 
 
 def build_attachments(settings: Settings, db: Database) -> AttachmentService:
@@ -421,7 +433,7 @@ def build_services(settings: Settings) -> Services:
         edits=EditService(db, registry, sessions, runs, manager, attachments, settings.max_message_chars),
         attachments=attachments,
         verifier=verifier,
-        persisted_queries=build_persisted_queries(settings),
+        documents=build_documents(settings),
         db=db,
         run_manager=manager,
         lost_runs=lost_runs,
@@ -460,7 +472,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         await services.attachments.stop()
         await services.lost_runs.stop()
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
-        await services.persisted_queries.close()
+        await services.documents.close()
         await services.db.dispose()
 
     metrics_routes = (

@@ -91,8 +91,10 @@ def message_problem(message: object) -> str | None:
         return f"`{kind}` needs a non-empty string `id`."
     if kind in _OPERATION_MESSAGES:
         payload = message.get("payload")
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str | None):
             return f"`{kind}` needs a `payload` object with a string `query`."
+        if payload.get("query") is None and "persistedQuery" not in (payload.get("extensions") or {}):
+            return f"`{kind}` needs a `payload` object with a string `query` (or a persisted query's hash)."
         if not isinstance(payload.get("operationName"), str | None):
             return "`operationName` must be a string or null."
         for key in ("variables", "extensions"):

@@ -72,6 +72,7 @@ class Settings:
     redis_prefix: str = "agql"
     persisted_queries_cache_size: int = 1000
     persisted_queries_ttl_seconds: int = 7 * 24 * 3600
+    trusted_documents: str = ""
     run_timeout_seconds: float = 600.0
     max_runs_per_user: int = 5
     max_queued_per_session: int = 5

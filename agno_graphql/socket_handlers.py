@@ -6,11 +6,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cross_web import HTTPException
+from graphql import GraphQLFormattedError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage as TransportErrorMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
 
 from agno_graphql.diagnostics import ConnectionTracker
+from agno_graphql.error_policy import BAD_REQUEST
+from agno_graphql.persisted_queries import NOT_FOUND_MESSAGE, PERSISTED_QUERY_NOT_FOUND, PersistedQueryNotFound
+from agno_graphql.trusted_documents import PERSISTED_QUERY_NOT_ALLOWED, DocumentNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +28,33 @@ def _tracker(handler: BaseGraphQLTransportWSHandler[Any, Any] | BaseGraphQLWSHan
     return tracker
 
 
+async def _refusal(handler: Any, payload: dict[str, Any]) -> GraphQLFormattedError | None:
+    """Put the document the operation runs into its payload (documents.py); the error to send instead, if any."""
+    try:
+        payload["query"] = await handler.view.services.documents.resolve(
+            payload.get("query"), payload.get("extensions"), may_register=lambda: handler.connection_acknowledged
+        )
+    except DocumentNotAllowed:
+        return {"message": DocumentNotAllowed.message, "extensions": {"code": PERSISTED_QUERY_NOT_ALLOWED}}
+    except PersistedQueryNotFound:
+        return {"message": NOT_FOUND_MESSAGE, "extensions": {"code": PERSISTED_QUERY_NOT_FOUND}}
+    except HTTPException as error:
+        return {"message": error.reason, "extensions": {"code": BAD_REQUEST}}
+    return None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws, counted from the moment the socket is accepted until its operations are cleaned up."""
 
     async def handle(self) -> None:
         with _tracker(self).open(self):
             await super().handle()
+
+    async def handle_subscribe(self, message: Any) -> None:
+        if self.connection_acknowledged and (error := await _refusal(self, message["payload"])) is not None:
+            await self.send_message(TransportErrorMessage(id=message["id"], type="error", payload=[error]))
+            return
+        await super().handle_subscribe(message)
 
     async def handle_task_exception(self, error: Exception) -> None:
         # A client that leaves while its subscription is being sent to is not a server error.
@@ -42,3 +70,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
     async def handle(self) -> None:
         with _tracker(self).open(self):
             await super().handle()
+
+    async def handle_start(self, message: Any) -> None:
+        if self.connection_acknowledged and (error := await _refusal(self, message["payload"])) is not None:
+            await self.send_message(LegacyErrorMessage(id=message["id"], type="error", payload=error))
+            return
+        await super().handle_start(message)

@@ -11,7 +11,7 @@ from agno_graphql.agents.registry import AgentRegistry
 from agno_graphql.agents.runner import RunManager
 from agno_graphql.auth import TokenVerifier
 from agno_graphql.db.database import Database
-from agno_graphql.persisted_queries import PersistedQueries
+from agno_graphql.documents import Documents
 from agno_graphql.services.attachments import AttachmentService
 from agno_graphql.services.editing import EditService
 from agno_graphql.services.history import HistoryService
@@ -30,7 +30,7 @@ class Services:
     attachments: AttachmentService
     verifier: TokenVerifier
     # Read by the HTTP view before an operation runs.
-    persisted_queries: PersistedQueries
+    documents: Documents
     # For the app's lifecycle, readiness and metrics, not for resolvers.
     db: Database
     run_manager: RunManager
