@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock run test lint schema fuzz fuzz-long bench soak web web-if-possible test-web typed-client test-js clean
+.PHONY: install lock run test lint schema fuzz fuzz-long bench bench-attachments soak web web-if-possible test-web typed-client test-js clean
 
 # The versions come from requirements.lock (the server with its test and bench extras, with hashes); the project
 # itself is installed editable on top, without its dependencies.
@@ -67,6 +67,11 @@ fuzz-long: $(STAMP)
 BENCH_DATABASE_URL ?= mysql+pymysql://root@127.0.0.1:3306/agql_bench
 bench: $(STAMP)
 	$(BIN)/python -m bench --database-url '$(BENCH_DATABASE_URL)'
+
+# The server's memory around a 20 MiB upload and a run carrying it (BENCHMARKS.md, "Attachments: server memory"), on
+# SQLite in a temporary folder; `python -m bench.attachments --help` for the size, rounds and a MariaDB URL.
+bench-attachments: $(STAMP)
+	$(BIN)/python -m bench.attachments
 
 # The soak (RELIABILITY.md; not part of CI): SOAK_MINUTES of mixed traffic on two instances over MariaDB (a fresh
 # database next to SOAK_DATABASE_URL's, dropped afterwards) and Redis, then the database and resource checks.

@@ -69,6 +69,7 @@ from agno_graphql.guards import (
     parse_json_body,
     remember_viewer,
 )
+from agno_graphql.logs import begin_request, configure_logging, note_user
 from agno_graphql.media.links import ATTACHMENTS_PATH, LinkSigner, ensure_link_secret
 from agno_graphql.media.storage import AttachmentStorage, LocalStorage, S3Settings, S3Storage
 from agno_graphql.node_limit import NodeCounter, NodeLimit
@@ -214,7 +215,11 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             # Every answer depends on the viewer: no shared cache may keep one for another.
             response.headers["Cache-Control"] = "private"
             response.headers.add_vary_header("Authorization")
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            # A multipart request's spooled file is closed (and its disk freed) now, not when collected.
+            await request.close()
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         """Not for a GET that carries extensions: a persisted query, whatever its Accept header."""
@@ -263,7 +268,9 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
         return response
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        return Context(services=self.services, request=request, response=response)
+        context = Context(services=self.services, request=request, response=response)
+        begin_request(context.request_id)
+        return context
 
     async def on_ws_connect(self, context: Context) -> Any:
         """Refuse the socket (4403) unless connection_init carries a valid token."""
@@ -272,6 +279,7 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
         except AppError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
         context.viewer = viewer
+        note_user(viewer.user_id)
         if isinstance(context.request, WebSocket):
             remember_viewer(context.request, viewer)
         return {"userId": viewer.user_id}
@@ -525,6 +533,7 @@ def app_from_environment() -> Starlette:
     from agno_graphql.settings import load_settings
 
     settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)  # a worker process sets up its own
     app = create_app(settings, build_services(settings))
     freeze_startup_objects()
     return app

@@ -41,7 +41,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int, log_config: dict[str, Any] | None) -> int:
     import uvicorn
 
     from agno_graphql.app import build_services, create_app, freeze_startup_objects
@@ -76,7 +76,13 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     else:
         print("Tokens come from your identity provider (or `agno-graphql token USER_ID` with the shared secret).")
     sys.stdout.flush()
-    options = {"host": host, "port": port, "log_level": settings.log_level, **server_options(settings)}
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": log_config,
+        **server_options(settings),
+    }
     if app is not None:
         freeze_startup_objects()
         uvicorn.run(app, **options)
@@ -143,10 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export_schema()
     try:
         settings = load_settings()
-        configure_logging(settings.log_level)
+        log_config = configure_logging(settings.log_level, settings.log_format)
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
-        return _serve(settings, args.host, args.port, args.workers)
+        return _serve(settings, args.host, args.port, args.workers, log_config)
     except SettingsError as exc:
         return _fail(str(exc))
 

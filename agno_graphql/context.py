@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from agno_graphql.auth import Viewer
+from agno_graphql.logs import note_user
 from agno_graphql.records import RunRecord
 from agno_graphql.services import Services
 
@@ -43,7 +44,9 @@ class Context:
             header = init_payload_token(self.connection_params)
         else:
             header = self.request.headers.get("authorization")
-        return self.services.verifier.verify_header(header)
+        viewer = self.services.verifier.verify_header(header)
+        note_user(viewer.user_id)
+        return viewer
 
     @property
     def user_id(self) -> str:

@@ -98,6 +98,7 @@ class Settings:
     media_s3_secret_access_key: str = ""
     metrics: bool = False
     log_level: str = "info"
+    log_format: str = "text"
 
     @property
     def state_path(self) -> Path:
@@ -184,5 +185,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}ATTACHMENT_TYPES: {', '.join(unknown)} unknown; the known types: {known}")
     if settings.public_base_url and not settings.public_base_url.startswith(("http://", "https://")):
         raise SettingsError(f"{PREFIX}PUBLIC_BASE_URL must start with http:// or https://")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be text or json, not {settings.log_format!r}")
     if settings.offline_delay_ms < 0:
         raise SettingsError(f"{PREFIX}OFFLINE_DELAY_MS must not be negative")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import subprocess
@@ -204,3 +205,18 @@ def test_routine_lines_are_debug_lines(tmp_path: Path) -> None:
     for routine in ("Started server process", "Cancellation manager set to"):
         line = next(line for line in printed.splitlines() if routine in line)
         assert line.startswith("DEBUG"), line
+
+
+def test_json_logs_are_one_object_a_line_with_the_request_and_user(tmp_path: Path) -> None:
+    """AGNO_GRAPHQL_LOG_FORMAT=json: uvicorn's and Agno's lines too; the banner stays plain text on stdout."""
+    env = cli_env(tmp_path / "state", f"sqlite:///{tmp_path / 'json.db'}", jwt_secret=TEST_SECRET)
+    env.update({"AGNO_GRAPHQL_LOG_FORMAT": "json", "AGNO_GRAPHQL_LOG_LEVEL": "debug"})
+    with serving_process(tmp_path, env) as served, httpx.Client(timeout=60) as client:
+        client.post(served.http_url, json={"query": VIEWER}, headers=bearer(make_token("json-reader")))
+    lines = [line for line in served.stderr_file.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert all({"time", "level", "message", "logger"} <= set(r) for r in records), records[:3]
+    assert all(r["level"] == r["level"].lower() and "T" in r["time"] for r in records)
+    assert any(r["logger"] == "agno" for r in records) and any(r["logger"].startswith("uvicorn") for r in records)
+    access = next(r for r in records if r["logger"] == "uvicorn.access" and "POST /graphql" in r["message"])
+    assert access["userId"] == "json-reader" and len(access["requestId"]) == 16
