@@ -92,6 +92,7 @@ from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings, SettingsError
 from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
 from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
+from agno_graphql.tracing import Tracing
 from agno_graphql.trusted_documents import DocumentNotAllowed, TrustedDocuments, document_not_allowed
 from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart, multipart_operation
 from agno_graphql.web import CHAT_PATH, local_graphiql_page, web_routes
@@ -132,7 +133,7 @@ async def _syntax_error_as_result(results: AsyncGenerator[Any, None]) -> AsyncGe
             yield result
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawberry.Schema:
     # The limiters' validation rules are built once: every limiter instance makes new rule classes, and
     # ValidationCache is keyed by the rules, so limiters made per request made it miss on every request
     # (validation was a quarter of a session list's CPU; BENCHMARKS.md).
@@ -152,6 +153,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+    if tracing is not None:
+        extensions.insert(0, tracing.extension())
     schema = AppSchema(
         query=api.Query,
         mutation=api.Mutation,
@@ -389,10 +392,15 @@ def build_attachments(settings: Settings, db: Database) -> AttachmentService:
     return AttachmentService(db, storage, links, limits)
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, tracing: Tracing | None = None) -> Services:
     """Everything the API needs, built from settings, each service handed what it calls; bad settings raise errors
-    that say what to fix."""
-    db = Database(settings.effective_database_url)
+    that say what to fix. Traced with `tracing`, else when the environment names an OTLP endpoint."""
+    tracing = tracing or Tracing.from_environment(settings.trace_resolvers)
+    tracer = tracing.tracer if tracing is not None else None
+    db = Database(settings.effective_database_url, tracer=tracer)
+    if tracing is not None:
+        tracing.instrument_engine(db.engine)
+        tracing.instrument_agno()
     model = build_model(settings)
     agents = load_agents_module(settings.agents) if settings.agents else builtin_agents(model)
     attachments = build_attachments(settings, db)
@@ -415,6 +423,7 @@ def build_services(settings: Settings) -> Services:
             run_timeout_seconds=settings.run_timeout_seconds,
             coalesce_seconds=settings.stream_coalesce_ms / 1000,
         ),
+        tracer=tracer,
     )
     limits = PageLimits(default_size=settings.page_size_default, max_size=settings.page_size_max)
     sessions = SessionService(
@@ -445,12 +454,13 @@ def build_services(settings: Settings) -> Services:
         db=db,
         run_manager=manager,
         lost_runs=lost_runs,
+        tracing=tracing,
     )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     services = services or build_services(settings)
-    graphql_app = GraphQLApp(build_schema(settings), services, settings)
+    graphql_app = GraphQLApp(build_schema(settings, services.tracing), services, settings)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -482,6 +492,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
         await services.documents.close()
         await services.db.dispose()
+        if services.tracing is not None:
+            services.tracing.shutdown()  # what is still batched goes out
 
     metrics_routes = (
         [Route(METRICS_PATH, metrics_endpoint(services.db, services.run_manager, graphql_app.connections))]
@@ -517,6 +529,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         allow_credentials=False,
         max_age=600,
     )
+    if services.tracing is not None:
+        services.tracing.add_middleware(app)  # outermost: a request's span covers all of it
     return app
 
 

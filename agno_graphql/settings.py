@@ -99,6 +99,7 @@ class Settings:
     metrics: bool = False
     log_level: str = "info"
     log_format: str = "text"
+    trace_resolvers: bool = False
 
     @property
     def state_path(self) -> Path:

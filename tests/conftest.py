@@ -29,6 +29,7 @@ from agno_graphql.app import build_services, create_app
 from agno_graphql.cli import server_options
 from agno_graphql.services import Services
 from agno_graphql.settings import Settings
+from agno_graphql.tracing import Tracing
 
 if TYPE_CHECKING:
     from tests.openai_stub import OpenAIStub
@@ -199,9 +200,9 @@ def serve_in_thread(
     return server, thread, port
 
 
-def start_server(settings: Settings) -> RunningServer:
-    """A real agno-graphql server on a free loopback port."""
-    services = build_services(settings)
+def start_server(settings: Settings, tracing: Tracing | None = None) -> RunningServer:
+    """A real agno-graphql server on a free loopback port (traced with `tracing`, if given)."""
+    services = build_services(settings, tracing)
     server, thread, port = serve_in_thread(create_app(settings, services), "agno-graphql", **server_options(settings))
     return RunningServer(settings=settings, services=services, port=port, server=server, thread=thread)
 

@@ -36,9 +36,10 @@ async def open_stream(
     document: str | None,
     variables: dict[str, Any] | None = None,
     extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[httpx.Response]:
     """A streamed operation's response; without a document, it is named by `extensions` (a persisted query)."""
-    headers = {"Accept": SSE_ACCEPT if protocol == "sse" else MULTIPART_ACCEPT}
+    headers = {"Accept": SSE_ACCEPT if protocol == "sse" else MULTIPART_ACCEPT, **(headers or {})}
     if token is not None:
         headers.update(bearer(token))
     body: dict[str, Any] = {"variables": variables}
@@ -90,9 +91,10 @@ async def stream_results(
     document: str | None,
     variables: dict[str, Any] | None = None,
     extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every GraphQL result of one streamed operation, checking the framing of its protocol on the way."""
-    async with open_stream(server, token, protocol, document, variables, extensions) as response:
+    async with open_stream(server, token, protocol, document, variables, extensions, headers) as response:
         assert response.status_code == 200
         content_type = response.headers["content-type"]
         if protocol == "sse":

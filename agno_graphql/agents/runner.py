@@ -24,6 +24,7 @@ from agno.exceptions import RunCancelledException
 from agno.models.message import Message
 from agno.run.cancel import cancellation_manager_explicitly_set, get_cancellation_manager, set_cancellation_manager
 from agno.run.cancellation_management.in_memory_cancellation_manager import InMemoryRunCancellationManager
+from opentelemetry.trace import Tracer
 
 from agno_graphql.agents.broker import RunBroker, RunInfo, SessionChange
 from agno_graphql.agents.events import EventTranslator, RunLabels
@@ -41,6 +42,7 @@ from agno_graphql.records import (
     RunStart,
     ToolCallRecord,
 )
+from agno_graphql.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +202,14 @@ class RunManager:
     """Starts runs in tasks of their own, cancels them on request from any instance, ends them on shutdown."""
 
     def __init__(
-        self, broker: RunBroker, steps: RunSteps, agents: AgentRegistry, limits: RunLimits = RunLimits()
+        self,
+        broker: RunBroker,
+        steps: RunSteps,
+        agents: AgentRegistry,
+        limits: RunLimits = RunLimits(),
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer
         self.broker = broker
         self._steps = steps
         self._agents = agents
@@ -364,6 +372,12 @@ class RunManager:
             raise RunNotPaused("The run is no longer paused.", runId=info.run_id)
 
     async def _drive(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]]) -> None:
+        info = local.info
+        attributes = {"agno_graphql.run_id": info.run_id, "agno_graphql.session_id": info.session_id}
+        with span(self._tracer, "agno_graphql.run", **attributes, **{"agno_graphql.agent_id": info.agent_id}):
+            await self._drive_run(local, stream)
+
+    async def _drive_run(self, local: LocalRun, stream: Callable[[], AsyncIterator[object]]) -> None:
         info, translator = local.info, local.translator
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._run_timeout_seconds, lambda: asyncio.ensure_future(self._time_out(local)))

@@ -24,6 +24,7 @@ from agno.db.mysql.schemas import get_table_schema_definition
 from agno.db.sqlite import AsyncSqliteDb
 from agno.db.utils import json_serializer
 from agno.session import Session
+from opentelemetry.trace import Tracer
 from sqlalchemy import JSON, Executable, Index, MetaData, Table, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -237,7 +238,7 @@ def _create_index(sync_conn: Any, index: Index) -> None:
 class Database:
     """The Agno database plus readiness: set up lazily, retried until it works."""
 
-    def __init__(self, raw_url: str) -> None:
+    def __init__(self, raw_url: str, tracer: Tracer | None = None) -> None:
         self.url = async_database_url(raw_url)
         self.dialect = self.url.get_backend_name()
         self.agno_db: AsyncMySQLDb | AsyncSqliteDb
@@ -260,6 +261,7 @@ class Database:
                 max_connections=_POOL_OPTIONS["pool_size"] + _POOL_OPTIONS["max_overflow"],
                 wait_seconds=_POOL_OPTIONS["pool_timeout"],
                 recycle_seconds=_POOL_OPTIONS["pool_recycle"],
+                tracer=tracer,
             )
         self.engine: AsyncEngine = engine
         self._sessions: Table | None = None

@@ -21,12 +21,14 @@ from typing import Any
 
 import asyncmy
 import asyncmy.errors
+from opentelemetry.trace import Tracer
 from sqlalchemy import ClauseElement, Executable
 from sqlalchemy.dialects.mysql.asyncmy import dialect as asyncmy_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from agno_graphql.errors import DatabaseUnavailable
+from agno_graphql.tracing import span
 
 # The driver's errors that mean the connection or the server is gone, not that the statement is wrong.
 _DISCONNECTED = (asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError, ConnectionError, OSError, EOFError)
@@ -84,8 +86,15 @@ class DriverReader:
     """Single-statement reads through an asyncmy pool opened at the first read; `dialect` (the engine's) compiles."""
 
     def __init__(
-        self, url: URL, dialect: Dialect, max_connections: int, wait_seconds: float, recycle_seconds: int
+        self,
+        url: URL,
+        dialect: Dialect,
+        max_connections: int,
+        wait_seconds: float,
+        recycle_seconds: int,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer
         _args, self._connect_options = asyncmy_dialect().create_connect_args(url)
         self._dialect = dialect
         self._max_connections = max_connections
@@ -121,6 +130,10 @@ class DriverReader:
         is safe as a read changes nothing. Unreachable: DatabaseUnavailable."""
         prepared = self._prepared(statement)
         sql, arguments = prepared.sql_and_arguments(params)
+        with span(self._tracer, "SELECT", **{"db.system": "mysql", "db.statement": sql}):
+            return await self._read(prepared, sql, arguments)
+
+    async def _read(self, prepared: _Compiled, sql: str, arguments: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         for attempt in range(2):
             try:
                 raw = await self._execute(sql, arguments)

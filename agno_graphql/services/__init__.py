@@ -18,6 +18,7 @@ from agno_graphql.services.history import HistoryService
 from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
+from agno_graphql.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,4 @@ class Services:
     db: Database
     run_manager: RunManager
     lost_runs: LostRuns
+    tracing: Tracing | None = None  # on when an OTLP endpoint is set (tracing.py)
