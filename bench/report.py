@@ -71,7 +71,8 @@ def _b1(b1: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"agno-graphql / AgentOS: **{_x(r['vs_agentos_rps'])}** (target ≥ 5x: {_verdict(r['vs_agentos_rps'], 5)}); "
-        f"agno-graphql / limit: **{_x(r['vs_limit_rps'])}** (target ≥ 0.5x: {_verdict(r['vs_limit_rps'], 0.5)})",
+        f"agno-graphql / limit: **{_x(r['vs_limit_rps'])}** (target ≥ 0.5x: {_verdict(r['vs_limit_rps'], 0.5)}); "
+        f"the page by hash / as text: {_x(r.get('by_hash_vs_text_rps'))}",
         "",
     ]
     return lines

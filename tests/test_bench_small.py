@@ -41,13 +41,15 @@ def small_report(mysql_databases: MySQLDatabases, tmp_path_factory: pytest.TempP
 
 
 def test_list_sessions_is_measured_on_all_three_sides(small_report: dict[str, Any]) -> None:
+    """And agno-graphql a second time, the page query sent by its hash alone (a persisted query)."""
     sides = small_report["B1"]["sides"]
-    assert set(sides) == {"agno-graphql", "agentos", "limit"}
+    assert set(sides) == {"agno-graphql", "agno-graphql by hash", "agentos", "limit"}
     for side, result in sides.items():
         assert result["requests_per_second"] > 0, side
         assert result["errors"] == 0, (side, result["error_samples"])
         assert result["response_bytes"] > 100, side
     assert small_report["B1"]["ratios"]["vs_agentos_rps"] is not None
+    assert small_report["B1"]["ratios"]["by_hash_vs_text_rps"] is not None
 
 
 def test_history_is_measured_at_every_session_size(small_report: dict[str, Any]) -> None:
