@@ -91,7 +91,13 @@ from agno_graphql.services.runs import RunService
 from agno_graphql.services.sessions import SessionService
 from agno_graphql.settings import Settings, SettingsError
 from agno_graphql.socket_handlers import LegacyWSHandler, TransportWSHandler
-from agno_graphql.sse import STREAM_TRANSPORTS, accept_header, preferred_stream_transport
+from agno_graphql.sse import (
+    GRAPHQL_RESPONSE_JSON,
+    STREAM_TRANSPORTS,
+    accept_header,
+    preferred_stream_transport,
+    prefers_graphql_response_json,
+)
 from agno_graphql.tracing import Tracing
 from agno_graphql.trusted_documents import DocumentNotAllowed, TrustedDocuments, document_not_allowed
 from agno_graphql.uploads import MULTIPART_OVERHEAD_BYTES, UploadGate, is_multipart, multipart_operation
@@ -206,6 +212,8 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        graphql_response_json = prefers_graphql_response_json(accept_header(request.headers))
+        request.state.graphql_response_json = graphql_response_json
         try:
             response = await self.run(request)
         except HTTPException as error:
@@ -214,6 +222,8 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             response = persisted_query_not_found()
         except DocumentNotAllowed:
             response = document_not_allowed()
+        if graphql_response_json and response.headers.get("content-type", "").startswith("application/json"):
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         if request.method == "GET":
             # Every answer depends on the viewer: no shared cache may keep one for another.
             response.headers["Cache-Control"] = "private"
@@ -262,13 +272,27 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
         return local_graphiql_page() or graphiql_page()
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
-        """Give errors raised before execution (parsing) their code too."""
+        """Give errors raised before execution (parsing) their code too. A client that asked for
+        application/graphql-response+json gets a request that failed before execution (a document that does not
+        parse or validate, variables that do not fit, a request limit) as a 400 with no `data`, as the
+        GraphQL-over-HTTP spec says; application/json keeps 200."""
         response = process_result(result)
         for error, formatted in zip(result.errors or [], response.get("errors") or [], strict=False):
             assert isinstance(formatted, dict)
             extensions = formatted.setdefault("extensions", {})
             extensions.setdefault("code", pre_execution_code(error))
+        sub_response = getattr(request.state, "sub_response", None)
+        if getattr(request.state, "graphql_response_json", False) and _failed_before_execution(result):
+            response.pop("data", None)
+            if sub_response is not None:
+                sub_response.status_code = 400
         return response
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if isinstance(request, Request):
+            request.state.sub_response = sub_response  # for process_result's status
+        return sub_response
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         context = Context(services=self.services, request=request, response=response)
@@ -286,6 +310,12 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
         if isinstance(context.request, WebSocket):
             remember_viewer(context.request, viewer)
         return {"userId": viewer.user_id}
+
+
+def _failed_before_execution(result: ExecutionResult) -> bool:
+    """No data, and errors of the request rather than of a field (those have a path)."""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(not error.path for error in errors)
 
 
 class BodySizeLimit:

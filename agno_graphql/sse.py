@@ -56,6 +56,18 @@ def _quality(media_range: str) -> float:
     return 1.0
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def prefers_graphql_response_json(accept: str) -> bool:
+    """Whether the client asks for the GraphQL-over-HTTP media type before plain JSON (or anything else)."""
+    ranges = [part.strip() for part in accept.split(",") if part.strip()]
+    for media_range in sorted(ranges, key=_quality, reverse=True):
+        if _quality(media_range) > 0:
+            return media_range.split(";", 1)[0].strip().lower() == GRAPHQL_RESPONSE_JSON
+    return False
+
+
 def preferred_stream_transport(accept: str, transports: Iterable[HTTPStreamTransport]) -> HTTPStreamTransport | None:
     """The stream transport of the most preferred media range in `accept`; None when JSON is preferred."""
     candidates = list(transports)

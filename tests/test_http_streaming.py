@@ -213,8 +213,9 @@ URQL_QUERY_ACCEPT = (
 @pytest.mark.parametrize(
     ("accept", "content_type"),
     [
-        # urql's Accept on every query: JSON preferred, streams allowed.
-        (URQL_QUERY_ACCEPT, "application/json"),
+        # urql's Accept on every query: GraphQL over HTTP's JSON type preferred, streams allowed.
+        (URQL_QUERY_ACCEPT, "application/graphql-response+json"),
+        ("application/json, application/graphql-response+json", "application/json"),
         # urql's Accept on subscriptions sent by fetch.
         ("text/event-stream, multipart/mixed", "text/event-stream"),
         ("application/json;q=0.5, text/event-stream", "text/event-stream"),
