@@ -227,6 +227,26 @@ def serving_with(
         running.stop()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def two_instances_over_redis(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, label: str, **overrides: Any
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two in-thread servers with state folders of their own, sharing the database and a fresh Redis prefix."""
+    shared = {"redis_url": REDIS_URL, "redis_prefix": f"agql-test-{uuid.uuid4().hex[:8]}", **overrides}
+    a = start_server(server_settings(database_url, tmp_path_factory.mktemp(f"{label}-a"), **shared))
+    try:
+        b = start_server(server_settings(database_url, tmp_path_factory.mktemp(f"{label}-b"), **shared))
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
 def make_token(user_id: str, secret: str = TEST_SECRET, **claims: Any) -> str:
     now = int(time.time())
     payload = {"sub": user_id, "iat": now, "exp": now + 3600, **claims}

@@ -16,10 +16,8 @@ import pytest
 
 from tests.attachment_support import ATTACHMENT, HISTORY, RUN_WITH, download, png, upload, upload_errors
 from tests.client import execute, operation, subscribe
-from tests.conftest import RunningServer, free_port, make_token, server_settings, start_server
+from tests.conftest import RunningServer, free_port, make_token, two_instances_over_redis
 from tests.matrix_support import codes
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,8 @@ def two_instances(
     s3_server: S3Server, new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningServer, RunningServer, str]]:
     """Two servers with their own state folders, sharing the database, Redis and one bucket."""
-    database_url = new_database_url("s3")
     bucket = f"agql-{uuid.uuid4().hex[:8]}"
     shared = {
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"agql-test-{uuid.uuid4().hex[:8]}",
         "attachment_url_secret": "a shared secret for the links of both instances",
         "media_s3_bucket": bucket,
         "media_s3_endpoint": s3_server.endpoint,
@@ -82,13 +77,8 @@ def two_instances(
         "media_s3_access_key_id": "test",
         "media_s3_secret_access_key": "test",
     }
-    a = start_server(server_settings(database_url, tmp_path_factory.mktemp("s3-a"), **shared))
-    b = start_server(server_settings(database_url, tmp_path_factory.mktemp("s3-b"), **shared))
-    try:
+    with two_instances_over_redis(new_database_url("s3"), tmp_path_factory, "s3", **shared) as (a, b):
         yield a, b, bucket
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_an_upload_goes_to_the_bucket_and_another_instance_serves_it(

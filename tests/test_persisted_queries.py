@@ -15,11 +15,9 @@ import httpx
 import pytest
 
 from tests.client import bearer
-from tests.conftest import RunningServer, make_token, server_settings, start_server
+from tests.conftest import RunningServer, make_token, two_instances_over_redis
 from tests.matrix_support import codes, create_session
 from tests.test_http_streaming import PROTOCOLS, open_stream, stream_results
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def sha256(document: str) -> str:
@@ -145,14 +143,8 @@ async def test_a_subscription_over_http_runs_by_hash(server: RunningServer, user
 def two_instances(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
-    """Two servers sharing the database and Redis."""
-    database_url = new_database_url("apq")
-    shared = {"redis_url": REDIS_URL, "redis_prefix": f"agql-test-{uuid.uuid4().hex[:8]}"}
-    a = start_server(server_settings(database_url, tmp_path_factory.mktemp("apq-a"), **shared))
-    b = start_server(server_settings(database_url, tmp_path_factory.mktemp("apq-b"), **shared))
-    yield a, b
-    a.stop()
-    b.stop()
+    with two_instances_over_redis(new_database_url("apq"), tmp_path_factory, "apq") as pair:
+        yield pair
 
 
 async def test_a_document_registered_on_one_instance_runs_by_hash_on_the_other(

@@ -5,17 +5,14 @@ cap on runs at once counts the runs of every instance."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.client import RUN_AGENT
-from tests.conftest import RunningServer, make_token, server_settings, start_server
+from tests.conftest import RunningServer, make_token, two_instances_over_redis
 from tests.matrix_support import codes
 from tests.run_support import check_run_told_from_store, refusal, run_input, subscription
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +20,9 @@ def two_instances(
     new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     """A and B on one database and one Redis prefix; events kept no time after a run ends, one run per user."""
-    database_url = new_database_url("audit-redis")
-    shared = {
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"agql-audit-{uuid.uuid4().hex[:8]}",
-        "offline_delay_ms": 40,
-        "run_events_retention_seconds": 0,
-        "max_runs_per_user": 1,
-    }
-    a = start_server(server_settings(database_url, tmp_path_factory.mktemp("audit-a"), **shared))
-    b = start_server(server_settings(database_url, tmp_path_factory.mktemp("audit-b"), **shared))
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    limits = {"offline_delay_ms": 40, "run_events_retention_seconds": 0, "max_runs_per_user": 1}
+    with two_instances_over_redis(new_database_url("audit-redis"), tmp_path_factory, "audit", **limits) as pair:
+        yield pair
 
 
 async def test_a_run_whose_redis_events_expired_is_told_from_the_store_on_another_instance(
