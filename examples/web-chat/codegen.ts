@@ -14,7 +14,8 @@ const config: CodegenConfig = {
       config: {
         enumsAsTypes: true,
         useTypeImports: true,
-        scalars: { DateTime: "string", JSON: "unknown" },
+        // An Upload variable is a file the fetch exchange sends as a multipart request.
+        scalars: { DateTime: "string", JSON: "unknown", Upload: "File" },
       },
     },
   },

@@ -1,15 +1,18 @@
 // An urql client as a chat frontend would build it: Graphcache with the schema, relay pagination on the
-// session list and the history, and subscriptions over graphql-ws or graphql-sse.
+// session list and the history, subscriptions over graphql-ws, graphql-sse or urql's own fetch (SSE), and
+// persisted queries when asked.
 import assert from "node:assert/strict";
 import { Client, fetchExchange, subscriptionExchange } from "@urql/core";
 import { cacheExchange } from "@urql/exchange-graphcache";
 import { relayPagination } from "@urql/exchange-graphcache/extras";
+import { persistedExchange } from "@urql/exchange-persisted";
 import { introspectionFromSchema } from "graphql";
 import { createClient as createSseClient } from "graphql-sse";
 import { createClient as createWsClient } from "graphql-ws";
 import { onEnd, pipe, subscribe } from "wonka";
 import WebSocket from "ws";
 import { loadSchema, possibleTypes } from "./possible-types.js";
+import { sha256 } from "./wire.js";
 
 const EMBEDDED_TYPES = [
   "SessionConnection",
@@ -137,25 +140,37 @@ export function sseClient(server, token) {
   });
 }
 
-/** urql with Graphcache; `transport` is a graphql-ws or graphql-sse client for the subscriptions. */
-export function urqlClient(server, token, transport) {
+/** urql's subscriptionExchange handing each subscription to a graphql-ws or graphql-sse client. */
+function subscriptionsOver(transport) {
+  return subscriptionExchange({
+    forwardSubscription(request) {
+      const input = { ...request, query: request.query || "" };
+      return {
+        subscribe(sink) {
+          const unsubscribe = transport.subscribe(input, sink);
+          return { unsubscribe };
+        },
+      };
+    },
+  });
+}
+
+/**
+ * urql with Graphcache; `transport` is a graphql-ws or graphql-sse client for the subscriptions, or null for
+ * urql's own fetch subscriptions (server-sent events). With `persisted` (persistedExchange's options), operations
+ * go by hash (sha256 of node:crypto); `fetch` is the fetch exchange's.
+ */
+export function urqlClient(server, token, transport, { persisted, fetch } = {}) {
   return new Client({
     url: server.httpUrl,
+    fetch,
+    fetchSubscriptions: transport === null,
     fetchOptions: () => ({ headers: { Authorization: `Bearer ${token}` } }),
     exchanges: [
       graphcache(),
+      ...(persisted ? [persistedExchange({ generateHash: async (query) => sha256(query), ...persisted })] : []),
       fetchExchange,
-      subscriptionExchange({
-        forwardSubscription(request) {
-          const input = { ...request, query: request.query || "" };
-          return {
-            subscribe(sink) {
-              const unsubscribe = transport.subscribe(input, sink);
-              return { unsubscribe };
-            },
-          };
-        },
-      }),
+      ...(transport ? [subscriptionsOver(transport)] : []),
     ],
   });
 }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
+import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
 import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
 import { getMainDefinition, relayStylePagination } from "@apollo/client/utilities";
 import UploadHttpLink from "apollo-upload-client/UploadHttpLink.mjs";
@@ -31,10 +32,12 @@ import {
   SESSIONS,
   streamedText,
   UPLOAD_ATTACHMENT,
+  VIEWER,
 } from "../src/operations.js";
 import { download, png } from "../src/attachments.js";
 import { possibleTypes } from "../src/possible-types.js";
 import { backends, newUserId, startServer } from "../src/server.js";
+import { persistedQueryWire, recordingFetch, sha256, variesBy } from "../src/wire.js";
 
 function newCache({ withPossibleTypes = true } = {}) {
   return new InMemoryCache({
@@ -60,12 +63,20 @@ function wsClient(server, token, closedCodes = []) {
 }
 
 /**
- * Apollo Client with graphql-ws for subscriptions; over HTTP an HttpLink, or with `uploads` apollo-upload-client's
- * UploadHttpLink, which sends an operation whose variables hold a File as a GraphQL multipart request.
+ * Apollo Client with graphql-ws for subscriptions (or, with `ws: null`, multipart subscriptions over HTTP); over
+ * HTTP an HttpLink, or with `uploads` apollo-upload-client's UploadHttpLink, which sends an operation whose
+ * variables hold a File as a GraphQL multipart request. With `persisted` (PersistedQueryLink's options), a
+ * PersistedQueryLink in front of it sends each operation by hash; `fetch` is the HTTP link's.
  */
-function apolloClient(server, token, { cache = newCache(), ws = wsClient(server, token), uploads = false } = {}) {
-  const options = { uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` } };
-  const http = uploads ? new UploadHttpLink(options) : new HttpLink(options);
+function apolloClient(
+  server,
+  token,
+  { cache = newCache(), ws = wsClient(server, token), uploads = false, persisted, fetch } = {},
+) {
+  const options = { uri: server.httpUrl, headers: { Authorization: `Bearer ${token}` }, fetch };
+  let http = uploads ? new UploadHttpLink(options) : new HttpLink(options);
+  if (persisted) http = new PersistedQueryLink({ sha256, ...persisted }).concat(http);
+  if (ws === null) return { client: new ApolloClient({ link: http, cache }), ws };
   const link = ApolloLink.split(
     ({ query }) => {
       const definition = getMainDefinition(query);
@@ -225,7 +236,7 @@ for (const backend of await backends()) {
       const built = apolloClient(on, on.token(userId), options);
       disposers.push(async () => {
         built.client.stop();
-        await built.ws.dispose();
+        await built.ws?.dispose();
       });
       return built.client;
     }
@@ -725,6 +736,104 @@ for (const backend of await backends()) {
         assert.ok(CombinedGraphQLErrors.is(error));
         assert.equal(error.errors[0].extensions.code, "UNAUTHENTICATED");
         return true;
+      });
+    });
+
+    // Automatic persisted queries: a PersistedQueryLink (sha256 of node:crypto) in front of the HttpLink, its fetch
+    // recorded. Each test sends documents no other test of this file sends, so their hashes are new to the server.
+    describe("persisted queries", () => {
+      function persistedClient(userId, persisted = {}, options = {}) {
+        const wire = recordingFetch();
+        return { client: clientFor(userId, { persisted, fetch: wire.fetch, ...options }), exchanges: wire.exchanges };
+      }
+
+      const hashOf = (exchange) => exchange?.params.extensions?.persistedQuery?.sha256Hash;
+
+      test("a fresh client sends the hash alone, then the document once; another user's client runs it by hash", async () => {
+        const alice = newUserId("apollo-apq");
+        const first = persistedClient(alice);
+        const { data, error } = await first.client.query({ query: VIEWER });
+        assert.equal(error, undefined);
+        assert.equal(data.viewer.userId, alice);
+
+        const [miss, registration] = first.exchanges;
+        const hash = hashOf(miss);
+        assert.deepEqual(persistedQueryWire(first.exchanges), [
+          { method: "POST", document: false, sha256Hash: hash, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: hash, errors: [] },
+        ]);
+        assert.equal(miss.answer.errors[0].message, "PersistedQueryNotFound");
+        assert.equal(miss.status, 200);
+        assert.equal(sha256(registration.params.query), hash);
+
+        const bob = newUserId("apollo-apq-other");
+        const second = persistedClient(bob);
+        const { data: theirs } = await second.client.query({ query: VIEWER });
+        assert.equal(theirs.viewer.userId, bob);
+        assert.deepEqual(persistedQueryWire(second.exchanges), [
+          { method: "POST", document: false, sha256Hash: hash, errors: [] },
+        ]);
+      });
+
+      test("with useGETForHashedQueries the hash goes as a GET, private to each viewer; the document once by POST", async () => {
+        const [alice, bob] = [newUserId("apollo-apq-get"), newUserId("apollo-apq-get-other")];
+        await createSession(clientFor(alice), "assistant", "Alice's chat");
+        await createSession(clientFor(bob), "assistant", "Bob's chat");
+        const variables = { first: 10 };
+        const names = (data) => data.sessions.edges.map((edge) => edge.node.name);
+
+        const first = persistedClient(alice, { useGETForHashedQueries: true });
+        assert.deepEqual(names((await first.client.query({ query: SESSIONS, variables })).data), ["Alice's chat"]);
+        const hash = hashOf(first.exchanges[0]);
+        assert.deepEqual(persistedQueryWire(first.exchanges), [
+          { method: "GET", document: false, sha256Hash: hash, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: hash, errors: [] },
+        ]);
+
+        const second = persistedClient(bob, { useGETForHashedQueries: true });
+        assert.deepEqual(names((await second.client.query({ query: SESSIONS, variables })).data), ["Bob's chat"]);
+        assert.deepEqual(persistedQueryWire(second.exchanges), [
+          { method: "GET", document: false, sha256Hash: hash, errors: [] },
+        ]);
+        const [byHash] = second.exchanges;
+        assert.equal(byHash.url.searchParams.has("query"), false);
+        assert.deepEqual(byHash.params.variables, variables);
+        // One URL, each viewer's own sessions: a shared cache must not answer Bob with Alice's.
+        assert.equal(byHash.url.href, first.exchanges[0].url.href);
+        assert.equal(byHash.headers.get("cache-control"), "private");
+        assert.ok(variesBy(byHash, "Authorization"), byHash.headers.get("vary"));
+      });
+
+      test("a mutation goes by POST and a multipart subscription by hash as well; a second user sends hashes only", async () => {
+        const send = async (userId) => {
+          const { client, exchanges } = persistedClient(userId, { useGETForHashedQueries: true }, { ws: null });
+          const session = await createSession(client, "calculator", "Sums");
+          const events = await runAgent(client, {
+            agentId: "calculator",
+            sessionId: session.id,
+            message: CALCULATOR_QUESTION,
+          });
+          assert.equal(streamedText(events), CALCULATOR_ANSWER);
+          assert.equal(events.at(-1).sessionId, session.id);
+          return exchanges;
+        };
+
+        const first = await send(newUserId("apollo-apq-run"));
+        const [mutation, subscription] = [hashOf(first[0]), hashOf(first[2])];
+        assert.deepEqual(persistedQueryWire(first), [
+          { method: "POST", document: false, sha256Hash: mutation, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: mutation, errors: [] },
+          { method: "GET", document: false, sha256Hash: subscription, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: subscription, errors: [] },
+        ]);
+        assert.match(first[3].headers.get("content-type"), /^multipart\/mixed/);
+
+        const second = await send(newUserId("apollo-apq-run-other"));
+        assert.deepEqual(persistedQueryWire(second), [
+          { method: "POST", document: false, sha256Hash: mutation, errors: [] },
+          { method: "GET", document: false, sha256Hash: subscription, errors: [] },
+        ]);
+        assert.match(second[1].headers.get("content-type"), /^multipart\/mixed/);
       });
     });
 

@@ -25,10 +25,12 @@ import {
   streamedText,
   UPLOAD_ATTACHMENT,
   USER_FEEDBACK_REQUEST,
+  VIEWER,
 } from "../src/operations.js";
 import { download, MP3 } from "../src/attachments.js";
 import { backends, newUserId, startServer } from "../src/server.js";
 import { collect, follow, urqlClient, urqlEvents, wsClient } from "../src/urql.js";
+import { persistedQueryWire, recordingFetch, sha256, variesBy } from "../src/wire.js";
 
 async function ok(promise) {
   const result = await promise;
@@ -491,6 +493,103 @@ for (const backend of await backends()) {
 
       const refused = await client.query(SESSIONS, { first: 1 }).toPromise();
       assert.equal(refused.error.graphQLErrors[0].extensions.code, "UNAUTHENTICATED");
+    });
+
+    // Automatic persisted queries: persistedExchange (sha256 of node:crypto) in front of the fetch exchange, which
+    // also streams the subscriptions (server-sent events), its fetch recorded. Each test sends documents no other
+    // test of this file sends, so their hashes are new to the server.
+    describe("persisted queries", () => {
+      function persistedClient(userId, persisted) {
+        const wire = recordingFetch();
+        const client = urqlClient(server, server.token(userId), null, { persisted, fetch: wire.fetch });
+        return { client, exchanges: wire.exchanges };
+      }
+
+      const hashOf = (exchange) => exchange?.params.extensions?.persistedQuery?.sha256Hash;
+
+      test("a fresh client sends the hash alone, then the document once; another user's client runs it by hash", async () => {
+        const alice = newUserId("urql-apq");
+        const first = persistedClient(alice, { preferGetForPersistedQueries: false });
+        assert.equal((await ok(first.client.query(VIEWER, {}).toPromise())).viewer.userId, alice);
+
+        const [miss, registration] = first.exchanges;
+        const hash = hashOf(miss);
+        assert.deepEqual(persistedQueryWire(first.exchanges), [
+          { method: "POST", document: false, sha256Hash: hash, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: hash, errors: [] },
+        ]);
+        assert.equal(miss.answer.errors[0].message, "PersistedQueryNotFound");
+        assert.equal(sha256(registration.params.query), hash);
+
+        const bob = newUserId("urql-apq-other");
+        const second = persistedClient(bob, { preferGetForPersistedQueries: false });
+        assert.equal((await ok(second.client.query(VIEWER, {}).toPromise())).viewer.userId, bob);
+        assert.deepEqual(persistedQueryWire(second.exchanges), [
+          { method: "POST", document: false, sha256Hash: hash, errors: [] },
+        ]);
+      });
+
+      test("with preferGetForPersistedQueries the hash goes as a GET, private to each viewer", async () => {
+        const [alice, bob] = [newUserId("urql-apq-get"), newUserId("urql-apq-get-other")];
+        await createSession(clientFor(alice), "assistant", "Alice's chat");
+        await createSession(clientFor(bob), "assistant", "Bob's chat");
+        const variables = { first: 10 };
+        const names = (data) => data.sessions.edges.map((edge) => edge.node.name);
+
+        const first = persistedClient(alice, { preferGetForPersistedQueries: true });
+        assert.deepEqual(names(await ok(first.client.query(SESSIONS, variables).toPromise())), ["Alice's chat"]);
+        const hash = hashOf(first.exchanges[0]);
+        assert.deepEqual(persistedQueryWire(first.exchanges), [
+          { method: "GET", document: false, sha256Hash: hash, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "GET", document: true, sha256Hash: hash, errors: [] },
+        ]);
+
+        const second = persistedClient(bob, { preferGetForPersistedQueries: true });
+        assert.deepEqual(names(await ok(second.client.query(SESSIONS, variables).toPromise())), ["Bob's chat"]);
+        assert.deepEqual(persistedQueryWire(second.exchanges), [
+          { method: "GET", document: false, sha256Hash: hash, errors: [] },
+        ]);
+        const [byHash] = second.exchanges;
+        assert.equal(byHash.url.searchParams.has("query"), false);
+        assert.deepEqual(byHash.params.variables, variables);
+        // One URL, each viewer's own sessions: a shared cache must not answer Bob with Alice's.
+        assert.equal(byHash.url.href, first.exchanges[0].url.href);
+        assert.equal(byHash.headers.get("cache-control"), "private");
+        assert.ok(variesBy(byHash, "Authorization"), byHash.headers.get("vary"));
+      });
+
+      test("with enableForSubscriptions a run streams by hash over server-sent events; mutations go by hash too", async () => {
+        const send = async (userId) => {
+          const persisted = { enableForSubscriptions: true, enableForMutation: true };
+          const { client, exchanges } = persistedClient(userId, persisted);
+          const session = await createSession(client, "calculator", "Sums");
+          const events = await runAgent(client, {
+            agentId: "calculator",
+            sessionId: session.id,
+            message: CALCULATOR_QUESTION,
+          });
+          assert.equal(streamedText(events), CALCULATOR_ANSWER);
+          assert.equal(events.at(-1).sessionId, session.id);
+          return exchanges;
+        };
+
+        const first = await send(newUserId("urql-apq-run"));
+        const [mutation, subscription] = [hashOf(first[0]), hashOf(first[2])];
+        assert.deepEqual(persistedQueryWire(first), [
+          { method: "POST", document: false, sha256Hash: mutation, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: mutation, errors: [] },
+          { method: "POST", document: false, sha256Hash: subscription, errors: ["PERSISTED_QUERY_NOT_FOUND"] },
+          { method: "POST", document: true, sha256Hash: subscription, errors: [] },
+        ]);
+        assert.match(first[3].headers.get("content-type"), /^text\/event-stream/);
+
+        const second = await send(newUserId("urql-apq-run-other"));
+        assert.deepEqual(persistedQueryWire(second), [
+          { method: "POST", document: false, sha256Hash: mutation, errors: [] },
+          { method: "POST", document: false, sha256Hash: subscription, errors: [] },
+        ]);
+        assert.match(second[1].headers.get("content-type"), /^text\/event-stream/);
+      });
     });
 
     // A second message while a run streams, sent with ifBusy: ENQUEUE: on a server whose demo model answers

@@ -1,6 +1,6 @@
 // A real agno-graphql server for the browser tests: `agno-graphql serve` on a free loopback port with a
 // temporary SQLite database and its own secret, plus tokens from `agno-graphql token`, a GraphQL client
-// for seeding, and headless Debian chromium through playwright-core.
+// for seeding (and uploading), and headless Debian chromium through playwright-core.
 import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -78,6 +78,18 @@ export async function startServer({ offlineDelayMs = 15, env: settings = {} } = 
     return body.data;
   }
 
+  /** Uploads one file as a GraphQL multipart request; resolves with the whole answer, errors included. */
+  async function upload(bearer, name, bytes, type = "") {
+    const query = "mutation($input: UploadAttachmentInput!) { uploadAttachment(input: $input) { attachment { id } } }";
+    const form = new FormData();
+    form.append("operations", JSON.stringify({ query, variables: { input: { file: null } } }));
+    form.append("map", JSON.stringify({ 0: ["variables.input.file"] }));
+    form.append("0", new Blob([bytes], { type }), name);
+    const headers = { Authorization: `Bearer ${bearer}` };
+    const response = await fetch(`${base}/graphql`, { method: "POST", headers, body: form });
+    return response.json();
+  }
+
   /** Runs an agent to the end over graphql-ws; resolves with the terminal event. */
   function run(bearer, input) {
     const ws = createClient({
@@ -113,7 +125,7 @@ export async function startServer({ offlineDelayMs = 15, env: settings = {} } = 
     await rm(dir, { recursive: true, force: true });
   }
 
-  return { base, token, graphql, run, stop };
+  return { base, token, graphql, upload, run, stop };
 }
 
 export async function launchBrowser() {

@@ -1,5 +1,5 @@
 // The GraphQL side of the page: one urql client (HTTP for queries and mutations, graphql-ws for
-// subscriptions), a run follower that survives websocket drops, and the operations the page uses.
+// subscriptions), a run follower that survives websocket drops, uploads, and the operations the page uses.
 // Codegen types every operation from ../../schema.graphql, so a schema change that breaks one fails
 // the build.
 import { Client, fetchExchange, stringifyDocument, subscriptionExchange } from "@urql/core";
@@ -11,6 +11,7 @@ import {
 } from "graphql-ws";
 import { graphql } from "../gql";
 import type {
+  AttachmentFieldsFragment,
   ContinueRunInput,
   EditMessageInput,
   RegenerateRunInput,
@@ -50,6 +51,21 @@ export const SessionsQuery = graphql(`
   }
 `);
 
+// What a message shows of a file it carries. `url` is a signed link that expires: read it with the history
+// each time, never kept for long.
+export const AttachmentFields = graphql(`
+  fragment AttachmentFields on Attachment {
+    id
+    name
+    mimeType
+    byteSize
+    kind
+    url
+    width
+    height
+  }
+`);
+
 export const SessionMessagesQuery = graphql(`
   query SessionMessages($id: ID!, $last: Int!, $before: String) {
     session(id: $id) {
@@ -76,12 +92,36 @@ export const SessionMessagesQuery = graphql(`
             name
             arguments
           }
+          attachments {
+            ...AttachmentFields
+          }
         }
         pageInfo {
           hasPreviousPage
           startCursor
         }
       }
+    }
+  }
+`);
+
+// One file a request: the fetch exchange sends a File variable as a GraphQL multipart request.
+export const UploadAttachmentMutation = graphql(`
+  mutation UploadAttachment($input: UploadAttachmentInput!) {
+    uploadAttachment(input: $input) {
+      attachment {
+        ...AttachmentFields
+      }
+    }
+  }
+`);
+
+// A fresh link for an attachment whose link expired while the page was open.
+export const AttachmentUrlQuery = graphql(`
+  query AttachmentUrl($id: ID!) {
+    attachment(id: $id) {
+      id
+      url
     }
   }
 `);
@@ -300,6 +340,9 @@ export type RunStart =
   | { regenerate: RegenerateRunInput }
   | { edit: EditMessageInput };
 export type RunEvent = RunEventFieldsFragment;
+export type Attachment = AttachmentFieldsFragment;
+/** The stored file, or why the server refused it (BAD_USER_INPUT says what is wrong with the file). */
+export type UploadResult = { attachment: Attachment } | { code: string | undefined; message: string };
 // RunPaused ends a stream too: continueRun streams the rest.
 const LAST_EVENTS = new Set<RunEvent["__typename"]>(["RunCompleted", "RunFailed", "RunCancelled", "RunPaused"]);
 
@@ -317,6 +360,8 @@ export interface Api {
   client: Client;
   /** Follows a run to its terminal event, across websocket reconnects. Returns a function to stop following. */
   followRun(start: RunStart, sink: RunSink): () => void;
+  /** Uploads one file; `done` gets the attachment or the refusal. Returns a function that abandons the upload. */
+  upload(file: File, done: (result: UploadResult) => void): () => void;
   dispose(): void;
 }
 
@@ -464,5 +509,15 @@ export function createApi(token: string, events: ApiEvents): Api {
     };
   }
 
-  return { client, followRun, dispose: () => void ws.dispose() };
+  function upload(file: File, done: (result: UploadResult) => void): () => void {
+    // Unsubscribing before the answer aborts the request.
+    const { unsubscribe } = client.mutation(UploadAttachmentMutation, { input: { file } }).subscribe((result) => {
+      const attachment = result.data?.uploadAttachment.attachment;
+      if (attachment) done({ attachment });
+      else done(firstError(result.error?.graphQLErrors.length ? result.error.graphQLErrors : result.error));
+    });
+    return unsubscribe;
+  }
+
+  return { client, followRun, upload, dispose: () => void ws.dispose() };
 }

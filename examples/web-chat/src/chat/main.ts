@@ -3,6 +3,7 @@
 import type { CombinedError } from "@urql/core";
 import {
   AgentsQuery,
+  AttachmentUrlQuery,
   CancelRunMutation,
   createApi,
   DeleteSessionMutation,
@@ -13,12 +14,15 @@ import {
   SessionMessagesQuery,
   SessionsQuery,
   type Api,
+  type Attachment,
   type RunEvent,
   type RunStart,
 } from "./api";
+import { attachmentsOf, showAttachments } from "./attachments";
 import { messageEditor } from "./editor";
 import { el, toolCallText } from "./elements";
 import { requirementCard, type Requirement, type RequirementCard } from "./requirements";
+import { attachControl, attachmentTray, takeDroppedFiles, takePastedFiles, type UploadFile } from "./uploads";
 import type {
   BusyPolicy,
   RequirementAnswer,
@@ -121,6 +125,7 @@ const ui = {
   renameInput: byId<HTMLInputElement>("rename-input"),
   rename: byId<HTMLButtonElement>("rename"),
   remove: byId<HTMLButtonElement>("delete"),
+  conversation: byId<HTMLElement>("conversation"),
   messages: byId<HTMLElement>("messages"),
   loadOlder: byId<HTMLButtonElement>("load-older"),
   messageList: byId<HTMLOListElement>("message-list"),
@@ -155,6 +160,25 @@ let choice: AnswerChoice | null = null;
 /** Bumped whenever another conversation is shown, so late answers for the previous one are dropped. */
 let view = 0;
 
+const uploadFile: UploadFile = (file, done) => {
+  if (!api) {
+    done({ code: "UNAUTHENTICATED", message: "Sign in to attach files." });
+    return () => {};
+  }
+  return api.upload(file, (result) => {
+    done(result);
+    if ("code" in result && result.code === "UNAUTHENTICATED") showError(result.code, result.message); // signs out
+  });
+};
+/** The files the next message carries; Send waits while one uploads. */
+const tray = attachmentTray(uploadFile, () => showRunning());
+
+/** A fresh signed link, for an image or a player whose link expired while the page was open. */
+async function freshUrl(attachmentId: string): Promise<string | null> {
+  const result = await api?.client.query(AttachmentUrlQuery, { id: attachmentId }).toPromise();
+  return result?.data?.attachment?.url ?? null;
+}
+
 // ---- errors and sign-in ---------------------------------------------------------------------------
 
 function errorCode(error: CombinedError): string | undefined {
@@ -178,6 +202,7 @@ function signOut(reason = ""): void {
   api?.dispose();
   api = null;
   localStorage.removeItem(TOKEN_KEY);
+  tray.clear();
   ui.app.hidden = true;
   ui.signIn.hidden = false;
   ui.signInError.textContent = reason;
@@ -301,8 +326,10 @@ function toolResultChip(name: string, result: string, runId?: string | null): HT
   return el("li", { class: "tool", "data-role": "tool-result", ...ofRun(runId) }, el("b", {}, name), ` → ${result}`);
 }
 
-function bubble(role: "user" | "assistant", text: string, runId?: string | null): HTMLElement {
-  return el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done", ...ofRun(runId) }, text);
+function bubble(role: "user" | "assistant", text: string, runId?: string | null, attachments: Attachment[] = []): HTMLElement {
+  const item = el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done", ...ofRun(runId) }, text);
+  showAttachments(item, attachments, freshUrl);
+  return item;
 }
 
 /**
@@ -319,21 +346,22 @@ function withMessageId(item: HTMLElement, messageId: string): HTMLElement {
   return item;
 }
 
-/** Changes a bubble's text, keeping its action buttons. */
+/** Changes a bubble's text, keeping its attachments and action buttons. */
 function setBubbleText(item: HTMLElement, text: string): void {
-  const actions = item.querySelector(".message-actions");
+  const kept = item.querySelectorAll(":scope > .attachments, :scope > .message-actions");
   item.textContent = text;
-  if (actions) item.append(actions);
+  item.append(...kept);
 }
 
 function renderMessage(message: HistoryMessage): HTMLElement[] {
   switch (message.role) {
     case "USER":
-      return [withMessageId(bubble("user", message.content ?? "", message.runId), message.id)];
+      return [withMessageId(bubble("user", message.content ?? "", message.runId, message.attachments), message.id)];
     case "ASSISTANT": {
       const chips = message.toolCalls.map((call) => toolCallChip(call, message.runId));
-      if (!message.content) return chips;
-      return [...chips, withMessageId(bubble("assistant", message.content, message.runId), message.id)];
+      if (!message.content && !message.attachments.length) return chips;
+      const answer = bubble("assistant", message.content ?? "", message.runId, message.attachments);
+      return [...chips, withMessageId(answer, message.id)];
     }
     case "TOOL":
       return [toolResultChip(message.toolName ?? "tool", message.content ?? "", message.runId)];
@@ -468,14 +496,15 @@ function busy(): boolean {
 
 /**
  * Send while idle; while a run streams, Queue and Stop and send instead (once the conversation's id is known),
- * and Stop (once the run's id is known). Editing waits for the runs too.
+ * and Stop (once the run's id is known). Editing waits for the runs too, and sending for the uploads.
  */
 function showRunning(): void {
   const loading = ui.messages.hasAttribute("aria-busy");
+  const uploading = tray.uploading();
   ui.send.hidden = busy();
-  ui.send.disabled = loading;
+  ui.send.disabled = loading || uploading;
   ui.sendWhileBusy.hidden = !busy();
-  ui.queue.disabled = ui.interrupt.disabled = loading || !current;
+  ui.queue.disabled = ui.interrupt.disabled = loading || uploading || !current;
   ui.stop.hidden = run === null;
   ui.stop.disabled = !run?.id;
   ui.messageList.toggleAttribute("data-running", busy());
@@ -673,7 +702,10 @@ function follow(
       replacing.kept?.();
     } else if (sent && !followed.id) {
       sent.remove();
-      if (!ui.message.value) ui.message.value = sent.firstChild?.textContent ?? "";
+      if (!ui.message.value) {
+        ui.message.value = sent.firstChild?.textContent ?? "";
+        tray.restore(attachmentsOf(sent));
+      }
     }
     // A full line says how many wait, which the page's words for RATE_LIMITED do not.
     if (line && code === "RATE_LIMITED") ui.error.textContent = message;
@@ -703,11 +735,19 @@ function send(text: string, ifBusy: BusyPolicy = "REJECT"): void {
   ui.error.textContent = "";
   paused?.leave();
   paused = null;
-  const sent = bubble("user", text);
+  // What the tray holds goes with the message; a file the server refused stays out.
+  const attachments = tray.ready();
+  tray.clear();
+  const sent = bubble("user", text, null, attachments);
   if (whileBusy) sent.setAttribute("data-waiting", ifBusy === "ENQUEUE" ? "queued" : "interrupting");
   if (ifBusy === "ENQUEUE") markQueued(sent, null);
   append(sent, ifBusy === "ENQUEUE");
-  const input = { agentId: current?.agentId ?? ui.agent.value, sessionId: current?.id ?? null, message: text };
+  const input = {
+    agentId: current?.agentId ?? ui.agent.value,
+    sessionId: current?.id ?? null,
+    message: text,
+    attachments: attachments.map((attachment) => attachment.id),
+  };
   follow({ input: whileBusy ? { ...input, ifBusy } : input }, sent);
 }
 
@@ -734,12 +774,18 @@ async function settle(runId: string | null): Promise<void> {
     const messages = (result.data?.session?.messages.nodes ?? []).filter((message) => message.runId === runId);
     const ofThisRun = `[data-run-id="${CSS.escape(runId)}"]`;
     const userMessage = messages.find((message) => message.role === "USER");
-    const answer = messages.filter((message) => message.role === "ASSISTANT" && message.content).pop();
+    const answer = messages
+      .filter((message) => message.role === "ASSISTANT" && (message.content || message.attachments.length))
+      .pop();
     const userBubble = ui.messageList.querySelector<HTMLElement>(`[data-role="user"]${ofThisRun}`);
     const answerBubbles = ui.messageList.querySelectorAll<HTMLElement>(`[data-role="assistant"]${ofThisRun}`);
     const answerBubble = answerBubbles[answerBubbles.length - 1];
     if (userMessage && userBubble) withMessageId(userBubble, userMessage.id);
-    if (answer && answerBubble) withMessageId(answerBubble, answer.id);
+    if (answer && answerBubble) {
+      withMessageId(answerBubble, answer.id);
+      // The media its tools or its model made, which no run event carries.
+      showAttachments(answerBubble, answer.attachments, freshUrl);
+    }
   }
   await showAnswerTools();
 }
@@ -809,9 +855,11 @@ function regenerate(): void {
 function editMessage(item: HTMLElement): void {
   const messageId = item.dataset.messageId;
   if (!api || busy() || !messageId || item.hidden) return;
-  const editor = messageEditor(
-    item.firstChild?.textContent ?? "",
-    (message) => {
+  const editor = messageEditor({
+    text: item.firstChild?.textContent ?? "",
+    attachments: attachmentsOf(item),
+    upload: uploadFile,
+    send: (message, attachments) => {
       if (!api || busy()) return editor.refused();
       ui.error.textContent = "";
       paused = null; // a paused later run is cancelled by the server, its card goes with the later items
@@ -822,17 +870,19 @@ function editMessage(item: HTMLElement): void {
         items: [editor.element, ...later],
         started: () => {
           setBubbleText(item, message);
+          showAttachments(item, attachments, freshUrl);
           item.hidden = false;
         },
         kept: () => editor.refused(),
       };
-      follow({ edit: { messageId, message } }, item, replacing);
+      const ids = attachments.map((attachment) => attachment.id);
+      follow({ edit: { messageId, message, attachments: ids } }, item, replacing);
     },
-    () => {
+    cancel: () => {
       editor.element.remove();
       item.hidden = false;
     },
-  );
+  });
   item.hidden = true;
   item.after(editor.element);
 }
@@ -900,6 +950,10 @@ ui.newChat.addEventListener("click", () => {
   showConversation(null);
   ui.message.focus();
 });
+ui.message.before(attachControl(tray));
+ui.composer.prepend(tray.element);
+takePastedFiles(ui.message, tray);
+takeDroppedFiles(ui.conversation, tray);
 ui.loadOlder.addEventListener("click", () => void loadOlderMessages());
 ui.messages.addEventListener("scroll", () => {
   if (ui.messages.scrollTop < 40) void loadOlderMessages();
