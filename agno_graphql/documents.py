@@ -23,7 +23,10 @@ class Documents:
         self, query: str | None, extensions: Mapping[str, Any] | None, may_register: Callable[[], bool]
     ) -> str | None:
         """The document to run. DocumentNotAllowed (trusted documents only), PersistedQueryNotFound, or a 400
-        HTTPException (a malformed persisted query)."""
+        HTTPException (a malformed persisted query). An empty `query` beside a persisted query counts as none: what
+        clients send over graphql-ws, whose messages need a string there."""
+        if query == "" and extensions and "persistedQuery" in extensions:
+            query = None
         if self.trusted is not None:
             return self.trusted.document(query, extensions)
         if extensions and "persistedQuery" in extensions:
