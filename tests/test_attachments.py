@@ -457,3 +457,17 @@ async def test_an_uploads_spooled_file_is_closed_once_answered(server: RunningSe
     for _ in range(3):
         await upload(server, token, "big.txt", b"a line of text\n" * 150_000)
     assert spooled_files_open() == before
+
+
+async def test_an_image_may_be_sent_without_text(server: RunningServer, user_id: str) -> None:
+    """As in chat apps: a screenshot alone. Without attachments an empty message is still refused."""
+    token = make_token(user_id)
+    image = await upload(server, token, "alone.png", png(5, 4))
+    events = await run_with(server, token, [image["id"]], message="")
+    assert events[-1]["__typename"] == "RunCompleted", events[-1]
+    assert events[-1]["content"].startswith("You sent alone.png (image")
+    messages = (await execute(server, token, HISTORY, {"id": events[0]["sessionId"]}))["session"]["messages"]
+    user_message = next(m for m in messages["nodes"] if m["role"] == "USER")
+    assert (user_message["content"], [a["id"] for a in user_message["attachments"]]) == ("", [image["id"]])
+    refused = await errors_of(run_with(server, token, [], message=" "))
+    assert codes(refused) == ["BAD_USER_INPUT"] and "must not be empty" in refused[0]["message"]

@@ -86,7 +86,7 @@ class EditService:
         conversation (kept, replaced), and a new run answers the edited text, with the attachments given (those of
         the message to keep, new ones), with the history before it."""
         check_id(message_id, "messageId")
-        self._runs.check_message(message)
+        self._runs.check_message(message, with_attachments=bool(attachments))
         found = await conversation.run_of_message(self._db, user_id, message_id)
         if found is None or await self._sessions.get(user_id, found[0].session_id) is None:
             raise NotFound("Message not found.", messageId=message_id)

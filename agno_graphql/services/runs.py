@@ -96,7 +96,7 @@ class RunService:
         (SESSION_BUSY), INTERRUPT (that run is cancelled, staying in the model's history, and this one starts next)
         or ENQUEUE (this one waits in line)."""
         agent, spec = self._agents.require(agent_id)
-        self.check_message(message)
+        self.check_message(message, with_attachments=bool(attachments))
         if session_id is not None:
             record = await self._sessions.require(user_id, session_id)
             if record.agent_id and record.agent_id != spec.id:
@@ -241,9 +241,10 @@ class RunService:
         with contextlib.suppress(Exception):
             await self._broker.publish_change(change)
 
-    def check_message(self, message: str) -> None:
-        if not message.strip():
-            raise BadUserInput("`message` must not be empty.", argument="message")
+    def check_message(self, message: str, with_attachments: bool = False) -> None:
+        """A message has text, or attachments (a screenshot sent alone); never more than the limit."""
+        if not message.strip() and not with_attachments:
+            raise BadUserInput("`message` must not be empty (unless it sends attachments).", argument="message")
         if len(message) > self._max_message_chars:
             raise BadUserInput(f"`message` is longer than {self._max_message_chars} characters.", argument="message")
 
