@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
+from agno_graphql.db.history import as_dict
 from agno_graphql.media.links import LinkSigner, ensure_link_secret
 from tests.attachment_support import (
     ATTACHMENT,
@@ -35,6 +37,7 @@ from tests.media_agents import DRAWN_SIZE
 from tests.run_support import LONG_MESSAGE, subscription, wait_for_status
 from tests.test_regenerate import edit, regenerate
 
+RUN_STATUS = "query($id: ID!) { run(id: $id) { id status } }"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -363,6 +366,42 @@ async def test_an_image_a_tool_makes_is_an_attachment_of_the_answer(
         {"id": events[0]["sessionId"]},
     )
     assert counted["session"]["messages"]["totalCount"] == len(messages)
+
+
+async def test_media_that_cannot_be_stored_fails_the_run_with_a_code(
+    painter_server: RunningServer, user_id: str
+) -> None:
+    """Agno keeps a medium inline when its storage fails (the bytes in the run's row): the run fails instead,
+    MEDIA_STORE_FAILED, and its row keeps no bytes."""
+    server, token = painter_server, make_token(user_id)
+    media = server.settings.media_path
+    moved = media.with_name("media-away")
+    media.rename(moved)
+    media.write_text("a file where the media folder was: every write into it fails")
+    try:
+        events = [
+            e["runAgent"]
+            for e in await subscribe(
+                server, token, RUN_WITH, {"input": {"agentId": "painter", "message": "use the draw tool"}}
+            )
+        ]
+    finally:
+        media.unlink()
+        moved.rename(media)
+    assert (events[-1]["__typename"], events[-1]["code"]) == ("RunFailed", "MEDIA_STORE_FAILED"), events[-1]
+    run = (await execute(server, token, RUN_STATUS, {"id": events[0]["runId"]}))["run"]
+    assert run["status"] == "ERROR"
+    messages = (await execute(server, token, HISTORY, {"id": events[0]["sessionId"]}))["session"]["messages"]
+    assert all(m["attachments"] == [] for m in messages["nodes"])
+    engine = sqlalchemy.create_engine(server.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            query = sqlalchemy.text("SELECT run_data FROM agno_runs WHERE run_id = :id")
+            data = as_dict(conn.execute(query, {"id": events[0]["runId"]}).scalar_one())
+    finally:
+        engine.dispose()
+    holders = [data, *data.get("messages", [])]
+    assert not [item for h in holders for item in h.get("images") or [] if "content" in item]  # no bytes kept
 
 
 async def test_a_regenerated_answer_sees_the_same_attachments(server: RunningServer, user_id: str) -> None:

@@ -80,8 +80,9 @@ class RunSteps(Protocol):
     async def store(self, run: RunInfo) -> bool:
         """Make sure the ended run is stored (retrying for a while); False if it is not."""
 
-    async def after(self, run: RunInfo, terminal: Event | None) -> None:
-        """Steps once the run is stored (a name given meanwhile, a failure to note)."""
+    async def after(self, run: RunInfo, terminal: Event | None) -> Event | None:
+        """Steps once the run is stored (a name given meanwhile, a failure to note); an event to end the run with
+        instead of `terminal` (a failure found only now), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +410,9 @@ class RunManager:
         # The session stays leased while the run is being stored, so no other run writes it meanwhile.
         terminal, interrupted = await self._stored_or_failed(info, terminal)
         try:
-            await self._steps.after(info, terminal[0] if terminal else None)
+            replacement = await self._steps.after(info, terminal[0] if terminal else None)
+            if replacement is not None:
+                terminal = [replacement]
         except Exception:
             log.exception("run %s: a step after the run failed", info.run_id)
         # No renewal may land after the release: stop the renewer and wait until it has stopped.

@@ -129,7 +129,7 @@ async def remove_unsent(db: Database, ids: Sequence[str]) -> list[str]:
 
 
 # A stored message's media lists (Agno's `Message`), and the kind of what each holds.
-_MEDIA_LISTS = {"images": "IMAGE", "audio": "AUDIO", "videos": "VIDEO", "files": "DOCUMENT"}
+MEDIA_LISTS = {"images": "IMAGE", "audio": "AUDIO", "videos": "VIDEO", "files": "DOCUMENT"}
 
 
 def attachments_of(message: Mapping[str, Any], session_id: str) -> tuple[AttachmentRecord, ...]:
@@ -137,7 +137,7 @@ def attachments_of(message: Mapping[str, Any], session_id: str) -> tuple[Attachm
     the message sent them (Agno keeps a list per kind; made media in the order made). Media held inline, with no
     reference into the storage, has no link to give and is left out."""
     found: list[tuple[int, AttachmentRecord]] = []
-    for key, kind in _MEDIA_LISTS.items():
+    for key, kind in MEDIA_LISTS.items():
         for item in message.get(key) or ():
             record = _stored_record(item, kind, session_id, message)
             if record is not None:
@@ -178,12 +178,12 @@ async def store_made(db: Database, run_id: str, user_id: str) -> int:
     await db.ensure_ready()
     r = db.runs
     # Only the output media lists of the run, not the whole run: this is read as every run ends.
-    lists = [func.json_extract(r.c.run_data, f"$.{key}") for key in _MEDIA_LISTS]
+    lists = [func.json_extract(r.c.run_data, f"$.{key}") for key in MEDIA_LISTS]
     rows = await db.read(select(r.c.session_id, *lists).where(r.c.run_id == run_id))
     if not rows or not any(rows[0][1:]):
         return 0
     session_id, *values = rows[0]
-    data = {key: json.loads(value) for key, value in zip(_MEDIA_LISTS, values, strict=True) if value}
+    data = {key: json.loads(value) for key, value in zip(MEDIA_LISTS, values, strict=True) if value}
     made = attachments_of(data, str(session_id))
     known = await get_many(db, [a.id for a in made])
     new = [replace(a, user_id=user_id) for a in made if a.id not in known]

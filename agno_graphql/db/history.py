@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
 
 from agno_graphql.compat.agno_parts import AGNO_MEDIA_HANDOFF_TEXT
-from agno_graphql.db.attachments import attachments_of
+from agno_graphql.db.attachments import MEDIA_LISTS, attachments_of
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
 from agno_graphql.records import (
@@ -407,6 +407,39 @@ async def get_run(db: Database, run_id: str) -> tuple[RunRecord, list[MessageRec
 async def record_failure(db: Database, run_id: str, code: str, message: str) -> None:
     """Mark a stored run failed with the code and message its followers saw, so a replay tells the same."""
     await _update_run_data(db, run_id, status="ERROR", metadata={FAILURE_KEY: {"code": code, "message": message}})
+
+
+async def drop_unstored_media(db: Database, run_id: str) -> int:
+    """Take out of a stored run the media Agno kept inline because its media storage failed (bytes in the row:
+    a 20 MiB image would be a row of about 27 MB); how many there were. References stay."""
+    r = db.runs
+    async with db.engine.begin() as conn:
+        row = (await conn.execute(select(r.c.run_data).where(r.c.run_id == run_id).with_for_update())).first()
+        if row is None:
+            return 0
+        data = dict(as_dict(row[0]))
+        dropped = _drop_inline(data)
+        for index, message in enumerate(data.get("messages") or ()):
+            if isinstance(message, dict):
+                kept = dict(message)
+                if count := _drop_inline(kept):
+                    data["messages"][index] = kept
+                    dropped += count
+        if dropped:
+            await conn.execute(update(r).where(r.c.run_id == run_id).values(run_data=data))
+    return dropped
+
+
+def _drop_inline(holder: dict[str, Any]) -> int:
+    dropped = 0
+    for key in MEDIA_LISTS:
+        items = holder.get(key)
+        if not isinstance(items, list):
+            continue
+        kept = [i for i in items if not (isinstance(i, dict) and i.get("content") and not i.get("media_reference"))]
+        dropped += len(items) - len(kept)
+        holder[key] = kept or None
+    return dropped
 
 
 async def record_pause(db: Database, run_id: str, next_index: int) -> None:

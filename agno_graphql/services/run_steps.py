@@ -8,6 +8,7 @@ Given to the run manager when it is built (`RunManager(steps=...)`): the manager
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,8 +18,13 @@ from agno_graphql.agents.runner import INTERRUPTED
 from agno_graphql.db import attachments as attachment_rows
 from agno_graphql.db import conversation, history, sessions, unfinished
 from agno_graphql.db.database import Database
-from agno_graphql.errors import DB_UNAVAILABLE
-from agno_graphql.records import ATTACHMENTS_KEY, Cancelled, Event, Failed, Paused, RunStart
+from agno_graphql.errors import DB_UNAVAILABLE, MEDIA_STORE_FAILED
+from agno_graphql.records import ATTACHMENTS_KEY, Cancelled, Completed, Event, Failed, Paused, RunStart
+
+MEDIA_NOT_STORED = (
+    "The media the answer made could not be stored (the media storage failed; the server's log says why). "
+    "The run is kept as failed, without them."
+)
 
 
 class StoredRunSteps:
@@ -62,9 +68,10 @@ class StoredRunSteps:
         down); False makes the run end with DB_UNAVAILABLE."""
         return await self._db.store_unsaved(run.run_id, run.session_id, self._store_retry_seconds)
 
-    async def after(self, run: RunInfo, terminal: Event | None) -> None:
+    async def after(self, run: RunInfo, terminal: Event | None) -> Event | None:
         """Put back a name given during the run; mark a timed-out or broken-off run failed; record the media it
-        made as attachments."""
+        made as attachments. A completed run whose media could not be stored fails, MEDIA_STORE_FAILED: the
+        failure it is told with instead of its completion."""
         name = await self._broker.take_pending_name(run.session_id, run.run_id)
         if name is not None:
             await sessions.rename_session(self._db, run.user_id, run.session_id, name)
@@ -75,5 +82,18 @@ class StoredRunSteps:
         if isinstance(terminal, Cancelled) and terminal.reason == INTERRUPTED:
             # Before the session is free: the run that interrupted it starts next, with this exchange in its history.
             await conversation.keep_in_history(self._db, run.run_id)
-        if terminal is not None and not isinstance(terminal, Failed):
-            await attachment_rows.store_made(self._db, run.run_id, run.user_id)
+        if terminal is None or isinstance(terminal, Failed):
+            return None
+        if await history.drop_unstored_media(self._db, run.run_id) and isinstance(terminal, Completed):
+            failed = Failed(
+                run_id=terminal.run_id,
+                session_id=terminal.session_id,
+                index=terminal.index,
+                created_at=time.time(),
+                message=MEDIA_NOT_STORED,
+                code=MEDIA_STORE_FAILED,
+            )
+            await history.record_failure(self._db, run.run_id, failed.code, failed.message)
+            return failed
+        await attachment_rows.store_made(self._db, run.run_id, run.user_id)
+        return None

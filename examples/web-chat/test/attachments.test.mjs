@@ -270,10 +270,14 @@ describe("chat page: attachments", () => {
 
   it("opens the file picker from the keyboard: the attach button is just before the message box", async () => {
     const page = await openPage();
+    // Playwright turns the browser's file chooser interception on asynchronously: asked for here, before the
+    // focus moves, it is on by the time Enter is pressed even on a loaded machine.
+    const chooserShown = page.waitForEvent("filechooser");
     await page.focus("#message");
     await page.keyboard.press("Shift+Tab");
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Attach files");
-    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.keyboard.press("Enter")]);
+    await page.keyboard.press("Enter");
+    const chooser = await chooserShown;
     assert.equal(chooser.isMultiple(), true);
     await chooser.setFiles([NOTES]);
     await uploaded(page);
