@@ -393,6 +393,9 @@ async def test_media_that_cannot_be_stored_fails_the_run_with_a_code(
     assert run["status"] == "ERROR"
     messages = (await execute(server, token, HISTORY, {"id": events[0]["sessionId"]}))["session"]["messages"]
     assert all(m["attachments"] == [] for m in messages["nodes"])
+    roles = [m["role"] for m in messages["nodes"]]
+    assert roles[0] == "USER" and roles[-1] == "ASSISTANT", roles  # the exchange's text is kept
+    assert messages["nodes"][-1]["content"]
     engine = sqlalchemy.create_engine(server.settings.database_url)
     try:
         with engine.connect() as conn:
