@@ -21,6 +21,7 @@ import {
 import { attachmentsOf, showAttachments } from "./attachments";
 import { messageEditor } from "./editor";
 import { el, toolCallText } from "./elements";
+import { appendMarkdown, flushMarkdown, markdownBlock, markdownOf, setMarkdown } from "./markdown";
 import { requirementCard, type Requirement, type RequirementCard } from "./requirements";
 import { attachControl, attachmentTray, takeDroppedFiles, takePastedFiles, type UploadFile } from "./uploads";
 import type {
@@ -326,10 +327,31 @@ function toolResultChip(name: string, result: string, runId?: string | null): HT
   return el("li", { class: "tool", "data-role": "tool-result", ...ofRun(runId) }, el("b", {}, name), ` → ${result}`);
 }
 
+/** Renders with the conversation kept scrolled to its end when it was there, as a streamed answer grows. */
+function keepingEndInView(render: () => void): void {
+  const follow = nearBottom();
+  render();
+  if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+/** A user's message shows as they typed it (whitespace kept); an answer as Markdown (see markdown.ts). */
 function bubble(role: "user" | "assistant", text: string, runId?: string | null, attachments: Attachment[] = []): HTMLElement {
-  const item = el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done", ...ofRun(runId) }, text);
+  const content = role === "assistant" ? markdownBlock(text, keepingEndInView) : text;
+  const item = el("li", { class: `bubble ${role}`, "data-role": role, "data-state": "done", ...ofRun(runId) }, content);
   showAttachments(item, attachments, freshUrl);
   return item;
+}
+
+/** An answer bubble's Markdown block. */
+function answerContent(item: HTMLElement): HTMLElement {
+  const content = item.querySelector<HTMLElement>(":scope > .markdown");
+  if (!content) throw new Error("an answer bubble without its Markdown block");
+  return content;
+}
+
+/** The text a bubble shows: a message as typed, an answer's Markdown source. */
+function bubbleText(item: HTMLElement): string {
+  return item.dataset.role === "assistant" ? markdownOf(answerContent(item)) : (item.firstChild?.textContent ?? "");
 }
 
 /**
@@ -348,6 +370,10 @@ function withMessageId(item: HTMLElement, messageId: string): HTMLElement {
 
 /** Changes a bubble's text, keeping its attachments and action buttons. */
 function setBubbleText(item: HTMLElement, text: string): void {
+  if (item.dataset.role === "assistant") {
+    setMarkdown(answerContent(item), text);
+    return;
+  }
   const kept = item.querySelectorAll(":scope > .attachments, :scope > .message-actions");
   item.textContent = text;
   item.append(...kept);
@@ -581,6 +607,7 @@ function follow(
     return answer;
   };
   const end = (state: "done" | "stopped" | "paused"): void => {
+    if (answer) flushMarkdown(answerContent(answer));
     answer?.setAttribute("data-state", state);
     if (run === followed) run = null;
     showRunning();
@@ -655,12 +682,9 @@ function follow(
       case "RunPaused":
         pause(event.requirements, event.index);
         break;
-      case "RunContentDelta": {
-        const follow = nearBottom();
-        answerBubble().textContent += event.delta;
-        if (follow) ui.messages.scrollTop = ui.messages.scrollHeight;
+      case "RunContentDelta":
+        appendMarkdown(answerContent(answerBubble()), event.delta); // rendered at the next frame
         break;
-      }
       case "ToolCallStarted":
         showToolCall(event.toolCall, followed.id);
         break;
@@ -670,7 +694,7 @@ function follow(
         break;
       }
       case "RunCompleted":
-        if (event.content && answer?.textContent !== event.content) answerBubble().textContent = event.content;
+        if (event.content && (!answer || bubbleText(answer) !== event.content)) setBubbleText(answerBubble(), event.content);
         end("done");
         break;
       case "RunFailed":
@@ -679,7 +703,7 @@ function follow(
         break;
       case "RunCancelled":
         // The partial answer as stored; the bubble's "stopped" mark comes from its data-state.
-        if (event.content && answerBubble().textContent !== event.content) answerBubble().textContent = event.content;
+        if (event.content && bubbleText(answerBubble()) !== event.content) setBubbleText(answerBubble(), event.content);
         answerBubble().title = event.reason ?? "stopped";
         answerBubble().toggleAttribute("data-interrupted", event.reason === INTERRUPTED);
         end("stopped");
@@ -703,7 +727,7 @@ function follow(
     } else if (sent && !followed.id) {
       sent.remove();
       if (!ui.message.value) {
-        ui.message.value = sent.firstChild?.textContent ?? "";
+        ui.message.value = bubbleText(sent);
         tray.restore(attachmentsOf(sent));
       }
     }
@@ -810,7 +834,7 @@ async function showAnswerTools(): Promise<void> {
   const alternatives = result.data?.run?.alternatives ?? [];
   const latest = alternatives.findIndex((alternative) => alternative.id === runId);
   if (latest < 0) return;
-  choice = { answer: last, latestText: last.firstChild?.textContent ?? "", alternatives, latest, shown: latest };
+  choice = { answer: last, latestText: bubbleText(last), alternatives, latest, shown: latest };
   renderAnswerTools();
 }
 
@@ -856,7 +880,7 @@ function editMessage(item: HTMLElement): void {
   const messageId = item.dataset.messageId;
   if (!api || busy() || !messageId || item.hidden) return;
   const editor = messageEditor({
-    text: item.firstChild?.textContent ?? "",
+    text: bubbleText(item),
     attachments: attachmentsOf(item),
     upload: uploadFile,
     send: (message, attachments) => {
