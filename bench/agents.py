@@ -6,6 +6,9 @@ calls in sequence: its run is the template of every run of the history sessions 
 `stream-fast` and `stream-paced` use `CountingModel`, which emits a fixed number of deltas,
 with or without a delay; the paced one stamps each delta with the time it was emitted,
 so a client can measure the latency added after the model.
+`stream-model` and `stream-model-slow` (with BENCH_MODEL_URL set) use Agno's `OpenAILike` against the paced
+model server of B4 (bench/paced_model.py), another process: BENCH_MODEL_DELTAS deltas BENCH_MODEL_DELAY_MS apart,
+and, for the memory of many open subscriptions, 10 deltas 500 ms apart.
 Sizes come from environment variables, so the server processes build the same agents.
 """
 
@@ -25,11 +28,13 @@ from agno.agent import Agent
 from agno.metrics import MessageMetrics
 from agno.models.base import Model
 from agno.models.message import Message
+from agno.models.openai.like import OpenAILike
 from agno.models.response import ModelResponse
 
 from agno_graphql.agents.offline import OfflineModel
 from agno_graphql.agents.registry import builtin_agents
 from agno_graphql.agents.tools import CALCULATOR_TOOLS
+from bench.paced_model import model_name
 
 TWO_STEP_AGENT = "calculator-two-step"
 FAST_AGENT = "stream-fast"
@@ -37,6 +42,12 @@ PACED_AGENT = "stream-paced"
 ENV_FAST_DELTAS = "BENCH_FAST_DELTAS"
 ENV_PACED_DELTAS = "BENCH_PACED_DELTAS"
 ENV_PACED_DELAY_MS = "BENCH_PACED_DELAY_MS"
+MODEL_AGENT = "stream-model"
+MODEL_SLOW_AGENT = "stream-model-slow"
+ENV_MODEL_URL = "BENCH_MODEL_URL"
+ENV_MODEL_DELTAS = "BENCH_MODEL_DELTAS"
+ENV_MODEL_DELAY_MS = "BENCH_MODEL_DELAY_MS"
+SLOW_DELTAS, SLOW_DELAY_MS = 10, 500
 
 
 @dataclass
@@ -161,7 +172,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 def bench_agents() -> list[Agent]:
-    """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast, stream-paced."""
+    """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast, stream-paced; stream-model and
+    stream-model-slow when BENCH_MODEL_URL names the paced model server."""
     agents = builtin_agents(OfflineModel(delay_seconds=0.0))
     agents.append(
         Agent(
@@ -178,7 +190,12 @@ def bench_agents() -> list[Agent]:
     paced = CountingModel(
         deltas=_env_int(ENV_PACED_DELTAS, 200), delay_seconds=_env_int(ENV_PACED_DELAY_MS, 20) / 1000, stamp=True
     )
-    for agent_id, model in ((FAST_AGENT, fast), (PACED_AGENT, paced)):
+    models: list[tuple[str, Model]] = [(FAST_AGENT, fast), (PACED_AGENT, paced)]
+    if url := os.environ.get(ENV_MODEL_URL):
+        name = model_name(_env_int(ENV_MODEL_DELTAS, 200), _env_int(ENV_MODEL_DELAY_MS, 20))
+        for agent_id, model_id in ((MODEL_AGENT, name), (MODEL_SLOW_AGENT, model_name(SLOW_DELTAS, SLOW_DELAY_MS))):
+            models.append((agent_id, OpenAILike(id=model_id, base_url=url, api_key="bench", timeout=120)))
+    for agent_id, model in models:
         agents.append(Agent(id=agent_id, name=agent_id, model=model, telemetry=False))
     for agent in agents:
         agent.telemetry = False

@@ -1,8 +1,9 @@
 """The benchmark run: seed, start the three servers pinned to one core, drive them from the other.
 
 Scenarios (see BENCHMARKS.md): B1 list sessions, B2 history at 10/100/1,000 runs, B3 one fast
-stream (servers vs in-process), B4 many paced streams under list traffic. Rounds alternate the
-order of the sides; each figure is the median over rounds; ratios are taken of the medians.
+stream (servers vs in-process), B4 stream capacity at a real model's pace: the paced model server in its own
+process on the load core, Agno's OpenAILike model against it on every side (bench/capacity.py). Rounds
+alternate the order of the sides; each figure is the median over rounds; ratios are taken of the medians.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,29 @@ import jwt
 import psutil
 
 from bench import seed as seeding
-from bench.agents import ENV_FAST_DELTAS, ENV_PACED_DELAY_MS, ENV_PACED_DELTAS, FAST_AGENT, PACED_AGENT, bench_agents
+from bench.agents import (
+    ENV_FAST_DELTAS,
+    ENV_MODEL_DELAY_MS,
+    ENV_MODEL_DELTAS,
+    ENV_MODEL_URL,
+    ENV_PACED_DELAY_MS,
+    ENV_PACED_DELTAS,
+    FAST_AGENT,
+    MODEL_AGENT,
+    MODEL_SLOW_AGENT,
+    SLOW_DELAY_MS,
+    SLOW_DELTAS,
+    bench_agents,
+)
+from bench.capacity import CapacityConfig, measured, search
 from bench.stats import median, ratio
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 SERVER_CORE, LOAD_CORE = "0", "1"
+MODEL_SERVER = "paced-model"
+TWO_WORKERS = "agno-graphql x2"
+B4_SIDES = ("agno-graphql", "agentos", "limit", TWO_WORKERS)
 
 SESSIONS_QUERY = (
     "query Sessions { sessions(first: 20) { nodes { id name agentId createdAt updatedAt } "
@@ -59,11 +77,12 @@ class BenchConfig:
     concurrency: int = 16
     fast_deltas: int = 2000
     stream_runs: int = 4  # per round and side; the first of each batch is a warm-up
-    streams: int = 500
+    streams: int = 500  # B4's open subscriptions, for the memory each costs
     paced_deltas: int = 200
     paced_delay_ms: int = 20
-    background_concurrency: int = 4
-    ramp_seconds: float = 1.0  # B4 starts its runs spread over this long
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    two_workers: bool = True  # B4 also on agno-graphql --workers 2 behind Redis
+    redis_url: str = "redis://127.0.0.1:6379/13"
     pin: bool = True
     out_dir: Path = REPO / "bench" / "results"
     drop_database: bool = False
@@ -81,8 +100,7 @@ SMALL = BenchConfig(
     streams=20,
     paced_deltas=20,
     paced_delay_ms=5,
-    background_concurrency=2,
-    ramp_seconds=0.1,
+    capacity=CapacityConfig(deltas=20, delay_ms=10, start=2, max_streams=4, ramp_seconds=0.2, measure_seconds=0.6),
 )
 
 
@@ -131,6 +149,7 @@ class Bench:
         # BENCH_SERVER_SOURCE: a directory holding another `agno_graphql` package (an exported commit) to measure
         # instead of the working tree's.
         source = [os.environ["BENCH_SERVER_SOURCE"]] if os.environ.get("BENCH_SERVER_SOURCE") else []
+        self.model_port = free_port()
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([*source, str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -138,12 +157,17 @@ class Bench:
             ENV_FAST_DELTAS: str(config.fast_deltas),
             ENV_PACED_DELTAS: str(config.paced_deltas),
             ENV_PACED_DELAY_MS: str(config.paced_delay_ms),
+            ENV_MODEL_URL: f"http://127.0.0.1:{self.model_port}/v1",
+            ENV_MODEL_DELTAS: str(config.capacity.deltas),
+            ENV_MODEL_DELAY_MS: str(config.capacity.delay_ms),
         }
 
     # -- processes -------------------------------------------------------------------------------
 
-    def spawn(self, name: str, module_args: list[str], extra_env: dict[str, str] | None = None) -> Server:
-        port = free_port()
+    def spawn(
+        self, name: str, module_args: list[str], extra_env: dict[str, str] | None = None, port: int | None = None
+    ) -> Server:
+        port = port or free_port()
         # Started on any core (three imports at once start faster), pinned once listening (pin_servers).
         command = [sys.executable, *(a.replace("{port}", str(port)) for a in module_args)]
         with open(self.state_dir / f"{name}.log", "wb") as logfile:
@@ -172,7 +196,8 @@ class Bench:
             time.sleep(0.1)
 
     def start_all(self) -> None:
-        """The three servers, started together (each imports for a few seconds), each on the server core."""
+        """The three servers, started together (each imports for a few seconds), each on the server core; the paced
+        model server on the load core; with `two_workers`, agno-graphql on two workers behind Redis, unpinned."""
         url = self.config.database_url
         ours = {
             "AGNO_GRAPHQL_DATABASE_URL": url,
@@ -185,6 +210,10 @@ class Bench:
         self.spawn("agno-graphql", ["-m", "agno_graphql.cli", "serve", "--port", "{port}"], ours)
         self.spawn("agentos", ["-m", "bench.agentos_app", url, "{port}"])
         self.spawn("limit", ["-m", "bench.limit_app", url, "{port}"])
+        self.spawn(MODEL_SERVER, ["-m", "bench.paced_model", "{port}"], port=self.model_port)
+        if self.config.two_workers and "B4" in self.config.scenarios:
+            two = {**ours, "AGNO_GRAPHQL_REDIS_URL": self.config.redis_url}
+            self.spawn(TWO_WORKERS, ["-m", "agno_graphql.cli", "serve", "--port", "{port}", "--workers", "2"], two)
         for server in self.servers.values():
             self.wait_listening(server)
         self.pin_servers()
@@ -194,8 +223,11 @@ class Bench:
         if not (self.config.pin and shutil.which("taskset") and (os.cpu_count() or 1) > 1):
             return
         for server in self.servers.values():
+            if server.name == TWO_WORKERS:
+                continue
+            core = LOAD_CORE if server.name == MODEL_SERVER else SERVER_CORE
             subprocess.run(
-                ["taskset", "-a", "-p", "-c", SERVER_CORE, str(server.process.pid)], check=True, capture_output=True
+                ["taskset", "-a", "-p", "-c", core, str(server.process.pid)], check=True, capture_output=True
             )
 
     def stop_all(self) -> None:
@@ -218,19 +250,32 @@ class Bench:
 
     def load(self, mode: str, spec: dict[str, Any], worker: str = "main") -> dict[str, Any]:
         """One measurement by a load generator process (started once per worker name, pinned to the load core)."""
-        process = self.load_workers.get(worker)
+        return self.ask(worker, [sys.executable, "-m", "bench.load", "serve"], {"mode": mode, "spec": spec})
+
+    def worker(self, name: str, command: list[str], core: str = LOAD_CORE) -> subprocess.Popen[str]:
+        """A process answering one JSON line per JSON line, started once per name, pinned to `core`."""
+        process = self.load_workers.get(name)
         if process is None or process.poll() is not None:
-            command = _pinned(LOAD_CORE, [sys.executable, "-m", "bench.load", "serve"], self.config.pin)
             process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env, cwd=REPO, text=True
+                _pinned(core, command, self.config.pin),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self.env,
+                cwd=REPO,
+                text=True,
             )
-            self.load_workers[worker] = process
+            self.load_workers[name] = process
+        return process
+
+    def ask(self, name: str, command: list[str], request: dict[str, Any], core: str = LOAD_CORE) -> dict[str, Any]:
+        process = self.worker(name, command, core)
+        mode = request.get("mode", name)
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps({"mode": mode, "spec": spec}) + "\n")
+        process.stdin.write(json.dumps(request) + "\n")
         process.stdin.flush()
         line = process.stdout.readline()
         if not line:
-            raise RuntimeError(f"load generator {worker} exited (code {process.wait(timeout=10)})")
+            raise RuntimeError(f"{name} exited (code {process.wait(timeout=10)})")
         answer = json.loads(line)
         if "failure" in answer:
             raise RuntimeError(f"load generator {mode} failed: {answer['failure']}")
@@ -418,77 +463,100 @@ class Bench:
             },
         }
 
-    def b4(self, stream_sessions: list[str], users: list[str]) -> dict[str, Any]:
-        server = self.servers["agno-graphql"]
-        ps = server.ps
-        ws_url = f"ws://127.0.0.1:{server.port}/graphql"
-        sessions = stream_sessions[: self.config.streams]
-        expected_seconds = self.config.paced_deltas * self.config.paced_delay_ms / 1000
-        baseline_rss = ps.memory_info().rss
-        samples: list[tuple[float, int]] = []
-        stop = threading.Event()
+    def model_stats(self, reset: bool = False) -> dict[str, Any]:
+        """How late the paced model server sent its chunks since the last reset."""
+        import urllib.request
 
-        def sample() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(psutil.Error):
-                    samples.append((time.time(), ps.memory_info().rss))
-                stop.wait(0.05)
+        base = self.servers[MODEL_SERVER].base
+        request = urllib.request.Request(f"{base}/stats/reset", method="POST") if reset else f"{base}/stats"
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return dict(json.loads(response.read()))
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        cpu_before = ps.cpu_times()
-        wall_before = time.time()
-        background: dict[str, Any] = {}
+    def b4_level(self, side: str, agent: str, deltas: int, ramp: float, measure: float) -> Callable[[int], Any]:
+        """One level of `side`: `streams` concurrent runs of `agent` held for the ramp and the window."""
+        tokens = [token(f"bench-b4-{k}") for k in range(max(self.config.capacity.max_streams, self.config.streams))]
+        users = [f"bench-b4-{k}" for k in range(len(tokens))]
 
-        def traffic() -> None:
-            spec = {
-                "requests": self.b1_requests(users)["agno-graphql"],
-                "concurrency": self.config.background_concurrency,
-                "duration": expected_seconds + 2,
-                "warmup": 0.5,
-                "graphql": True,
+        def level(streams: int) -> dict[str, Any]:
+            self.model_stats(reset=True)
+            spec: dict[str, Any] = {
+                "agent": agent,
+                "streams": streams,
+                "deltas": deltas,
+                "ramp_seconds": ramp,
+                "measure_seconds": measure,
             }
-            background.update(self.load("http", spec, worker="background"))
+            if side == "agentos":
+                result = self.load(
+                    "sse-hold",
+                    {**spec, "url": f"{self.servers['agentos'].base}/agents/{agent}/runs", "users": users},
+                    worker="b4",
+                )
+            elif side == "limit":
+                command = [sys.executable, "-m", "bench.inprocess", "serve"]
+                result = self.ask("in-process", command, spec, core=SERVER_CORE)
+            else:
+                url = f"ws://127.0.0.1:{self.servers[side].port}/graphql"
+                result = self.load("ws-hold", {**spec, "url": url, "tokens": tokens}, worker="b4")
+            result["model_server"] = self.model_stats()
+            return result
 
-        traffic_thread = threading.Thread(target=traffic)
-        traffic_thread.start()
-        spec = {
-            "url": ws_url,
-            "tokens": [token(seeding.stream_user_id(i)) for i in range(len(sessions))],
-            "agent": PACED_AGENT,
-            "sessions": sessions,
-            "deltas": self.config.paced_deltas,
-            "ramp_seconds": self.config.ramp_seconds,
-        }
-        result = self.load("ws-many", spec)
-        traffic_thread.join()
-        cpu_after = ps.cpu_times()
-        wall = time.time() - wall_before
-        stop.set()
-        sampler.join()
-        peak_rss = max((rss for _t, rss in samples), default=baseline_rss)
-        cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        opened = max(1, int(result["opened"]))
-        per_subscription = (peak_rss - baseline_rss) / opened
-        log(
-            f"B4: {result['opened']} streams, added latency p50 {result['added_latency_ms']['p50']} ms, "
-            f"p99 {result['added_latency_ms']['p99']} ms, errors {result['errors']}"
-        )
+        return level
+
+    def b4_process(self, side: str) -> psutil.Process:
+        if side == "limit":
+            return psutil.Process(
+                self.worker("in-process", [sys.executable, "-m", "bench.inprocess", "serve"], SERVER_CORE).pid
+            )
+        return self.servers[side].ps
+
+    def b4(self) -> dict[str, Any]:
+        """Per side: the capacity search, then the memory of `streams` open subscriptions on the slow model."""
+        cap = self.config.capacity
+        sides = [s for s in B4_SIDES if s in self.servers or s == "limit"]
+        found: dict[str, Any] = {}
+        for side in sides:
+            # First runs pay for imports and connections (the in-process limit's process is new): not measured.
+            self.b4_level(side, MODEL_AGENT, cap.deltas, 0.0, 0.0)(2)
+            level = self.b4_level(side, MODEL_AGENT, cap.deltas, cap.ramp_seconds, cap.measure_seconds)
+            found[side] = search(side, self.b4_process(side), level, cap, log)
+            slow = self.b4_level(side, MODEL_SLOW_AGENT, SLOW_DELTAS, 1.0, 0.5)
+            memory = measured(self.b4_process(side), slow, self.config.streams)
+            found[side]["open_subscriptions"] = {
+                "streams": self.config.streams,
+                "memory_per_stream_kib": memory["memory_per_stream_kib"],
+                "baseline_rss_mib": memory["baseline_rss_mib"],
+                "peak_rss_mib": memory["peak_rss_mib"],
+                "errors": memory["errors"],
+                "error_samples": memory["error_samples"],
+                "start_ms": memory["start_ms"],
+            }
+            log(
+                f"B4 {side}: capacity {found[side]['capacity']}; {self.config.streams} open subscriptions "
+                f"{memory['memory_per_stream_kib']:.1f} KiB each, errors {memory['errors']}"
+            )
         return {
-            "streams": len(sessions),
-            "deltas_per_stream": self.config.paced_deltas,
-            "model_delay_ms": self.config.paced_delay_ms,
-            "ramp_seconds": self.config.ramp_seconds,
-            "result": result,
-            "server_baseline_rss_mib": baseline_rss / 2**20,
-            "server_peak_rss_mib": peak_rss / 2**20,
-            "memory_per_subscription_kib": per_subscription / 1024,
-            "server_cpu_seconds": cpu_seconds,
-            "wall_seconds": wall,
-            "server_cpu_busy": cpu_seconds / wall if wall else None,
-            "server_cpu_ms_per_delta": cpu_seconds * 1000 / max(1, result["deltas"]),
-            "background_b1": background,
+            "config": asdict(cap),
+            "model_seconds": cap.model_seconds,
+            "slow_model": [SLOW_DELTAS, SLOW_DELAY_MS],
+            "sides": found,
+            "ratios": b4_ratios(found),
         }
+
+
+def b4_ratios(found: dict[str, Any]) -> dict[str, Any]:
+    def at(side: str, key: str) -> Any:
+        return ((found.get(side) or {}).get("at_capacity") or {}).get(key)
+
+    ours, agentos, limit = (found.get(s, {}).get("capacity") for s in ("agno-graphql", "agentos", "limit"))
+    ours_cpu, limit_cpu = at("agno-graphql", "cpu_us_per_delta"), at("limit", "cpu_us_per_delta")
+    return {
+        "vs_limit_capacity": ratio(ours, limit),
+        "vs_agentos_capacity": ratio(ours, agentos),
+        "two_workers_vs_one_capacity": ratio(found.get(TWO_WORKERS, {}).get("capacity"), ours),
+        "our_cpu_us_per_delta_over_limit": ours_cpu - limit_cpu if ours_cpu and limit_cpu else None,
+        "start_p99_ms_at_capacity": (at("agno-graphql", "start_ms") or {}).get("p99"),
+    }
 
 
 def _http_medians(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -588,7 +656,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
         if "B3" in config.scenarios:
             report["B3"] = bench.b3()
         if "B4" in config.scenarios:
-            report["B4"] = bench.b4(seeded.stream_sessions, seeded.users)
+            report["B4"] = bench.b4()
     finally:
         bench.stop_all()
         if config.drop_database:
@@ -611,7 +679,9 @@ def errors_of(report: dict[str, Any]) -> dict[str, int]:
             found[f"B2 {size} {side}"] = data["errors"]
     for side, count in report.get("B3", {}).get("errors", {}).items():
         found[f"B3 {side}"] = count
-    if "B4" in report:
-        found["B4 streams"] = report["B4"]["result"]["errors"]
-        found["B4 background B1"] = report["B4"]["background_b1"].get("errors", 0)
+    for side, data in report.get("B4", {}).get("sides", {}).items():
+        # A level that fails on errors is a finding of the search, not a broken run, unless it is the first level.
+        first = data["levels"][0] if data["levels"] else {"errors": 0}
+        found[f"B4 {side} first level"] = first["errors"]
+        found[f"B4 {side} open subscriptions"] = data["open_subscriptions"]["errors"]
     return found

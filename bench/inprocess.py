@@ -2,11 +2,16 @@
 
 The same agent and database as the servers. Measures each run from the call to its last delta,
 with `stream_events=True` (what the servers stream) and with content only.
+
+`python -m bench.inprocess serve`: B4's limit, one level per JSON line on stdin (bench/hold.py): N concurrent
+`arun` streams of the same agent against the same model server, with no GraphQL, no socket and no database;
+one JSON answer per line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -16,6 +21,7 @@ from agno.run.agent import RunEvent
 
 from agno_graphql.db.database import Database
 from bench.agents import bench_agents
+from bench.hold import COMPLETED, RunMarks, hold
 from bench.load import _stream_result
 
 
@@ -56,7 +62,47 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def hold_level(agent: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    async def one_run(k: int, n: int, marks: RunMarks) -> str:
+        outcome = "no terminal event"
+        async for event in agent.arun("go", user_id=f"limit-{k}", stream=True, stream_events=True):
+            kind = getattr(event, "event", None)
+            if kind == RunEvent.run_content.value and getattr(event, "content", None):
+                marks.on_text(event.content, time.time())
+            elif kind == RunEvent.run_completed.value:
+                outcome = COMPLETED
+            elif kind == RunEvent.run_error.value:
+                outcome = f"error: {getattr(event, 'content', '')}"
+        return outcome
+
+    ramp, measure, deltas = float(spec["ramp_seconds"]), float(spec["measure_seconds"]), int(spec["deltas"])
+    return await hold(int(spec["streams"]), ramp, measure, deltas, one_run)
+
+
+async def serve() -> None:
+    """One level per line; the agent is built once, with no database, as a process serving runs would."""
+    agents = {a.id: a for a in bench_agents()}
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        spec = json.loads(line)
+        cpu_before = time.process_time()
+        try:
+            answer: dict[str, Any] = {"result": await hold_level(agents[spec["agent"]], spec)}
+            answer["result"]["cpu_seconds"] = time.process_time() - cpu_before
+        except Exception as exc:
+            answer = {"failure": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["serve"]:
+        with contextlib.suppress(ImportError):  # the servers run on uvloop (uvicorn picks it when installed)
+            import uvloop
+
+            uvloop.install()
+        asyncio.run(serve())
+        return
     spec = json.load(sys.stdin)
     cpu_before = time.process_time()
     result = asyncio.run(run(spec))

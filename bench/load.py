@@ -7,6 +7,9 @@ Modes (or `serve`: many measurements, one JSON line each way):
   sse-run   one AgentOS run at a time over SSE: the same measures
   ws-many   N subscriptions at once, each on its own connection, all opened before any starts;
             the paced model stamps each delta with its emission time: added latency per delta
+  ws-hold   B4's level (bench/hold.py): N runAgent streams held steady over graphql-transport-ws, one socket per
+            slot, each run in a new session; lateness of the model server's stamped deltas, start cost
+  sse-hold  the same against AgentOS's run endpoint over SSE
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.hold import COMPLETED, RunMarks, hold
 from bench.stats import summary
 
 RUN_DOCUMENT = (
@@ -281,7 +285,80 @@ async def ws_many(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MODES = {"http": http_load, "ws-run": ws_runs, "sse-run": sse_runs, "ws-many": ws_many}
+async def ws_hold(spec: dict[str, Any]) -> dict[str, Any]:
+    tokens: list[str] = spec["tokens"]
+    streams = int(spec["streams"])
+    sockets: dict[int, aiohttp.ClientWebSocketResponse] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def prepare(k: int) -> None:
+            # Opened in waves of 50 across the ramp's first moments, so that connecting is not the load measured.
+            await asyncio.sleep(0.02 * (k // 50))
+            sockets[k] = await _ws_open(session, spec["url"], tokens[k % len(tokens)])
+
+        async def one_run(k: int, n: int, marks: RunMarks) -> str:
+            variables = {"input": {"agentId": spec["agent"], "message": "go"}}
+
+            def on_delta(delta: str | None, at: float) -> None:
+                if delta is not None:
+                    marks.on_text(delta, at)
+
+            terminal = await _ws_follow(sockets[k], str(n), variables, on_delta)
+            return COMPLETED if terminal == "RunCompleted" else terminal
+
+        try:
+            return await hold(
+                streams,
+                float(spec["ramp_seconds"]),
+                float(spec["measure_seconds"]),
+                int(spec["deltas"]),
+                one_run,
+                prepare,
+            )
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets.values()), return_exceptions=True)
+
+
+async def sse_hold(spec: dict[str, Any]) -> dict[str, Any]:
+    users: list[str] = spec["users"]
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+
+        async def one_run(k: int, n: int, marks: RunMarks) -> str:
+            form = {"message": "go", "stream": "true", "user_id": users[k % len(users)]}
+            terminal = "no terminal event"
+            async with session.post(spec["url"], data=form) as response:
+                if response.status != 200:
+                    return f"HTTP {response.status}"
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
+                        continue
+                    received = time.time()
+                    event = json.loads(line[5:])
+                    kind = event.get("event")
+                    if kind == "RunContent" and event.get("content"):
+                        marks.on_text(event["content"], received)
+                    elif kind in {"RunCompleted", "RunError", "RunCancelled"}:
+                        terminal = kind
+            return COMPLETED if terminal == "RunCompleted" else terminal
+
+        return await hold(
+            int(spec["streams"]),
+            float(spec["ramp_seconds"]),
+            float(spec["measure_seconds"]),
+            int(spec["deltas"]),
+            one_run,
+        )
+
+
+MODES = {
+    "http": http_load,
+    "ws-run": ws_runs,
+    "sse-run": sse_runs,
+    "ws-many": ws_many,
+    "ws-hold": ws_hold,
+    "sse-hold": sse_hold,
+}
 
 
 def _measure(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
