@@ -52,7 +52,7 @@ from agno_graphql.agents.registry import AgentRegistry, builtin_agents, load_age
 from agno_graphql.agents.runner import RunLimits, RunManager
 from agno_graphql.auth import TokenVerifier, ensure_secret
 from agno_graphql.compat.executor import PlainFieldExecutor, lighten_simple_resolvers
-from agno_graphql.compat.strawberry_parts import StreamTransportChoice
+from agno_graphql.compat.strawberry_parts import LeanExtensionsRunner, StreamTransportChoice
 from agno_graphql.context import Context, init_payload_token
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import PageLimits
@@ -109,6 +109,10 @@ GRAPHQL_PATH = "/graphql"
 
 
 class AppSchema(strawberry.Schema):
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> Any:
+        """Per subscription event only the extensions that take part in a result (LeanExtensionsRunner)."""
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """ErrorPolicy logs the unexpected errors, once, with their request id; expected ones are not logged."""
 

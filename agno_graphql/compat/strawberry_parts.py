@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLResolveInfo, GraphQLSchema
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.context import StreamResultContextManager
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -53,3 +58,38 @@ def refused_operation_over(reason: str, method: str) -> OperationType | None:
         if reason == InvalidOperationTypeError(operation).as_http_error_reason(method):
             return operation
     return None
+
+
+@contextlib.asynccontextmanager
+async def _no_stream_hooks() -> AsyncIterator[None]:
+    yield
+
+
+class LeanExtensionsRunner(SchemaExtensionsRunner):
+    """Strawberry's extension runner, with the work it does per result of a subscription cut to the extensions that
+    take part: for every event, Strawberry's builds the `on_stream_result` hooks of every extension (a look-up and
+    an inspection each) and awaits every extension's `get_results`, although most extensions define neither. Here
+    the two lists are made once per operation; the hooks run as Strawberry runs them (its own context manager).
+    Given by `Schema.create_extensions_runner` (public); `SchemaExtensionsRunner`'s methods are its own."""
+
+    def __init__(self, execution_context: Any, extensions: list[SchemaExtension] | None = None) -> None:
+        super().__init__(execution_context, extensions)
+        self._streaming = [e for e in self.extensions if _overrides(e, "on_stream_result")]
+        self._reporting = [e for e in self.extensions if _overrides(e, "get_results")]
+
+    def on_stream_result(self, result: Any) -> Any:
+        if not self._streaming:
+            return _no_stream_hooks()
+        return StreamResultContextManager(self._streaming, result)
+
+    async def get_extensions_results(self, ctx: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self._reporting:
+            found = extension.get_results()
+            data.update(await found if inspect.isawaitable(found) else found)
+        data.update(ctx.extensions_results)
+        return data
+
+
+def _overrides(extension: SchemaExtension, hook: str) -> bool:
+    return getattr(type(extension), hook) is not getattr(SchemaExtension, hook)
