@@ -22,5 +22,7 @@ await Promise.all([
 await mkdir(new URL("chat/", dist), { recursive: true });
 await copyFile(new URL("./src/chat/index.html", import.meta.url), new URL("chat/index.html", dist));
 await copyFile(new URL("./src/chat/style.css", import.meta.url), new URL("chat/chat.css", dist));
+// The page's trusted documents, for AGNO_GRAPHQL_TRUSTED_DOCUMENTS (written by the codegen, see codegen.ts).
+await copyFile(new URL("./src/gql/persisted-documents.json", import.meta.url), new URL("chat/persisted-documents.json", dist));
 await copyFile(new URL("./src/graphiql/index.html", import.meta.url), new URL("graphiql/index.html", dist));
 console.log("built dist/chat and dist/graphiql");

@@ -1,8 +1,8 @@
 // The GraphQL side of the page: one urql client (HTTP for queries and mutations, graphql-ws for
 // subscriptions), a run follower that survives websocket drops, uploads, and the operations the page uses.
 // Codegen types every operation from ../../schema.graphql, so a schema change that breaks one fails
-// the build.
-import { Client, fetchExchange, stringifyDocument, subscriptionExchange } from "@urql/core";
+// the build, and lists them in the page's trusted documents, as which they are sent (trusted.ts).
+import { Client, fetchExchange, subscriptionExchange } from "@urql/core";
 import {
   createClient as createWsClient,
   type Client as WsClient,
@@ -19,8 +19,9 @@ import type {
   RunAgentSubscription as RunAgentSubscriptionResult,
   RunEventFieldsFragment,
 } from "../gql/graphql";
+import { listed, listedText } from "./trusted";
 
-export const AgentsQuery = graphql(`
+export const AgentsQuery = listed(graphql(`
   query Agents {
     agents {
       id
@@ -28,9 +29,9 @@ export const AgentsQuery = graphql(`
       description
     }
   }
-`);
+`));
 
-export const SessionsQuery = graphql(`
+export const SessionsQuery = listed(graphql(`
   query Sessions($first: Int!, $after: String) {
     sessions(first: $first, after: $after) {
       edges {
@@ -49,7 +50,7 @@ export const SessionsQuery = graphql(`
       }
     }
   }
-`);
+`));
 
 // What a message shows of a file it carries. `url` is a signed link that expires: read it with the history
 // each time, never kept for long.
@@ -66,7 +67,7 @@ export const AttachmentFields = graphql(`
   }
 `);
 
-export const SessionMessagesQuery = graphql(`
+export const SessionMessagesQuery = listed(graphql(`
   query SessionMessages($id: ID!, $last: Int!, $before: String) {
     session(id: $id) {
       id
@@ -103,10 +104,10 @@ export const SessionMessagesQuery = graphql(`
       }
     }
   }
-`);
+`));
 
 // One file a request: the fetch exchange sends a File variable as a GraphQL multipart request.
-export const UploadAttachmentMutation = graphql(`
+export const UploadAttachmentMutation = listed(graphql(`
   mutation UploadAttachment($input: UploadAttachmentInput!) {
     uploadAttachment(input: $input) {
       attachment {
@@ -114,19 +115,19 @@ export const UploadAttachmentMutation = graphql(`
       }
     }
   }
-`);
+`));
 
 // A fresh link for an attachment whose link expired while the page was open.
-export const AttachmentUrlQuery = graphql(`
+export const AttachmentUrlQuery = listed(graphql(`
   query AttachmentUrl($id: ID!) {
     attachment(id: $id) {
       id
       url
     }
   }
-`);
+`));
 
-export const RenameSessionMutation = graphql(`
+export const RenameSessionMutation = listed(graphql(`
   mutation RenameSession($input: RenameSessionInput!) {
     renameSession(input: $input) {
       session {
@@ -135,9 +136,9 @@ export const RenameSessionMutation = graphql(`
       }
     }
   }
-`);
+`));
 
-export const ForkSessionMutation = graphql(`
+export const ForkSessionMutation = listed(graphql(`
   mutation ForkSession($input: ForkSessionInput!) {
     forkSession(input: $input) {
       session {
@@ -149,10 +150,10 @@ export const ForkSessionMutation = graphql(`
       }
     }
   }
-`);
+`));
 
 // Every answer to the user message of a run, oldest first, the run itself included.
-export const RunAlternativesQuery = graphql(`
+export const RunAlternativesQuery = listed(graphql(`
   query RunAlternatives($id: ID!) {
     run(id: $id) {
       id
@@ -164,15 +165,15 @@ export const RunAlternativesQuery = graphql(`
       }
     }
   }
-`);
+`));
 
-export const DeleteSessionMutation = graphql(`
+export const DeleteSessionMutation = listed(graphql(`
   mutation DeleteSession($input: DeleteSessionInput!) {
     deleteSession(input: $input) {
       deletedSessionId
     }
   }
-`);
+`));
 
 // What the page needs to ask a person for each thing a paused run waits for (see requirements.ts).
 export const RunRequirementFields = graphql(`
@@ -250,47 +251,47 @@ export const RunEventFields = graphql(`
 
 // The subscriptions that start or go on with a run name their field `event`, so a run reads the same whether it was started, resumed
 // or continued after a pause.
-export const RunAgentSubscription = graphql(`
+export const RunAgentSubscription = listed(graphql(`
   subscription RunAgent($input: RunAgentInput!) {
     event: runAgent(input: $input) {
       ...RunEventFields
     }
   }
-`);
+`));
 
-export const RunEventsSubscription = graphql(`
+export const RunEventsSubscription = listed(graphql(`
   subscription RunEvents($runId: ID!, $afterIndex: Int) {
     event: runEvents(runId: $runId, afterIndex: $afterIndex) {
       ...RunEventFields
     }
   }
-`);
+`));
 
-export const ContinueRunSubscription = graphql(`
+export const ContinueRunSubscription = listed(graphql(`
   subscription ContinueRun($input: ContinueRunInput!) {
     event: continueRun(input: $input) {
       ...RunEventFields
     }
   }
-`);
+`));
 
-export const RegenerateRunSubscription = graphql(`
+export const RegenerateRunSubscription = listed(graphql(`
   subscription RegenerateRun($input: RegenerateRunInput!) {
     event: regenerateRun(input: $input) {
       ...RunEventFields
     }
   }
-`);
+`));
 
-export const EditMessageSubscription = graphql(`
+export const EditMessageSubscription = listed(graphql(`
   subscription EditMessage($input: EditMessageInput!) {
     event: editMessage(input: $input) {
       ...RunEventFields
     }
   }
-`);
+`));
 
-export const CancelRunMutation = graphql(`
+export const CancelRunMutation = listed(graphql(`
   mutation CancelRun($input: CancelRunInput!) {
     cancelRun(input: $input) {
       run {
@@ -300,9 +301,9 @@ export const CancelRunMutation = graphql(`
       }
     }
   }
-`);
+`));
 
-export const SessionEventsSubscription = graphql(`
+export const SessionEventsSubscription = listed(graphql(`
   subscription SessionEvents {
     sessionEvents {
       kind
@@ -316,7 +317,7 @@ export const SessionEventsSubscription = graphql(`
       }
     }
   }
-`);
+`));
 
 /** The GraphQL endpoint on the page's own origin, over HTTP and over websockets. */
 export function endpointUrls(location: Location): { http: string; ws: string } {
@@ -374,12 +375,12 @@ export interface ApiEvents {
 
 /** The subscription that starts the run, or continues it after a pause; a run joined while it goes has none. */
 function openingOf(start: RunStart): { query: string; variables: Record<string, unknown> } | null {
-  if ("input" in start) return { query: stringifyDocument(RunAgentSubscription), variables: { input: start.input } };
-  if ("answers" in start) return { query: stringifyDocument(ContinueRunSubscription), variables: { input: start.answers } };
+  if ("input" in start) return { query: listedText(RunAgentSubscription), variables: { input: start.input } };
+  if ("answers" in start) return { query: listedText(ContinueRunSubscription), variables: { input: start.answers } };
   if ("regenerate" in start) {
-    return { query: stringifyDocument(RegenerateRunSubscription), variables: { input: start.regenerate } };
+    return { query: listedText(RegenerateRunSubscription), variables: { input: start.regenerate } };
   }
-  if ("edit" in start) return { query: stringifyDocument(EditMessageSubscription), variables: { input: start.edit } };
+  if ("edit" in start) return { query: listedText(EditMessageSubscription), variables: { input: start.edit } };
   return null;
 }
 
@@ -455,7 +456,7 @@ export function createApi(token: string, events: ApiEvents): Api {
     // continues where it stopped.
     const operation = {
       get query(): string {
-        return opening?.query ?? stringifyDocument(RunEventsSubscription);
+        return opening?.query ?? listedText(RunEventsSubscription);
       },
       get variables(): Record<string, unknown> {
         return opening?.variables ?? { runId, afterIndex };
