@@ -150,7 +150,7 @@ def _b4(b4: dict[str, Any]) -> list[str]:
         at = d.get("at_capacity") or {}
         lat, start = at.get("lateness_ms") or {}, at.get("start_ms") or {}
         opened = d["open_subscriptions"]
-        capacity = f"≥ {d['capacity']}" if d.get("capped") else str(d["capacity"])
+        capacity = f"≥ {d['capacity']}" if d.get("capped") else str(d["capacity"])  # the setup or max_streams
         lines.append(
             f"| {side} | {capacity} | {_n(at.get('cpu_us_per_delta'))} | {_n(lat.get('p50'), 1)} / "
             f"{_n(lat.get('p99'), 1)} | {_n(start.get('p50'))} / {_n(start.get('p99'))} / {_n(start.get('max'))} "
@@ -162,15 +162,15 @@ def _b4(b4: dict[str, Any]) -> list[str]:
         "Levels tried, in order:",
         "",
         "| side | streams | result | lateness p99 ms | stream p99 s "
-        "| start p99 ms | CPU µs / delta | model server p99 ms |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| start p99 ms | CPU µs / delta | model server p99 ms | load core busy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for side, d in b4["sides"].items():
         for level in d["levels"]:
             lines.append(
                 f"| {side} | {level['streams']} | {level['why']} | {_n(level['lateness_p99_ms'], 1)} "
                 f"| {_n(level['stream_p99_s'], 2)} | {_n(level['start_p99_ms'])} | {_n(level['cpu_us_per_delta'])} "
-                f"| {_n(level['model_server_p99_ms'], 1)} |"
+                f"| {_n(level['model_server_p99_ms'], 1)} | {_n(level.get('load_core_busy'), 2)} |"
             )
     r = b4["ratios"]
     ours = b4["sides"].get("agno-graphql", {})
