@@ -116,9 +116,41 @@ async def test_cancel_run_ends_every_follower_with_run_cancelled_and_stores_the_
     assert partial and FULL_ANSWER.startswith(partial) and partial != FULL_ANSWER
     assert (await run_status(server, token, run_id)) == {**cancelled, "input": LONG_MESSAGE, "agentId": "assistant"}
     assert cancelled["content"] == partial
+    # The history shows the exchange as it was cut: the message and the answer so far (a reload of the chat page).
+    snapshot = await session_snapshot(server, token, session["id"])
+    assert snapshot is not None
+    assert [(m["role"], m["content"]) for m in snapshot["messages"]["nodes"] if m["role"] != "SYSTEM"] == [
+        ("USER", LONG_MESSAGE),
+        ("ASSISTANT", partial),
+    ]
     # Cancelling a finished run changes nothing and returns it.
     again = (await execute(server, token, CANCEL_RUN, {"runId": run_id}))["cancelRun"]["run"]
     assert again == cancelled
+
+
+async def test_a_stopped_answer_after_an_earlier_exchange_stays_in_the_history(
+    lifecycle_server: RunningServer, user_id: str
+) -> None:
+    """What the chat page's Stop does on the second message of a conversation: the history keeps both exchanges,
+    the stopped answer as far as it went."""
+    server, token = lifecycle_server, make_token(user_id)
+    session = await create_session(server, token)
+    async with subscription(server, token, RUN_AGENT, run_input(session["id"], "hello")) as first:
+        earlier = await asyncio.wait_for(first.events("runAgent"), timeout=30)
+    async with subscription(server, token, RUN_AGENT, run_input(session["id"])) as second:
+        head = await second.events("runAgent", stop_after=4)
+        await execute(server, token, CANCEL_RUN, {"runId": head[0]["runId"]})
+        tail = await asyncio.wait_for(second.events("runAgent"), timeout=30)
+    assert tail[-1]["__typename"] == "RunCancelled"
+    partial = content_of(head + tail)
+    snapshot = await session_snapshot(server, token, session["id"])
+    assert snapshot is not None
+    assert [(m["role"], m["content"]) for m in snapshot["messages"]["nodes"] if m["role"] != "SYSTEM"] == [
+        ("USER", "hello"),
+        ("ASSISTANT", earlier[-1]["content"]),
+        ("USER", LONG_MESSAGE),
+        ("ASSISTANT", partial),
+    ]
 
 
 async def test_a_second_run_on_a_busy_session_is_session_busy_and_stores_nothing(

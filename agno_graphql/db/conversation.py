@@ -209,4 +209,26 @@ async def keep_in_history(db: Database, run_id: str) -> None:
         await conn.execute(update(r).where(r.c.run_id == run_id).values(run_data=data))
 
 
+async def keep_partial_answer(db: Database, run_id: str, content: str) -> bool:
+    """Give a stopped run its answer so far as its last message, when Agno left it out: Agno keeps the partial
+    text as an assistant message only when the run's messages hold no assistant message yet, so in a conversation
+    with an earlier exchange (whose answer is among the messages, copied in as history) it keeps none. False when the
+    run already ends with an answer of its own."""
+    r = db.runs
+    async with db.engine.begin() as conn:
+        row = (await conn.execute(select(r.c.run_data).where(r.c.run_id == run_id).with_for_update())).first()
+        if row is None:
+            return False
+        data = dict(as_dict(row[0]))
+        messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+        own = [m for m in messages if not m.get("from_history")]
+        if own and own[-1].get("role") == "assistant" and own[-1].get("content"):
+            return False
+        created_at = int(data.get("created_at") or 0) or None
+        answer = {"id": str(uuid4()), "role": "assistant", "content": content, "created_at": created_at}
+        data["messages"] = [*messages, answer]
+        await conn.execute(update(r).where(r.c.run_id == run_id).values(run_data=data))
+    return True
+
+
 INTERRUPTED_KEY = "agno_graphql_interrupted"

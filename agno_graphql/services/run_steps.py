@@ -69,7 +69,8 @@ class StoredRunSteps:
         return await self._db.store_unsaved(run.run_id, run.session_id, self._store_retry_seconds)
 
     async def after(self, run: RunInfo, terminal: Event | None) -> Event | None:
-        """Put back a name given during the run; mark a timed-out or broken-off run failed; record the media it
+        """Put back a name given during the run; mark a timed-out or broken-off run failed; keep a stopped run's
+        answer so far in its messages; record the media it
         made as attachments. A completed run whose media could not be stored fails, MEDIA_STORE_FAILED: the
         failure it is told with instead of its completion."""
         name = await self._broker.take_pending_name(run.session_id, run.run_id)
@@ -79,6 +80,8 @@ class StoredRunSteps:
             await history.record_failure(self._db, run.run_id, terminal.code, terminal.message)
         if isinstance(terminal, Paused):
             await history.record_pause(self._db, run.run_id, terminal.index + 1)
+        if isinstance(terminal, Cancelled) and terminal.content:
+            await conversation.keep_partial_answer(self._db, run.run_id, terminal.content)
         if isinstance(terminal, Cancelled) and terminal.reason == INTERRUPTED:
             # Before the session is free: the run that interrupted it starts next, with this exchange in its history.
             await conversation.keep_in_history(self._db, run.run_id)
