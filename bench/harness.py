@@ -524,13 +524,16 @@ class Bench:
             memory = measured(self.b4_process(side), slow, self.config.streams)
             level = self.b4_level(side, MODEL_AGENT, cap.deltas, cap.ramp_seconds, cap.measure_seconds)
             found[side] = search(side, self.b4_process(side), level, cap, log)
+            open_at_once = (memory.get("model_server") or {}).get("most_open_streams") or self.config.streams
             found[side]["open_subscriptions"] = {
                 "streams": self.config.streams,
-                "memory_per_stream_kib": memory["memory_per_stream_kib"],
+                # Per stream that was open at the peak (the streams that really overlapped).
+                "memory_per_stream_kib": (memory["peak_rss_mib"] - memory["baseline_rss_mib"]) * 1024 / open_at_once,
                 "baseline_rss_mib": memory["baseline_rss_mib"],
                 "peak_rss_mib": memory["peak_rss_mib"],
                 "errors": memory["errors"],
                 "error_samples": memory["error_samples"],
+                "most_open_at_once": open_at_once,
                 "start_ms": memory["start_ms"],
             }
             log(
@@ -685,5 +688,8 @@ def errors_of(report: dict[str, Any]) -> dict[str, int]:
         # A level that fails on errors is a finding of the search, not a broken run, unless it is the first level.
         first = data["levels"][0] if data["levels"] else {"errors": 0}
         found[f"B4 {side} first level"] = first["errors"]
-        found[f"B4 {side} open subscriptions"] = data["open_subscriptions"]["errors"]
+        if side != "agentos":
+            # AgentOS failing some of 500 runs started within a second (its database pool) is a finding of the
+            # benchmark, shown in the report; ours failing any is a broken run.
+            found[f"B4 {side} open subscriptions"] = data["open_subscriptions"]["errors"]
     return found

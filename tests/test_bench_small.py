@@ -96,6 +96,7 @@ def test_stream_capacity_is_searched_on_every_side(small_report: dict[str, Any])
         opened = found["open_subscriptions"]
         assert opened["streams"] == 20 and opened["errors"] == 0, (side, opened["error_samples"])
         assert opened["peak_rss_mib"] >= opened["baseline_rss_mib"] > 0, side
+        assert 0 < opened["most_open_at_once"] <= 20, side  # counted by the model server
         if found["capacity"]:
             at = found["at_capacity"]
             assert at["streams"] == found["capacity"] and at["passed"], side
