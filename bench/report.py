@@ -155,8 +155,8 @@ def _b4(b4: dict[str, Any]) -> list[str]:
             f"| {side} | {capacity} | {_n(at.get('cpu_us_per_delta'))} | {_n(lat.get('p50'), 1)} / "
             f"{_n(lat.get('p99'), 1)} | {_n(start.get('p50'))} / {_n(start.get('p99'))} / {_n(start.get('max'))} "
             f"| {_n((at.get('stream_seconds') or {}).get('p99'), 2)} | {_n(at.get('memory_per_stream_kib'), 1)} "
-            f"| {_n(opened['memory_per_stream_kib'], 1)} ({_n(opened.get('most_open_at_once'))} open at once, "
-            f"{opened['errors']} errors) |"
+            f"| {_n(opened['memory_per_stream_kib'], 1)} ({_n(opened.get('most_open_at_once'))} runs streaming "
+            f"at once, {opened['errors']} errors) |"
         )
     lines += [
         "",
