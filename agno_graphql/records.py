@@ -7,6 +7,7 @@ Plain frozen dataclasses, with nothing of SQL, Agno or GraphQL in them, so every
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -351,6 +352,18 @@ class Failed(Event):
     message: str
     code: str
     retry_after_seconds: int | None = None
+
+    @classmethod
+    def instead_of(cls, end: Event, message: str, code: str) -> Failed:
+        """The failure a run ends with in place of `end` (its terminal event), found only once the run was over."""
+        return cls(
+            run_id=end.run_id,
+            session_id=end.session_id,
+            index=end.index,
+            created_at=time.time(),
+            message=message,
+            code=code,
+        )
 
 
 @dataclass(frozen=True, slots=True)

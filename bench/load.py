@@ -5,8 +5,6 @@ Modes (or `serve`: many measurements, one JSON line each way):
             requests/s, latency percentiles, errors (non-2xx, GraphQL errors, broken connections)
   ws-run    one `runAgent` subscription at a time over graphql-transport-ws: deltas/s, first event, first delta
   sse-run   one AgentOS run at a time over SSE: the same measures
-  ws-many   N subscriptions at once, each on its own connection, all opened before any starts;
-            the paced model stamps each delta with its emission time: added latency per delta
   ws-hold   B4's level (bench/hold.py): N runAgent streams held steady over graphql-transport-ws, one socket per
             slot, each run in a new session; lateness of the model server's stamped deltas, start cost
   sse-hold  the same against AgentOS's run endpoint over SSE
@@ -218,73 +216,6 @@ async def sse_runs(spec: dict[str, Any]) -> dict[str, Any]:
     return {"runs": results, "errors": len(errors), "error_samples": errors[:3]}
 
 
-async def ws_many(spec: dict[str, Any]) -> dict[str, Any]:
-    """All subscriptions open first, then started together; added latency = received - stamped by the model."""
-    sessions_ids: list[str] = spec["sessions"]
-    added: list[float] = []
-    errors: list[str] = []
-    deltas = 0
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        sockets: list[aiohttp.ClientWebSocketResponse | None] = [None] * len(sessions_ids)
-
-        async def connect(k: int) -> None:
-            try:
-                sockets[k] = await _ws_open(session, spec["url"], spec["tokens"][k])
-            except Exception as exc:
-                errors.append(f"connect: {type(exc).__name__}: {exc}")
-
-        # Open in waves, so connecting is not itself the load being measured.
-        for start in range(0, len(sessions_ids), 50):
-            await asyncio.gather(*(connect(k) for k in range(start, min(start + 50, len(sessions_ids)))))
-        opened_at = time.time()
-
-        def on_delta(delta: str | None, at: float) -> None:
-            nonlocal deltas
-            if delta is None:
-                return
-            for stamp in delta.split():
-                deltas += 1
-                try:
-                    added.append((at - float(stamp)) * 1000)
-                except ValueError:
-                    errors.append(f"unstamped delta {stamp[:20]!r}")
-
-        ramp = float(spec.get("ramp_seconds", 0))
-
-        async def follow(k: int) -> None:
-            ws = sockets[k]
-            if ws is None:
-                return
-            # Runs start spread over the ramp (users do not all press enter in the same millisecond).
-            await asyncio.sleep(ramp * k / max(1, len(sessions_ids)))
-            variables = {"input": {"agentId": spec["agent"], "sessionId": sessions_ids[k], "message": "go"}}
-            try:
-                terminal = await _ws_follow(ws, "1", variables, on_delta)
-                if terminal != "RunCompleted":
-                    errors.append(terminal)
-            except Exception as exc:
-                errors.append(f"follow: {type(exc).__name__}: {exc}")
-            finally:
-                await ws.close()
-
-        print(json.dumps({"opened": sum(1 for s in sockets if s is not None)}), file=sys.stderr, flush=True)
-        started = time.time()
-        await asyncio.gather(*(follow(k) for k in range(len(sessions_ids))))
-        finished = time.time()
-    return {
-        "subscriptions": len(sessions_ids),
-        "opened": sum(1 for s in sockets if s is not None),
-        "deltas": deltas,
-        "expected_deltas": len(sessions_ids) * int(spec["deltas"]),
-        "added_latency_ms": summary(added),
-        "open_seconds": started - opened_at,
-        "run_seconds": finished - started,
-        "errors": len(errors) + (len(sessions_ids) * int(spec["deltas"]) - deltas),
-        "error_samples": errors[:5],
-    }
-
-
 async def ws_hold(spec: dict[str, Any]) -> dict[str, Any]:
     tokens: list[str] = spec["tokens"]
     streams = int(spec["streams"])
@@ -355,7 +286,6 @@ MODES = {
     "http": http_load,
     "ws-run": ws_runs,
     "sse-run": sse_runs,
-    "ws-many": ws_many,
     "ws-hold": ws_hold,
     "sse-hold": sse_hold,
 }

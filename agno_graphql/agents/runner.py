@@ -448,16 +448,7 @@ class RunManager:
             stored = False
         if stored or not terminal:
             return terminal, interrupted
-        end = terminal[0]
-        failed = Failed(
-            run_id=end.run_id,
-            session_id=end.session_id,
-            index=end.index,
-            created_at=time.time(),
-            message=NOT_STORED,
-            code=DB_UNAVAILABLE,
-        )
-        return [failed], interrupted
+        return [Failed.instead_of(terminal[0], NOT_STORED, DB_UNAVAILABLE)], interrupted
 
     async def _announce(self, info: RunInfo, kind: str) -> None:
         change = SessionChange(kind=kind, user_id=info.user_id, session_id=info.session_id, run_id=info.run_id)

@@ -172,19 +172,34 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-async def store_made(db: Database, run_id: str, user_id: str) -> int:
-    """Record the media a run made (a tool's image, the model's audio: Agno offloaded them to the storage as the
-    run was stored) as the user's attachments in the run's session, so their links work; how many were new."""
+async def output_media(db: Database, run_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A stored run's output media lists (what its tools and model made) by kind, with its session; None when it made
+    none. Only those lists, not the whole run: this is read as every run ends."""
     await db.ensure_ready()
     r = db.runs
-    # Only the output media lists of the run, not the whole run: this is read as every run ends.
     lists = [func.json_extract(r.c.run_data, f"$.{key}") for key in MEDIA_LISTS]
     rows = await db.read(select(r.c.session_id, *lists).where(r.c.run_id == run_id))
     if not rows or not any(rows[0][1:]):
-        return 0
+        return None
     session_id, *values = rows[0]
-    data = {key: json.loads(value) for key, value in zip(MEDIA_LISTS, values, strict=True) if value}
-    made = attachments_of(data, str(session_id))
+    return str(session_id), {key: json.loads(value) for key, value in zip(MEDIA_LISTS, values, strict=True) if value}
+
+
+def is_inline(item: Any) -> bool:
+    """A medium Agno holds with its bytes in the run rather than a reference into the storage (its offload failed)."""
+    return isinstance(item, dict) and bool(item.get("content")) and not item.get("media_reference")
+
+
+def holds_inline(media: Mapping[str, Any]) -> bool:
+    return any(is_inline(item) for items in media.values() if isinstance(items, list) for item in items)
+
+
+async def store_made(db: Database, user_id: str, media: tuple[str, dict[str, Any]]) -> int:
+    """Record the media a run made (`output_media`: a tool's image, the model's audio, which Agno offloaded to the
+    storage as the run was stored) as the user's attachments in the run's session, so their links work; how many
+    were new. Media held inline has no link and is left out."""
+    session_id, data = media
+    made = attachments_of(data, session_id)
     known = await get_many(db, [a.id for a in made])
     new = [replace(a, user_id=user_id) for a in made if a.id not in known]
     for record in new:

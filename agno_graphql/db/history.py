@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, String, bindparam, func, select, text, update
 
 from agno_graphql.compat.agno_parts import AGNO_MEDIA_HANDOFF_TEXT
-from agno_graphql.db.attachments import MEDIA_LISTS, attachments_of
+from agno_graphql.db.attachments import MEDIA_LISTS, attachments_of, is_inline
 from agno_graphql.db.database import Database
 from agno_graphql.db.pagination import Page, PageRequest, beyond, encode_cursor, finish_page
 from agno_graphql.records import (
@@ -436,7 +436,7 @@ def _drop_inline(holder: dict[str, Any]) -> int:
         items = holder.get(key)
         if not isinstance(items, list):
             continue
-        kept = [i for i in items if not (isinstance(i, dict) and i.get("content") and not i.get("media_reference"))]
+        kept = [item for item in items if not is_inline(item)]
         dropped += len(items) - len(kept)
         holder[key] = kept or None
     return dropped

@@ -8,7 +8,6 @@ Given to the run manager when it is built (`RunManager(steps=...)`): the manager
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -87,16 +86,14 @@ class StoredRunSteps:
             await conversation.keep_in_history(self._db, run.run_id)
         if terminal is None or isinstance(terminal, Failed):
             return None
-        if await history.drop_unstored_media(self._db, run.run_id) and isinstance(terminal, Completed):
-            failed = Failed(
-                run_id=terminal.run_id,
-                session_id=terminal.session_id,
-                index=terminal.index,
-                created_at=time.time(),
-                message=MEDIA_NOT_STORED,
-                code=MEDIA_STORE_FAILED,
-            )
+        media = await attachment_rows.output_media(self._db, run.run_id)
+        if media is None:
+            return None
+        # Only a run whose output holds bytes inline pays for reading and rewriting its whole row.
+        dropped = attachment_rows.holds_inline(media[1]) and await history.drop_unstored_media(self._db, run.run_id)
+        if dropped and isinstance(terminal, Completed):
+            failed = Failed.instead_of(terminal, MEDIA_NOT_STORED, MEDIA_STORE_FAILED)
             await history.record_failure(self._db, run.run_id, failed.code, failed.message)
             return failed
-        await attachment_rows.store_made(self._db, run.run_id, run.user_id)
+        await attachment_rows.store_made(self._db, run.user_id, media)
         return None
