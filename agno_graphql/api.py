@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 import strawberry
 from strawberry.permission import BasePermission
 
-from agno_graphql.context import Info
 from agno_graphql.resolvers.agents import resolve_agent, resolve_agents
 from agno_graphql.resolvers.attachments import resolve_attachment
 from agno_graphql.resolvers.mutations.cancel_run import cancel_run
@@ -26,8 +23,7 @@ from agno_graphql.resolvers.runs import (
     run_events,
 )
 from agno_graphql.resolvers.sessions import resolve_session, resolve_sessions, resolve_viewer, session_events
-from agno_graphql.schema.events import EVENT_TYPES, RunEvent, SessionEvent
-from agno_graphql.schema.inputs import ContinueRunInput, EditMessageInput, RegenerateRunInput, RunAgentInput
+from agno_graphql.schema.events import EVENT_TYPES
 from agno_graphql.schema.payloads import (
     CancelRunPayload,
     CreateSessionPayload,
@@ -101,50 +97,36 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(permission_classes=authenticated)
-    def run_agent(self, info: Info, input: RunAgentInput) -> AsyncGenerator[RunEvent, None]:
-        return run_agent(info, input)
-
-    @strawberry.subscription(
+    run_agent = strawberry.subscription(resolver=run_agent, permission_classes=authenticated)
+    run_events = strawberry.subscription(
+        resolver=run_events,
         permission_classes=authenticated,
         description="Follow a run (started by any connection, on any instance): its events with index "
         "greater than afterIndex, then live ones until the terminal event.",
     )
-    def run_events(
-        self, info: Info, run_id: strawberry.ID, after_index: int | None = None
-    ) -> AsyncGenerator[RunEvent, None]:
-        return run_events(info, run_id, after_index)
-
-    @strawberry.subscription(
+    session_events = strawberry.subscription(
+        resolver=session_events,
         permission_classes=authenticated,
         description="The viewer's sessions as they are created, renamed, run and deleted, from now on.",
     )
-    def session_events(self, info: Info) -> AsyncGenerator[SessionEvent, None]:
-        return session_events(info)
-
-    @strawberry.subscription(
+    continue_run = strawberry.subscription(
+        resolver=continue_run,
         permission_classes=authenticated,
         description="Answer every open requirement of a paused run and stream the rest of it: RunContinued "
         "first, then one terminal event (or RunPaused again). RUN_NOT_PAUSED when the run is not waiting.",
     )
-    def continue_run(self, info: Info, input: ContinueRunInput) -> AsyncGenerator[RunEvent, None]:
-        return continue_run(info, input)
-
-    @strawberry.subscription(
+    regenerate_run = strawberry.subscription(
+        resolver=regenerate_run,
         permission_classes=authenticated,
         description="A new answer to the user message of a session's latest run (NOT_LATEST_RUN for an earlier "
         "one); the run it replaces stays stored, replaced, among the new one's alternatives.",
     )
-    def regenerate_run(self, info: Info, input: RegenerateRunInput) -> AsyncGenerator[RunEvent, None]:
-        return regenerate_run(info, input)
-
-    @strawberry.subscription(
+    edit_message = strawberry.subscription(
+        resolver=edit_message,
         permission_classes=authenticated,
         description="Change a user message and answer it again: its run and every later one leave the "
         "conversation (kept, replaced), and a new run answers the edited text with the history before it.",
     )
-    def edit_message(self, info: Info, input: EditMessageInput) -> AsyncGenerator[RunEvent, None]:
-        return edit_message(info, input)
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES)

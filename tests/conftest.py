@@ -158,25 +158,31 @@ def server_settings(database_url: str, state_dir: Path, **overrides: Any) -> Set
     return replace(base, **overrides)
 
 
-@dataclass
-class RunningServer:
-    settings: Settings
-    services: Services
+class OnLoopbackPort:
+    """A server listening on 127.0.0.1:`port`, with the URLs the test clients connect to."""
+
     port: int
-    server: uvicorn.Server
-    thread: threading.Thread
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/graphql"
+        return f"{self.base_url}/graphql"
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/graphql"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+
+@dataclass
+class RunningServer(OnLoopbackPort):
+    settings: Settings
+    services: Services
+    port: int
+    server: uvicorn.Server
+    thread: threading.Thread
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -257,6 +263,12 @@ def make_token(user_id: str, secret: str = TEST_SECRET, **claims: Any) -> str:
 def user_id() -> str:
     """A fresh user per test, so tests on the shared server never see each other's sessions."""
     return f"user-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def token(user_id: str) -> str:
+    """A valid token of the test's user (`user_id`), signed with the servers' secret."""
+    return make_token(user_id)
 
 
 @pytest.fixture(scope="module")

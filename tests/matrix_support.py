@@ -142,6 +142,11 @@ async def session_snapshot(server: RunningServer, token: str, session_id: str) -
     return result["session"]
 
 
+def said(session: dict[str, Any]) -> list[tuple[str, str]]:
+    """The conversation of a session as its messages read, (role, content) each, system messages left out."""
+    return [(m["role"], m["content"]) for m in session["messages"]["nodes"] if m["role"] != "SYSTEM"]
+
+
 async def user_snapshot(server: RunningServer, token: str) -> dict[str, Any]:
     """Everything a user can read of all their sessions."""
     return dict(await execute(server, token, SNAPSHOT))

@@ -53,6 +53,11 @@ def message_text(message: dict[str, Any]) -> str:
     return ""
 
 
+def history_given(request: dict[str, Any]) -> list[str]:
+    """The text of each message of a request, its system prompt left out: the conversation the model was given."""
+    return [message_text(m) for m in request["messages"] if m["role"] != "system"]
+
+
 def words(text: str) -> list[str]:
     """The text in pieces that join back to it exactly: each word with the space before it."""
     pieces = text.split(" ")
@@ -135,6 +140,11 @@ class OpenAIStub:
     def requests_mentioning(self, text: str) -> list[dict[str, Any]]:
         """The recorded request bodies with a message containing `text`, in the order they came."""
         return [body for body in self.received() if any(text in message_text(m) for m in body.get("messages", []))]
+
+    def history_mentioning(self, text: str) -> list[str]:
+        """The conversation given to the model (its system prompt left out) by the one request mentioning `text`."""
+        [request] = self.requests_mentioning(text)
+        return history_given(request)
 
     def _take_fault(self) -> Fault | None:
         with self._lock:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import TEST_SECRET, OnLoopbackPort, free_port
 
 CLI = Path(sys.executable).with_name("agno-graphql")
 SERVE_START_ATTEMPTS = 300  # x 0.1 s
@@ -30,26 +30,19 @@ def cli_env(state_dir: Path, database_url: str, **settings: str) -> dict[str, st
     return env
 
 
+def serve_env(folder: Path, database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a test's `serve` process: its state under `folder`, the tokens of `make_token` valid."""
+    return cli_env(folder / "state", database_url, jwt_secret=TEST_SECRET, **settings)
+
+
 @dataclass
-class ServedProcess:
+class ServedProcess(OnLoopbackPort):
     """A running `serve`; has the URLs the test clients need, like an in-thread server."""
 
     process: subprocess.Popen[bytes]
     port: int
     stdout_file: Path
     stderr_file: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"{self.base_url}/graphql"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
 
     def printed(self) -> str:
         return self.stdout_file.read_text()
@@ -65,6 +58,11 @@ class ServedProcess:
                 pass
             time.sleep(0.1)
         pytest.fail("serve did not answer /healthz")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash ends a server: nothing of it runs on. Returns once the process is gone."""
+        self.process.kill()
+        self.process.wait(timeout=15)
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM, as a process manager stops it; killed only if it does not end in time. The exit code."""

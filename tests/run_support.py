@@ -7,10 +7,11 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.client import RUN_AGENT, execute
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, server_settings, start_server
 from tests.lock_support import InFlightStatements, OutsideLock, wait_until
 from tests.matrix_support import acknowledged_ws, receive
 
@@ -142,6 +143,17 @@ async def wait_for_status(
             return run
         await asyncio.sleep(0.1)
     raise AssertionError(f"run {run_id} never reached {statuses}: {run}")
+
+
+async def runs_as_stored(
+    database_url: str, state_dir: Path, token: str, run_ids: list[str]
+) -> dict[str, dict[str, Any] | None]:
+    """Each run as a fresh server on the same database reads it back (None for a run it does not have)."""
+    reader = start_server(server_settings(database_url, state_dir))
+    try:
+        return {run_id: await run_status(reader, token, run_id) for run_id in run_ids}
+    finally:
+        reader.stop()
 
 
 def content_of(events: list[dict[str, Any]]) -> str:

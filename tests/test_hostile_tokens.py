@@ -35,7 +35,7 @@ from tests.conftest import TEST_SECRET, RunningServer, make_token, serving_with
 from tests.conftest import server_settings as settings_with
 from tests.matrix_support import acknowledged_ws, connection_init, poll, subscribe_run
 from tests.run_support import LONG_MESSAGE, SESSION_EVENTS, content_of, follow, run_input
-from tests.test_http_streaming import multipart_parts, open_stream, sse_events
+from tests.test_http_streaming import open_stream, stream_results
 
 AUDIENCE = "agno-graphql-hostile"
 ISSUER = "https://issuer.hostile.test/"
@@ -165,16 +165,9 @@ async def test_a_socket_is_closed_when_its_token_expires_and_its_run_goes_on(str
 async def streamed_results(
     server: RunningServer, token: str, protocol: str, document: str, variables: dict[str, Any] | None
 ) -> list[Any]:
-    """Every result of an SSE or multipart subscription, to its end."""
-    stream = open_stream(server, token, protocol, document, variables)
-    async with asyncio.timeout(CLOSE_WAIT_SECONDS), stream as response:
-        assert response.status_code == 200
-        if protocol == "sse":
-            events = await sse_events(response)
-            assert events[-1] == ("complete", "")
-            return [json.loads(data) for _, data in events[:-1]]
-        parts = multipart_parts((await response.aread()).decode(), "graphql")
-        return [part["payload"] for part in parts if part != {}]
+    """Every result of an SSE or multipart subscription, to its end, which comes within CLOSE_WAIT_SECONDS."""
+    async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+        return await stream_results(open_stream(server, token, protocol, document, variables))
 
 
 async def test_a_run_streamed_over_sse_ends_unauthenticated_when_the_token_expires_and_goes_on(

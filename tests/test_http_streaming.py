@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -84,20 +84,13 @@ def multipart_parts(body: str, boundary: str) -> list[Any]:
     return parts
 
 
-async def stream_results(
-    server: RunningServer,
-    token: str | None,
-    protocol: str,
-    document: str | None,
-    variables: dict[str, Any] | None = None,
-    extensions: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Every GraphQL result of one streamed operation, checking the framing of its protocol on the way."""
-    async with open_stream(server, token, protocol, document, variables, extensions, headers) as response:
+async def stream_results(stream: AbstractAsyncContextManager[httpx.Response]) -> list[dict[str, Any]]:
+    """Every GraphQL result of one operation streamed by `open_stream`, checking on the way the framing of the
+    protocol its Accept header asked for."""
+    async with stream as response:
         assert response.status_code == 200
         content_type = response.headers["content-type"]
-        if protocol == "sse":
+        if response.request.headers["accept"] == SSE_ACCEPT:
             assert content_type.startswith("text/event-stream")
             events = await sse_events(response)
             assert events[-1] == ("complete", "")
@@ -122,10 +115,11 @@ def error_codes(result: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_calculator_run_streams_its_tool_call_and_answer(
-    server: RunningServer, user_id: str, protocol: str
+    server: RunningServer, token: str, protocol: str
 ) -> None:
-    token = make_token(user_id)
-    results = await stream_results(server, token, protocol, RUN_AGENT, run_input("calculator", "What is 12 * 7?"))
+    results = await stream_results(
+        open_stream(server, token, protocol, RUN_AGENT, run_input("calculator", "What is 12 * 7?"))
+    )
     assert all("errors" not in result for result in results)
     events = [result["data"]["runAgent"] for result in results]
     kinds = [event["__typename"] for event in events]
@@ -142,11 +136,12 @@ async def test_calculator_run_streams_its_tool_call_and_answer(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_run_over_http_continues_a_session_and_is_stored(
-    server: RunningServer, user_id: str, protocol: str
+    server: RunningServer, token: str, protocol: str
 ) -> None:
-    token = make_token(user_id)
     session_id = (await create_session(server, token))["id"]
-    results = await stream_results(server, token, protocol, RUN_AGENT, run_input("assistant", "over http", session_id))
+    results = await stream_results(
+        open_stream(server, token, protocol, RUN_AGENT, run_input("assistant", "over http", session_id))
+    )
     events = [result["data"]["runAgent"] for result in results]
     assert {event["sessionId"] for event in events} == {session_id}
     assert events[-1]["content"] == "You said: over http"
@@ -157,14 +152,14 @@ async def test_run_over_http_continues_a_session_and_is_stored(
 
 
 async def test_query_over_sse_gives_one_result_then_completes(server: RunningServer, user_id: str) -> None:
-    results = await stream_results(server, make_token(user_id), "sse", "query { viewer { userId } }")
+    results = await stream_results(open_stream(server, make_token(user_id), "sse", "query { viewer { userId } }"))
     assert results == [{"data": {"viewer": {"userId": user_id}}}]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("token", [None, "not-a-jwt", make_token("mallory", secret=OTHER_SECRET)])
 async def test_run_without_a_valid_token_is_refused(server: RunningServer, protocol: str, token: str | None) -> None:
-    results = await stream_results(server, token, protocol, RUN_AGENT, run_input("assistant", "hello"))
+    results = await stream_results(open_stream(server, token, protocol, RUN_AGENT, run_input("assistant", "hello")))
     assert len(results) == 1
     assert results[0]["data"] is None
     assert error_codes(results[0]) == ["UNAUTHENTICATED"]
@@ -181,7 +176,7 @@ async def test_run_without_a_valid_token_is_refused(server: RunningServer, proto
 async def test_bad_document_gives_one_coded_error(
     server: RunningServer, user_id: str, protocol: str, document: str, code: str
 ) -> None:
-    results = await stream_results(server, make_token(user_id), protocol, document)
+    results = await stream_results(open_stream(server, make_token(user_id), protocol, document))
     assert len(results) == 1
     assert results[0]["data"] is None
     assert error_codes(results[0]) == [code]
@@ -189,7 +184,9 @@ async def test_bad_document_gives_one_coded_error(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_unknown_agent_over_http_gives_a_coded_error(server: RunningServer, user_id: str, protocol: str) -> None:
-    results = await stream_results(server, make_token(user_id), protocol, RUN_AGENT, run_input("nobody", "hello"))
+    results = await stream_results(
+        open_stream(server, make_token(user_id), protocol, RUN_AGENT, run_input("nobody", "hello"))
+    )
     assert len(results) == 1
     assert error_codes(results[0]) == ["NOT_FOUND"]
 

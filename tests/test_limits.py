@@ -57,6 +57,13 @@ def assert_refused(response: dict[str, Any], code: str) -> None:
     assert "INTERNAL_SERVER_ERROR" not in json.dumps(response)
 
 
+async def post_padded(server: RunningServer, user_id: str, padding: str) -> httpx.Response:
+    """The viewer query as the user's POST, its body made larger by an unused `padding` variable."""
+    body = {"query": "{ viewer { userId } }", "variables": {"padding": padding}}
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(server.http_url, json=body, headers=bearer(make_token(user_id)))
+
+
 def deep_query(depth: int) -> str:
     """A query whose leaf field is at `depth` (root fields are at depth 0): sessions, nodes, agent, sessions, ...;
     a page of one session each time, so that the node limit stays far (a depth of 12 asks for 4 nodes)."""
@@ -133,13 +140,7 @@ async def test_query_padded_with_comments_counts_them(server: RunningServer, use
 
 
 async def test_body_over_the_limit_is_413(restricted: RunningServer, user_id: str) -> None:
-    padding = "x" * RESTRICTED_BODY_BYTES
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            restricted.http_url,
-            json={"query": "{ viewer { userId } }", "variables": {"padding": padding}},
-            headers=bearer(make_token(user_id)),
-        )
+    response = await post_padded(restricted, user_id, "x" * RESTRICTED_BODY_BYTES)
     assert response.status_code == 413
     assert "INTERNAL_SERVER_ERROR" not in response.text
 
@@ -164,30 +165,18 @@ async def test_streamed_body_over_the_limit_is_413(restricted: RunningServer, us
 
 
 async def test_body_under_the_limit_is_served(restricted: RunningServer, user_id: str) -> None:
-    padding = "x" * (RESTRICTED_BODY_BYTES // 2)
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            restricted.http_url,
-            json={"query": "{ viewer { userId } }", "variables": {"padding": padding}},
-            headers=bearer(make_token(user_id)),
-        )
+    response = await post_padded(restricted, user_id, "x" * (RESTRICTED_BODY_BYTES // 2))
     assert response.status_code == 200
     assert response.json() == {"data": {"viewer": {"userId": user_id}}}
 
 
 async def test_body_over_the_default_limit_is_413(server: RunningServer, user_id: str) -> None:
     assert server.settings.max_body_bytes == 1_000_000
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            server.http_url,
-            json={"query": "{ viewer { userId } }", "variables": {"padding": "x" * 1_000_001}},
-            headers=bearer(make_token(user_id)),
-        )
+    response = await post_padded(server, user_id, "x" * 1_000_001)
     assert response.status_code == 413
 
 
-async def test_mutation_over_get_is_refused_and_not_executed(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_mutation_over_get_is_refused_and_not_executed(server: RunningServer, token: str) -> None:
     wanted = str(uuid.uuid4())
     variables = {"input": {"agentId": "assistant", "sessionId": wanted}}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -252,8 +241,7 @@ async def test_queries_are_served_with_introspection_switched_off(restricted: Ru
     assert {agent["id"] for agent in response["data"]["agents"]} == {"assistant", "calculator", "helpdesk"}
 
 
-async def test_subscriptions_per_connection_are_limited(restricted: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_subscriptions_per_connection_are_limited(restricted: RunningServer, token: str) -> None:
     long_message = " ".join(f"word{i}" for i in range(60))
     variables = {"input": {"agentId": "assistant", "message": long_message}}
     async with acknowledged_ws(restricted, token) as ws:

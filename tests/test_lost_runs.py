@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.client import RUN_AGENT, execute
-from tests.conftest import TEST_SECRET, make_token
 from tests.matrix_support import assert_event_invariants, create_session
-from tests.process_support import ServedProcess, cli_env, serving_process
+from tests.process_support import ServedProcess, serve_env, serving_process
 from tests.run_support import LONG_MESSAGE, follow, run_input, start_run, subscription
 from tests.test_regenerate import regenerate
 
@@ -32,17 +31,17 @@ query Session($id: ID!) {
 
 
 def single_env(folder: Path, database_url: str) -> dict[str, str]:
-    return cli_env(folder / "state", database_url, jwt_secret=TEST_SECRET, offline_delay_ms="40")
+    return serve_env(folder, database_url, offline_delay_ms="40")
 
 
-def shared_env(folder: Path, database_url: str, prefix: str) -> dict[str, str]:
-    return cli_env(
-        folder / "state",
+def shared_env(folder: Path, database_url: str) -> dict[str, str]:
+    """Two instances' settings: one Redis (under a prefix of their own) and short run leases."""
+    return serve_env(
+        folder,
         database_url,
-        jwt_secret=TEST_SECRET,
         offline_delay_ms="40",
         redis_url=REDIS_URL,
-        redis_prefix=prefix,
+        redis_prefix=f"agql-test-{uuid.uuid4().hex[:8]}",
         run_lease_seconds="2",
     )
 
@@ -51,12 +50,10 @@ async def session_of(served: ServedProcess, token: str, session_id: str) -> dict
     return dict((await execute(served, token, SESSION, {"id": session_id}))["session"])
 
 
-async def killed_mid_run(served: ServedProcess, token: str, session_id: str) -> list[dict[str, Any]]:
-    """Start a run, read a few of its events, then SIGKILL the server: the events read."""
-    head = await start_run(served, token, session_id, seen=4)
-    served.process.kill()
-    served.process.wait(timeout=15)
-    return head
+async def a_run_going(served: ServedProcess, token: str) -> tuple[str, list[dict[str, Any]]]:
+    """A new session with a run started in it: the session's id and the first few events of the run."""
+    session_id = str((await create_session(served, token))["id"])
+    return session_id, await start_run(served, token, session_id, seen=4)
 
 
 async def stored_run_once_settled(served: ServedProcess, token: str, session_id: str, run_id: str) -> dict[str, Any]:
@@ -76,19 +73,23 @@ async def answered_again(served: ServedProcess, token: str, session_id: str, run
     """The user can regenerate the lost run (it is the latest), and the session takes new messages."""
     events = await regenerate(served, token, run_id)
     assert (events[-1]["__typename"], events[-1]["content"]) == ("RunCompleted", f"You said: {LONG_MESSAGE}")
+    await takes_new_messages(served, token, session_id)
+
+
+async def takes_new_messages(served: ServedProcess, token: str, session_id: str) -> None:
+    """A new message in the session is answered at once."""
     async with subscription(served, token, RUN_AGENT, run_input(session_id, "after the crash")) as run:
         after = await asyncio.wait_for(run.events("runAgent"), timeout=30)
     assert after[-1]["content"] == "You said: after the crash"
 
 
 async def test_a_run_whose_only_server_is_killed_is_stored_failed_with_the_users_message_by_the_next_start(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
     env = single_env(tmp_path, new_database_url("killed-alone"))
-    token = make_token(user_id)
     with serving_process(tmp_path / "first", env) as first:
-        session_id = str((await create_session(first, token))["id"])
-        head = await killed_mid_run(first, token, session_id)
+        session_id, head = await a_run_going(first, token)
+        first.kill()
     run_id = head[0]["runId"]
     with serving_process(tmp_path / "second", env) as second:
         run = await stored_run_once_settled(second, token, session_id, run_id)
@@ -105,18 +106,15 @@ async def test_a_run_whose_only_server_is_killed_is_stored_failed_with_the_users
 
 
 async def test_when_one_of_two_instances_is_killed_the_other_stores_its_run_failed_with_what_it_had_said(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
-    env = shared_env(tmp_path, new_database_url("killed-shared"), f"agql-test-{uuid.uuid4().hex[:8]}")
-    token = make_token(user_id)
+    env = shared_env(tmp_path, new_database_url("killed-shared"))
     with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
-        session_id = str((await create_session(a, token))["id"])
-        head = await start_run(a, token, session_id, seen=4)
+        session_id, head = await a_run_going(a, token)
         run_id = head[0]["runId"]
         watcher = asyncio.create_task(follow(b, token, run_id, after_index=head[-1]["index"]))
         await asyncio.sleep(0.5)
-        a.process.kill()
-        a.process.wait(timeout=15)
+        a.kill()
         watched = await asyncio.wait_for(watcher, timeout=60)
         assert (watched[-1]["__typename"], watched[-1]["code"]) == ("RunFailed", "RUN_LOST")
         assert_event_invariants(head + watched)
@@ -152,16 +150,13 @@ async def queued_behind(served: ServedProcess, token: str, session_id: str, mess
 
 
 async def test_runs_waiting_in_line_on_a_killed_server_are_stored_lost_with_their_message_by_the_next_start(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
     env = single_env(tmp_path, new_database_url("killed-line"))
-    token = make_token(user_id)
     with serving_process(tmp_path / "first", env) as first:
-        session_id = str((await create_session(first, token))["id"])
-        head = await start_run(first, token, session_id, seen=4)
+        session_id, head = await a_run_going(first, token)
         waiting = await queued_behind(first, token, session_id, "and then?")
-        first.process.kill()
-        first.process.wait(timeout=15)
+        first.kill()
     with serving_process(tmp_path / "second", env) as second:
         run = await stored_run_once_settled(second, token, session_id, head[0]["runId"])
         assert run["status"] == "ERROR"
@@ -174,17 +169,14 @@ async def test_runs_waiting_in_line_on_a_killed_server_are_stored_lost_with_thei
 
 
 async def test_runs_waiting_in_line_on_an_instance_killed_go_with_it_and_the_other_instance_says_so(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
-    env = shared_env(tmp_path, new_database_url("killed-shared-line"), f"agql-test-{uuid.uuid4().hex[:8]}")
-    token = make_token(user_id)
+    env = shared_env(tmp_path, new_database_url("killed-shared-line"))
     with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
-        session_id = str((await create_session(a, token))["id"])
-        head = await start_run(a, token, session_id, seen=4)
+        session_id, head = await a_run_going(a, token)
         waiting = await queued_behind(a, token, session_id, "and then?")
         watcher = asyncio.create_task(follow(b, token, waiting))
-        a.process.kill()
-        a.process.wait(timeout=15)
+        a.kill()
         watched = await asyncio.wait_for(watcher, timeout=60)
         assert [(e["__typename"], e["code"]) for e in watched] == [("RunFailed", "RUN_LOST")]
         run = await stored_run_once_settled(b, token, session_id, head[0]["runId"])
@@ -193,7 +185,4 @@ async def test_runs_waiting_in_line_on_an_instance_killed_go_with_it_and_the_oth
         seen = await session_of(b, token, session_id)
         assert seen["activeRun"] is None
         assert [m["content"] for m in seen["messages"]["nodes"]][-1] == "and then?"
-        # The session takes new messages at once.
-        async with subscription(b, token, RUN_AGENT, run_input(session_id, "after the crash")) as again:
-            after = await asyncio.wait_for(again.events("runAgent"), timeout=30)
-        assert after[-1]["content"] == "You said: after the crash"
+        await takes_new_messages(b, token, session_id)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.client import RUN_AGENT, execute
-from tests.conftest import TEST_SECRET, make_token
 from tests.matrix_support import (
     DELETE_SESSION,
     RENAME_SESSION,
@@ -21,7 +20,7 @@ from tests.matrix_support import (
     create_session,
     session_snapshot,
 )
-from tests.process_support import ServedProcess, cli_env, serving_process
+from tests.process_support import ServedProcess, serve_env, serving_process
 from tests.run_support import (
     CANCEL_RUN,
     LONG_MESSAGE,
@@ -40,10 +39,9 @@ FULL_ANSWER = f"You said: {LONG_MESSAGE}"
 
 
 def instance_env(folder: Path, database_url: str, prefix: str, **settings: str) -> dict[str, str]:
-    return cli_env(
-        folder / "state",
+    return serve_env(
+        folder,
         database_url,
-        jwt_secret=TEST_SECRET,
         redis_url=REDIS_URL,
         redis_prefix=prefix,
         offline_delay_ms="40",
@@ -79,10 +77,9 @@ async def act_during_a_run(
 
 
 async def test_a_run_started_on_one_instance_is_followed_refused_and_cancelled_from_another(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     session = await create_session(a, token)
 
     async def from_b(run_id: str) -> tuple[list[dict[str, Any]], asyncio.Task[Any], dict[str, Any]]:
@@ -108,10 +105,9 @@ async def test_a_run_started_on_one_instance_is_followed_refused_and_cancelled_f
 
 
 async def test_a_run_whose_client_left_instance_a_is_resumed_on_instance_b(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     head = await start_run(a, token, None, seen=5)
     rest = await follow(b, token, head[0]["runId"], after_index=head[-1]["index"])
 
@@ -125,10 +121,9 @@ FOLLOWERS_PER_RUN = 45  # x 3 runs: more followers on one instance than its Redi
 
 
 async def test_more_followers_on_another_instance_than_redis_connections_all_see_every_event(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     heads = [await start_run(a, token, None, seen=2) for _ in range(3)]
     followers = [
         asyncio.create_task(follow(b, token, head[0]["runId"], after_index=head[-1]["index"]))
@@ -144,10 +139,9 @@ async def test_more_followers_on_another_instance_than_redis_connections_all_see
 
 
 async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     async with subscription(b, token, SESSION_EVENTS) as tab:
         await asyncio.sleep(0.3)
         session = await create_session(a, token)
@@ -162,10 +156,9 @@ async def test_session_events_of_one_instance_reach_a_tab_on_the_other(
 
 
 async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     session = await create_session(a, token)
     rename = {"input": {"sessionId": session["id"], "name": "Renamed on B"}}
     _, events = await act_during_a_run(
@@ -178,10 +171,9 @@ async def test_a_rename_on_one_instance_during_a_run_on_the_other_is_kept(
 
 
 async def test_deleting_a_session_on_one_instance_stops_its_run_on_the_other(
-    instances: tuple[ServedProcess, ServedProcess], user_id: str
+    instances: tuple[ServedProcess, ServedProcess], token: str
 ) -> None:
     a, b = instances
-    token = make_token(user_id)
     session = await create_session(a, token)
     delete = {"input": {"sessionId": session["id"]}}
     deleted, events = await act_during_a_run(
@@ -195,11 +187,10 @@ async def test_deleting_a_session_on_one_instance_stops_its_run_on_the_other(
 
 
 async def test_when_the_instance_running_a_run_dies_followers_elsewhere_are_told_and_the_session_frees(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
     database_url = new_database_url("dying")
     env = instance_env(tmp_path, database_url, f"agql-test-{uuid.uuid4().hex[:8]}", run_lease_seconds="2")
-    token = make_token(user_id)
     with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
         session = await create_session(a, token)
         head = await start_run(a, token, session["id"], seen=3)
@@ -223,11 +214,10 @@ async def test_when_the_instance_running_a_run_dies_followers_elsewhere_are_told
 
 
 def test_serve_with_workers_and_redis_shares_runs_between_workers(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
     env = instance_env(tmp_path, new_database_url("workers"), f"agql-test-{uuid.uuid4().hex[:8]}")
     env["AGNO_GRAPHQL_OFFLINE_DELAY_MS"] = "2"
-    token = make_token(user_id)
 
     async def journey(served: ServedProcess) -> None:
         # Each new connection may land on either worker: follow the run from several.

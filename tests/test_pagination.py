@@ -38,42 +38,54 @@ def assert_cursors_match_edges(connection: dict[str, Any]) -> None:
     assert info["endCursor"] == (edges[-1]["cursor"] if edges else None)
 
 
-async def page_forward(fetch: Fetch, size: int, between: Callable[[], Awaitable[None]] | None = None) -> list[Any]:
-    """Every edge, page by page with first/after; checks the flags of each page on the way."""
-    edges: list[Any] = []
-    after: str | None = None
+@dataclass(frozen=True)
+class Direction:
+    """One way through a connection: its page size and cursor arguments, the flag that says more lies ahead,
+    the one that says pages lie behind, and the cursor the next page starts from."""
+
+    size: str
+    cursor: str
+    ahead: str
+    behind: str
+    next_cursor: str
+
+
+FORWARD = Direction("first", "after", "hasNextPage", "hasPreviousPage", "endCursor")
+BACKWARD = Direction("last", "before", "hasPreviousPage", "hasNextPage", "startCursor")
+DIRECTIONS = [pytest.param(FORWARD, id="forward"), pytest.param(BACKWARD, id="backward")]
+
+
+async def page_through(
+    fetch: Fetch, size: int, direction: Direction, between: Callable[[], Awaitable[None]] | None = None
+) -> list[Any]:
+    """Every edge, page by page in `direction`, in list order; checks the flags of each page on the way."""
+    pages: list[list[Any]] = []
+    cursor: str | None = None
     for _ in range(100):
-        connection = await fetch({"first": size, "after": after})
+        connection = await fetch({direction.size: size, direction.cursor: cursor})
         assert_cursors_match_edges(connection)
         info = connection["pageInfo"]
-        assert info["hasPreviousPage"] is (after is not None)
-        edges.extend(connection["edges"])
-        if not info["hasNextPage"]:
+        assert info[direction.behind] is (cursor is not None)
+        pages.append(connection["edges"])
+        if not info[direction.ahead]:
             assert len(connection["edges"]) <= size
-            return edges
+            in_list_order = pages if direction is FORWARD else pages[::-1]
+            return [edge for page in in_list_order for edge in page]
         assert len(connection["edges"]) == size
-        after = info["endCursor"]
+        cursor = info[direction.next_cursor]
         if between is not None:
             await between()
-    raise AssertionError("paging forward did not end")
+    raise AssertionError(f"paging with {direction.size}/{direction.cursor} did not end")
+
+
+async def page_forward(fetch: Fetch, size: int, between: Callable[[], Awaitable[None]] | None = None) -> list[Any]:
+    """Every edge, page by page with first/after."""
+    return await page_through(fetch, size, FORWARD, between)
 
 
 async def page_backward(fetch: Fetch, size: int) -> list[Any]:
-    """Every edge, page by page with last/before, put back in list order; checks each page's flags."""
-    pages: list[list[Any]] = []
-    before: str | None = None
-    for _ in range(100):
-        connection = await fetch({"last": size, "before": before})
-        assert_cursors_match_edges(connection)
-        info = connection["pageInfo"]
-        assert info["hasNextPage"] is (before is not None)
-        pages.insert(0, connection["edges"])
-        if not info["hasPreviousPage"]:
-            assert len(connection["edges"]) <= size
-            return [edge for page in pages for edge in page]
-        assert len(connection["edges"]) == size
-        before = info["startCursor"]
-    raise AssertionError("paging backward did not end")
+    """Every edge, page by page with last/before, put back in list order."""
+    return await page_through(fetch, size, BACKWARD)
 
 
 def sessions_fetcher(server: RunningServer, token: str, **fixed: Any) -> Fetch:
@@ -119,13 +131,11 @@ async def test_sessions_default_order_is_newest_activity_first_ties_by_id(
     assert len({node["id"] for node in listed.full}) == SESSION_COUNT
 
 
-async def test_sessions_forward_pages_cover_the_list_once_in_order(server: RunningServer, listed: Listed) -> None:
-    edges = await page_forward(sessions_fetcher(server, listed.token), PAGE)
-    assert [edge["node"] for edge in edges] == listed.full
-
-
-async def test_sessions_backward_pages_cover_the_list_once_in_order(server: RunningServer, listed: Listed) -> None:
-    edges = await page_backward(sessions_fetcher(server, listed.token), PAGE)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_sessions_pages_cover_the_list_once_in_order(
+    server: RunningServer, listed: Listed, direction: Direction
+) -> None:
+    edges = await page_through(sessions_fetcher(server, listed.token), PAGE, direction)
     assert [edge["node"] for edge in edges] == listed.full
 
 
@@ -215,14 +225,18 @@ async def test_agent_sessions_are_the_viewers_sessions_of_that_agent(server: Run
     assert (await fetch({"first": 1}))["totalCount"] == len(expected)
 
 
-async def test_sessions_paged_while_new_ones_are_created_have_no_duplicates_or_gaps(
-    server: RunningServer, user_id: str
-) -> None:
-    token = make_token(user_id)
+async def new_sessions(server: RunningServer, token: str) -> tuple[Fetch, list[str]]:
+    """SESSION_COUNT new sessions of the token's user: the fetcher of their list, and its ids in list order."""
     for _ in range(SESSION_COUNT):
         await create_session(server, token)
     fetch = sessions_fetcher(server, token)
-    originals = ids(await fetch({"first": 100}))
+    return fetch, ids(await fetch({"first": 100}))
+
+
+async def test_sessions_paged_while_new_ones_are_created_have_no_duplicates_or_gaps(
+    server: RunningServer, token: str
+) -> None:
+    fetch, originals = await new_sessions(server, token)
     created: list[str] = []
 
     async def create_two() -> None:
@@ -238,12 +252,8 @@ async def test_sessions_paged_while_new_ones_are_created_have_no_duplicates_or_g
     assert sorted(after) == sorted(originals + created)
 
 
-async def test_sessions_paged_while_seen_ones_are_deleted_have_no_gaps(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
-    for _ in range(SESSION_COUNT):
-        await create_session(server, token)
-    fetch = sessions_fetcher(server, token)
-    originals = ids(await fetch({"first": 100}))
+async def test_sessions_paged_while_seen_ones_are_deleted_have_no_gaps(server: RunningServer, token: str) -> None:
+    fetch, originals = await new_sessions(server, token)
     seen: list[str] = []
     after: str | None = None
     for _ in range(10):
@@ -257,8 +267,7 @@ async def test_sessions_paged_while_seen_ones_are_deleted_have_no_gaps(server: R
     assert seen == originals
 
 
-async def test_activity_moves_a_session_to_the_head(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_activity_moves_a_session_to_the_head(server: RunningServer, token: str) -> None:
     oldest = await create_session(server, token, name="Oldest")
     for number in range(3):
         await create_session(server, token, name=f"Newer {number}")
@@ -340,19 +349,12 @@ async def test_messages_are_the_conversation_in_order_across_runs(
     assert len({m["id"] for m in messages}) == MESSAGE_COUNT
 
 
-async def test_messages_forward_pages_rebuild_the_conversation(
-    server: RunningServer, conversation: Conversation
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_messages_pages_rebuild_the_conversation(
+    server: RunningServer, conversation: Conversation, direction: Direction
 ) -> None:
     full = await full_messages(server, conversation)
-    edges = await page_forward(messages_fetcher(server, conversation), 5)
-    assert [edge["node"] for edge in edges] == full
-
-
-async def test_messages_backward_pages_rebuild_the_conversation(
-    server: RunningServer, conversation: Conversation
-) -> None:
-    full = await full_messages(server, conversation)
-    edges = await page_backward(messages_fetcher(server, conversation), 5)
+    edges = await page_through(messages_fetcher(server, conversation), 5, direction)
     assert [edge["node"] for edge in edges] == full
 
 

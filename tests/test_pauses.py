@@ -17,7 +17,7 @@ from tests.conftest import RunningServer, make_token, server_settings, start_ser
 from tests.matrix_support import codes, create_session, errors_of
 from tests.pause_support import ASK, continue_run, good_answer, paused_run
 from tests.run_support import CANCEL_RUN, SESSION_EVENTS, follow, subscription
-from tests.test_http_streaming import stream_results
+from tests.test_http_streaming import open_stream, stream_results
 
 KINDS = ["CONFIRMATION", "USER_INPUT", "USER_FEEDBACK", "EXTERNAL_EXECUTION"]
 
@@ -56,9 +56,8 @@ async def run_of(server: RunningServer, token: str, run_id: str) -> dict[str, An
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_run_pauses_once_then_continues_to_one_end_numbering_on(
-    server: RunningServer, user_id: str, kind: str
+    server: RunningServer, token: str, kind: str
 ) -> None:
-    token = make_token(user_id)
     events, paused = await paused_run(server, token, kind)
     assert typenames(events).count("RunPaused") == 1 and "RunCompleted" not in typenames(events)
     [requirement] = paused["requirements"]
@@ -79,8 +78,7 @@ async def test_a_run_pauses_once_then_continues_to_one_end_numbering_on(
     assert done["status"] == "COMPLETED" and done["requirements"] == []
 
 
-async def test_requirements_say_what_to_fill_in_and_what_to_choose(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_requirements_say_what_to_fill_in_and_what_to_choose(server: RunningServer, token: str) -> None:
     _, form = await paused_run(server, token, "USER_INPUT")
     fields = {f["name"]: f for f in form["requirements"][0]["inputFields"]}
     assert {name: (f["type"], f["value"]) for name, f in fields.items()} == {
@@ -94,8 +92,7 @@ async def test_requirements_say_what_to_fill_in_and_what_to_choose(server: Runni
     assert questions["requirements"][0]["inputFields"] == []
 
 
-async def test_the_answers_reach_the_tool(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_the_answers_reach_the_tool(server: RunningServer, token: str) -> None:
     _, paused = await paused_run(server, token, "USER_INPUT")
     rest = await continue_run(server, token, paused["runId"], [good_answer(paused["requirements"][0])])
     completed = next(e for e in rest if e["__typename"] == "ToolCallCompleted")
@@ -103,8 +100,7 @@ async def test_the_answers_reach_the_tool(server: RunningServer, user_id: str) -
     assert rest[-1]["content"].endswith("Ticket opened at priority 1: The printer is on fire.")
 
 
-async def test_a_client_run_tool_and_a_choice_are_told_as_tool_calls(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_a_client_run_tool_and_a_choice_are_told_as_tool_calls(server: RunningServer, token: str) -> None:
     _, external = await paused_run(server, token, "EXTERNAL_EXECUTION")
     rest = await continue_run(server, token, external["runId"], [good_answer(external["requirements"][0])])
     told = [e for e in rest if e["__typename"] in ("ToolCallStarted", "ToolCallCompleted")]
@@ -128,9 +124,8 @@ async def test_a_client_run_tool_and_a_choice_are_told_as_tool_calls(server: Run
 
 @pytest.mark.parametrize("note", ["Not during office hours.", None])
 async def test_a_refused_call_does_not_run_and_the_model_is_told(
-    server: RunningServer, user_id: str, note: str | None
+    server: RunningServer, token: str, note: str | None
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, "CONFIRMATION")
     requirement = paused["requirements"][0]
     answer = {"requirementId": requirement["id"], "confirmed": False, "note": note}
@@ -146,8 +141,7 @@ async def test_a_refused_call_does_not_run_and_the_model_is_told(
     assert [(m["toolCallId"], m["content"]) for m in tool_messages] == [(requirement["toolCall"]["id"], said)]
 
 
-async def test_the_history_shows_the_call_once_and_its_result_once(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_the_history_shows_the_call_once_and_its_result_once(server: RunningServer, token: str) -> None:
     _, paused = await paused_run(server, token, "CONFIRMATION")
     call_id = paused["requirements"][0]["toolCall"]["id"]
     before = (await execute(server, token, HISTORY, {"id": paused["sessionId"]}))["session"]["messages"]["nodes"]
@@ -188,9 +182,8 @@ def wrong_answers(requirement: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_wrong_answer_is_refused_naming_the_requirement_and_the_run_stays_paused(
-    server: RunningServer, user_id: str, kind: str
+    server: RunningServer, token: str, kind: str
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, kind)
     requirement = paused["requirements"][0]
     for answer in wrong_answers(requirement):
@@ -209,8 +202,7 @@ async def test_a_wrong_answer_is_refused_naming_the_requirement_and_the_run_stay
     assert typenames(rest)[-1] == "RunCompleted"
 
 
-async def test_a_run_that_is_not_paused_cannot_be_continued(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_a_run_that_is_not_paused_cannot_be_continued(server: RunningServer, token: str) -> None:
     _, paused = await paused_run(server, token, "CONFIRMATION")
     answer = good_answer(paused["requirements"][0])
     await continue_run(server, token, paused["runId"], [answer])
@@ -218,8 +210,7 @@ async def test_a_run_that_is_not_paused_cannot_be_continued(server: RunningServe
     assert codes(errors) == ["RUN_NOT_PAUSED"]
 
 
-async def test_another_users_paused_run_is_not_found(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_another_users_paused_run_is_not_found(server: RunningServer, user_id: str, token: str) -> None:
     _, paused = await paused_run(server, token, "CONFIRMATION")
     intruder = make_token(f"{user_id}-intruder")
     answer = good_answer(paused["requirements"][0])
@@ -232,9 +223,8 @@ async def test_another_users_paused_run_is_not_found(server: RunningServer, user
 
 
 async def test_a_paused_run_is_the_sessions_active_run_and_its_events_replay_to_the_pause(
-    server: RunningServer, user_id: str
+    server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     events, paused = await paused_run(server, token, "EXTERNAL_EXECUTION")
     active = (await execute(server, token, ACTIVE_RUN, {"id": paused["sessionId"]}))["session"]["activeRun"]
     assert active["id"] == paused["runId"] and active["status"] == "PAUSED" and len(active["requirements"]) == 1
@@ -250,8 +240,7 @@ async def test_a_paused_run_is_the_sessions_active_run_and_its_events_replay_to_
     assert active is None
 
 
-async def test_the_users_other_tabs_hear_that_the_run_paused(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_the_users_other_tabs_hear_that_the_run_paused(server: RunningServer, token: str) -> None:
     async with subscription(server, token, SESSION_EVENTS) as tabs:
         await asyncio.sleep(0.2)
         _, paused = await paused_run(server, token, "CONFIRMATION")
@@ -266,8 +255,7 @@ async def test_the_users_other_tabs_hear_that_the_run_paused(server: RunningServ
 # --- cancel, type over, continue twice ---
 
 
-async def test_cancelling_a_paused_run_stores_it_cancelled(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_cancelling_a_paused_run_stores_it_cancelled(server: RunningServer, token: str) -> None:
     _, paused = await paused_run(server, token, "CONFIRMATION")
     cancelled = (await execute(server, token, CANCEL_RUN, {"runId": paused["runId"]}))["cancelRun"]["run"]
     assert cancelled["status"] == "CANCELLED"
@@ -279,9 +267,8 @@ async def test_cancelling_a_paused_run_stores_it_cancelled(server: RunningServer
 
 
 async def test_a_new_message_on_a_paused_session_cancels_the_paused_run_first(
-    server: RunningServer, user_id: str
+    server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, "CONFIRMATION")
     variables = {"input": {"agentId": "helpdesk", "sessionId": paused["sessionId"], "message": "never mind"}}
     events = [r["runAgent"] for r in await subscribe(server, token, operation("RunAgent"), variables)]
@@ -293,8 +280,7 @@ async def test_a_new_message_on_a_paused_session_cancels_the_paused_run_first(
     assert [r["status"] for r in runs] == ["CANCELLED", "COMPLETED"]
 
 
-async def test_two_continuations_at_once_go_on_once(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_two_continuations_at_once_go_on_once(server: RunningServer, token: str) -> None:
     _, paused = await paused_run(server, token, "CONFIRMATION")
     answer = good_answer(paused["requirements"][0])
     outcomes = await asyncio.gather(
@@ -310,9 +296,8 @@ async def test_two_continuations_at_once_go_on_once(server: RunningServer, user_
 
 
 async def test_a_run_taken_for_a_continuation_by_a_server_that_went_away_reads_as_lost(
-    server: RunningServer, user_id: str
+    server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, "CONFIRMATION")
     # What a server leaves behind that claimed the run (its tool may have run) and died before the end.
     engine = create_engine(server.settings.database_url)
@@ -334,9 +319,8 @@ async def test_a_run_taken_for_a_continuation_by_a_server_that_went_away_reads_a
 
 @pytest.mark.parametrize("subprotocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_pause_and_continue_over_either_websocket_protocol(
-    server: RunningServer, user_id: str, subprotocol: str
+    server: RunningServer, token: str, subprotocol: str
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, "USER_FEEDBACK", subprotocol=subprotocol)
     answer = good_answer(paused["requirements"][0])
     rest = await continue_run(server, token, paused["runId"], [answer], subprotocol=subprotocol)
@@ -344,12 +328,12 @@ async def test_pause_and_continue_over_either_websocket_protocol(
 
 
 @pytest.mark.parametrize("protocol", ["sse", "multipart"])
-async def test_pause_and_continue_over_http_streams(server: RunningServer, user_id: str, protocol: str) -> None:
-    token = make_token(user_id)
+async def test_pause_and_continue_over_http_streams(server: RunningServer, token: str, protocol: str) -> None:
     session_id = str((await create_session(server, token, "helpdesk"))["id"])
     variables = {"input": {"agentId": "helpdesk", "sessionId": session_id, "message": ASK["USER_INPUT"]}}
     events = [
-        r["data"]["runAgent"] for r in await stream_results(server, token, protocol, operation("RunAgent"), variables)
+        r["data"]["runAgent"]
+        for r in await stream_results(open_stream(server, token, protocol, operation("RunAgent"), variables))
     ]
     paused = events[-1]
     assert paused["__typename"] == "RunPaused"
@@ -357,7 +341,7 @@ async def test_pause_and_continue_over_http_streams(server: RunningServer, user_
     continued = {"input": {"runId": paused["runId"], "answers": answers}}
     rest = [
         r["data"]["continueRun"]
-        for r in await stream_results(server, token, protocol, operation("ContinueRun"), continued)
+        for r in await stream_results(open_stream(server, token, protocol, operation("ContinueRun"), continued))
     ]
     assert rest[0]["__typename"] == "RunContinued" and rest[-1]["__typename"] == "RunCompleted"
     assert indexes(events + rest) == list(range(len(events) + len(rest)))
@@ -365,9 +349,8 @@ async def test_pause_and_continue_over_http_streams(server: RunningServer, user_
 
 @pytest.mark.parametrize(("policy", "ends"), [("CONTINUE", "COMPLETED"), ("CANCEL", "CANCELLED")])
 async def test_a_client_that_leaves_during_the_continuation(
-    server: RunningServer, user_id: str, policy: str, ends: str
+    server: RunningServer, token: str, policy: str, ends: str
 ) -> None:
-    token = make_token(user_id)
     _, paused = await paused_run(server, token, "CONFIRMATION")
     variables = {
         "input": {"runId": paused["runId"], "answers": [good_answer(paused["requirements"][0])], "onDisconnect": policy}
@@ -426,9 +409,8 @@ async def test_a_run_paused_on_one_instance_goes_on_from_another(
 
 
 async def test_a_paused_run_goes_on_after_a_restart_numbering_on(
-    shared_database: str, tmp_path: Path, user_id: str
+    shared_database: str, tmp_path: Path, token: str
 ) -> None:
-    token = make_token(user_id)
     before = start_server(server_settings(shared_database, tmp_path / "before"))
     try:
         events, paused = await paused_run(before, token, "CONFIRMATION")

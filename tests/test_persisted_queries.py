@@ -64,8 +64,7 @@ async def test_an_unknown_hash_is_not_found_then_registered_with_its_document(
     assert other.json() == {"data": {"viewer": {"userId": f"{user_id}-b"}}}
 
 
-async def test_a_hash_with_variables_and_an_operation_name(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_a_hash_with_variables_and_an_operation_name(server: RunningServer, token: str) -> None:
     session_id = str((await create_session(server, token))["id"])
     name = f"Session{uuid.uuid4().hex}"
     query = f"query {name}($id: ID!) {{ session(id: $id) {{ id }} }}"
@@ -125,16 +124,15 @@ async def test_a_get_with_a_hash_is_an_operation_whatever_it_accepts(server: Run
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_subscription_over_http_runs_by_hash(server: RunningServer, user_id: str, protocol: str) -> None:
+async def test_a_subscription_over_http_runs_by_hash(server: RunningServer, token: str, protocol: str) -> None:
     """SSE and multipart subscriptions: unknown (a plain JSON answer, as for a query), registered, then by hash."""
-    token = make_token(user_id)
     query = f"subscription Run{uuid.uuid4().hex}($input: RunAgentInput!) {{ runAgent(input: $input) {{ __typename }} }}"
     variables = {"input": {"agentId": "assistant", "message": "by hash"}}
     async with open_stream(server, token, protocol, None, variables, persisted(query)) as unknown:
         await unknown.aread()
         assert_not_found(unknown)
     for document in (query, None):
-        results = await stream_results(server, token, protocol, document, variables, persisted(query))
+        results = await stream_results(open_stream(server, token, protocol, document, variables, persisted(query)))
         kinds = [result["data"]["runAgent"]["__typename"] for result in results]
         assert kinds[0] == "RunStarted" and kinds[-1] == "RunCompleted", results
 

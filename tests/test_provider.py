@@ -25,7 +25,7 @@ from tests.client import RUN_AGENT, execute, operation, run_agent, subscribe, ws
 from tests.conftest import RunningServer, make_token, start_server
 from tests.conftest import server_settings as settings_for
 from tests.matrix_support import create_session
-from tests.openai_stub import PROMPT_TOKENS, Fault, OpenAIStub, message_text, serve_stub, words
+from tests.openai_stub import PROMPT_TOKENS, Fault, OpenAIStub, history_given, message_text, serve_stub, words
 from tests.pause_support import continue_run
 from tests.run_support import subscription
 from tests.test_regenerate import conversation, edit, fork, regenerate
@@ -80,8 +80,7 @@ async def test_reply_streams_from_the_provider_as_deltas(server_on_stub: Running
     assert "".join(deltas) == events[-1]["content"] == "Echo: hello"
 
 
-async def test_run_and_agents_report_the_configured_model(server_on_stub: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_run_and_agents_report_the_configured_model(server_on_stub: RunningServer, token: str) -> None:
     listed = await execute(server_on_stub, token, AGENTS)
     events = await run_agent(server_on_stub, token, "assistant", "which model?")
 
@@ -120,8 +119,7 @@ async def test_provider_tool_call_runs_the_tool_and_answers(server_on_stub: Runn
     assert deltas == events[-1]["content"] == "The answer is 84."
 
 
-async def test_provider_tool_exchange_is_stored_in_the_history(server_on_stub: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_provider_tool_exchange_is_stored_in_the_history(server_on_stub: RunningServer, token: str) -> None:
     events = await run_agent(server_on_stub, token, "calculator", "What is 12 * 7?")
     call_id = of_type(events, "ToolCallStarted")[0]["toolCall"]["id"]
 
@@ -171,9 +169,8 @@ async def test_provider_receives_the_tool_result(server_on_stub: RunningServer, 
 
 
 async def test_provider_receives_the_earlier_turns_of_the_session(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     first_message = marked("my name is Ada")
     first = await run_agent(server_on_stub, token, "assistant", first_message)
     second_message = marked("what is my name?")
@@ -185,9 +182,8 @@ async def test_provider_receives_the_earlier_turns_of_the_session(
 
 
 async def test_history_lists_each_turn_once_when_earlier_turns_are_replayed(
-    server_on_stub: RunningServer, user_id: str
+    server_on_stub: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     first = await run_agent(server_on_stub, token, "calculator", "What is 12 * 7?")
     session_id = first[0]["sessionId"]
     await run_agent(server_on_stub, token, "calculator", "thanks", session_id=session_id)
@@ -208,9 +204,8 @@ async def test_history_lists_each_turn_once_when_earlier_turns_are_replayed(
 
 
 async def test_provider_error_fails_the_run_and_the_socket_keeps_working(
-    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, user_id: str
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, token: str
 ) -> None:
-    token = make_token(user_id)
     variables = {"input": {"agentId": "assistant", "message": "are you there?"}}
     with serve_stub() as failing_stub:
         running = provider_server(failing_stub, new_database_url("prov-fail"), tmp_path_factory.mktemp("fail-state"))
@@ -233,9 +228,8 @@ async def test_provider_error_fails_the_run_and_the_socket_keeps_working(
 
 
 async def test_provider_error_is_stored_as_a_failed_run(
-    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, user_id: str
+    new_database_url: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory, token: str
 ) -> None:
-    token = make_token(user_id)
     with serve_stub() as failing_stub:
         failing_stub.fail_status = 500
         running = provider_server(failing_stub, new_database_url("prov-err"), tmp_path_factory.mktemp("err-state"))
@@ -250,9 +244,8 @@ async def test_provider_error_is_stored_as_a_failed_run(
 
 
 async def test_provider_call_to_a_confirmation_tool_pauses_then_continues(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     question = marked("please restart the web service")
     variables = {"input": {"agentId": "helpdesk", "message": question}}
     events = [r["runAgent"] for r in await subscribe(server_on_stub, token, operation("RunAgent"), variables)]
@@ -273,9 +266,8 @@ async def test_provider_call_to_a_confirmation_tool_pauses_then_continues(
 
 
 async def test_instructions_reach_the_model_for_that_answer_only(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(server_on_stub, token))["id"])
     question, later_question = marked("regenerate-me please"), marked("and-then-this")
     first = await run_agent(server_on_stub, token, "assistant", question, session_id)
@@ -291,7 +283,7 @@ async def test_instructions_reach_the_model_for_that_answer_only(
     await run_agent(server_on_stub, token, "assistant", later_question, session_id)
     later = stub.requests_mentioning(later_question)[-1]
     assert hint not in [message_text(m) for m in later["messages"]]
-    assert [message_text(m) for m in later["messages"] if m["role"] != "system"] == [
+    assert history_given(later) == [
         question,
         f"Echo: {question}",
         later_question,
@@ -301,9 +293,8 @@ async def test_instructions_reach_the_model_for_that_answer_only(
 
 
 async def test_an_edited_message_is_answered_with_the_history_before_it_only(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(server_on_stub, token))["id"])
     one, two, three, better = (marked(text) for text in ("edit-one", "edit-two", "edit-three", "edit-two-better"))
     for text in (one, two, three):
@@ -312,28 +303,23 @@ async def test_an_edited_message_is_answered_with_the_history_before_it_only(
     two_id = next(m["id"] for m in seen["messages"]["nodes"] if m["content"] == two)
     events = await edit(server_on_stub, token, two_id, better)
     assert events[-1]["content"] == f"Echo: {better}"
-    [asked] = stub.requests_mentioning(better)
-    said = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
-    assert said == [one, f"Echo: {one}", better]
+    assert stub.history_mentioning(better) == [one, f"Echo: {one}", better]
 
 
 async def test_a_fork_gives_the_model_the_copied_conversation(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(server_on_stub, token))["id"])
     before, after = marked("fork-before"), marked("fork-after")
     await run_agent(server_on_stub, token, "assistant", before, session_id)
     forked = await fork(server_on_stub, token, session_id)
     await run_agent(server_on_stub, token, "assistant", after, forked["id"])
-    [asked] = stub.requests_mentioning(after)
-    assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [before, f"Echo: {before}", after]
+    assert stub.history_mentioning(after) == [before, f"Echo: {before}", after]
 
 
 async def test_an_interrupted_answer_stays_in_the_history_the_model_gets(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(server_on_stub, token))["id"])
     first, second, third = marked("first long question"), marked("second question"), marked("third question")
     stub.fault = Fault.slow(0.3, times=1)
@@ -347,16 +333,15 @@ async def test_an_interrupted_answer_stays_in_the_history_the_model_gets(
     await run_agent(server_on_stub, token, "assistant", third, session_id)
     for later in (second, third):
         asked = stub.requests_mentioning(later)[-1]
-        history = [message_text(m) for m in asked["messages"] if m["role"] != "system"]
+        history = history_given(asked)
         assert history[0] == first and history[1] and f"Echo: {first}".startswith(history[1]), history
 
 
 async def test_runs_stored_unfinished_stay_out_of_the_history_the_model_gets(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str, token: str
 ) -> None:
     """Every run is stored as it starts; Agno reads a session's runs, RUNNING ones too, as the next run starts. Neither
     the run's own row nor another unfinished one (a run whose server died, not yet found) reaches the model."""
-    token = make_token(user_id)
     first = marked("the first question")
     session_id = (await run_agent(server_on_stub, token, "assistant", first))[0]["sessionId"]
     ghost = marked("a message whose server died mid-run")
@@ -375,14 +360,12 @@ async def test_runs_stored_unfinished_stay_out_of_the_history_the_model_gets(
         await db.dispose()
     second = marked("the second question")
     await run_agent(server_on_stub, token, "assistant", second, session_id)
-    [asked] = stub.requests_mentioning(second)
-    assert [message_text(m) for m in asked["messages"] if m["role"] != "system"] == [first, f"Echo: {first}", second]
+    assert stub.history_mentioning(second) == [first, f"Echo: {first}", second]
 
 
 async def test_attachments_reach_the_provider_as_its_parts(
-    server_on_stub: RunningServer, stub: OpenAIStub, user_id: str
+    server_on_stub: RunningServer, stub: OpenAIStub, token: str
 ) -> None:
-    token = make_token(user_id)
     image = await upload(server_on_stub, token, "photo.png", png(6, 4))
     document = await upload(server_on_stub, token, "notes.txt", b"first line\nsecond\n")
     voice = await upload(server_on_stub, token, "voice.mp3", MP3)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.client import RUN_AGENT, execute
-from tests.conftest import TEST_SECRET, RunningServer, make_token, serving_with
+from tests.conftest import RunningServer, serving_with
 from tests.matrix_support import assert_event_invariants, codes, create_session
-from tests.process_support import cli_env, serving_process
+from tests.process_support import serve_env, serving_process
 from tests.run_support import (
     CANCEL_RUN,
     LONG_MESSAGE,
@@ -75,9 +75,8 @@ async def conversation(server: Any, token: str, session_id: str) -> dict[str, An
 
 
 async def test_a_message_sent_while_a_run_streams_waits_in_line_then_is_answered(
-    queue_server: RunningServer, user_id: str
+    queue_server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(queue_server, token))["id"])
     async with (
         streaming(queue_server, token, session_id) as first,
@@ -101,9 +100,8 @@ async def test_a_message_sent_while_a_run_streams_waits_in_line_then_is_answered
 
 
 async def test_messages_in_line_start_in_the_order_sent_and_the_line_is_capped(
-    queue_server: RunningServer, user_id: str
+    queue_server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(queue_server, token))["id"])
     messages = [f"queued {n}" for n in range(MAX_QUEUED)]
     async with streaming(queue_server, token, session_id) as first:
@@ -134,9 +132,8 @@ async def test_messages_in_line_start_in_the_order_sent_and_the_line_is_capped(
 
 
 async def test_a_queued_run_is_cancelled_by_cancel_run_or_by_its_client_leaving_and_the_next_goes_on(
-    queue_server: RunningServer, user_id: str
+    queue_server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     session_id = str((await create_session(queue_server, token))["id"])
     async with (
         streaming(queue_server, token, session_id),
@@ -159,8 +156,7 @@ async def test_a_queued_run_is_cancelled_by_cancel_run_or_by_its_client_leaving_
     assert [r["status"] for r in seen["runs"]["nodes"]][1:] == ["CANCELLED", "CANCELLED", "COMPLETED"]
 
 
-async def test_an_interrupt_starts_ahead_of_the_messages_waiting(queue_server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_an_interrupt_starts_ahead_of_the_messages_waiting(queue_server: RunningServer, token: str) -> None:
     session_id = str((await create_session(queue_server, token))["id"])
     async with (
         streaming(queue_server, token, session_id) as first,
@@ -182,8 +178,7 @@ async def test_an_interrupt_starts_ahead_of_the_messages_waiting(queue_server: R
     assert seen["runs"]["nodes"][2]["id"] == waiting_id
 
 
-async def test_enqueue_on_a_free_session_or_a_new_one_starts_at_once(queue_server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_enqueue_on_a_free_session_or_a_new_one_starts_at_once(queue_server: RunningServer, token: str) -> None:
     session_id = str((await create_session(queue_server, token))["id"])
     for target in (session_id, None):
         async with subscription(queue_server, token, RUN_AGENT, send_input(target, "right away")) as sub:
@@ -191,8 +186,7 @@ async def test_enqueue_on_a_free_session_or_a_new_one_starts_at_once(queue_serve
         assert events[0]["__typename"] == "RunStarted" and events[-1]["content"] == "You said: right away"
 
 
-async def test_run_events_on_a_queued_run_waits_for_it_to_start(queue_server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_run_events_on_a_queued_run_waits_for_it_to_start(queue_server: RunningServer, token: str) -> None:
     session_id = str((await create_session(queue_server, token))["id"])
     async with streaming(queue_server, token, session_id):
         async with subscription(queue_server, token, RUN_AGENT, send_input(session_id, "follow me")) as queued:
@@ -205,17 +199,15 @@ async def test_run_events_on_a_queued_run_waits_for_it_to_start(queue_server: Ru
 
 
 async def test_a_line_holds_across_two_instances_over_redis(
-    new_database_url: Callable[[str], str], tmp_path: Path, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, token: str
 ) -> None:
-    env = cli_env(
-        tmp_path / "state",
+    env = serve_env(
+        tmp_path,
         new_database_url("queue-shared"),
-        jwt_secret=TEST_SECRET,
         offline_delay_ms="20",
         redis_url="redis://127.0.0.1:6379/0",
         redis_prefix=f"agql-test-{uuid.uuid4().hex[:8]}",
     )
-    token = make_token(user_id)
     with serving_process(tmp_path / "a", env) as a, serving_process(tmp_path / "b", env) as b:
         session_id = str((await create_session(a, token))["id"])
         async with (

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.client import RUN_AGENT, execute, run_agent, subscribe
 from tests.conftest import RunningServer, make_token
-from tests.matrix_support import codes, create_session, errors_of
+from tests.matrix_support import codes, create_session, errors_of, said
 from tests.run_support import LONG_MESSAGE, SESSION_EVENTS, run_input, start_run, subscription, wait_for_status
 
 REGENERATE = """
@@ -76,8 +76,7 @@ async def test_regenerating_answers_the_same_message_again_and_replaces_the_old_
         (new, "COMPLETED", False),
     ]
     assert seen["all"]["totalCount"] == 3
-    contents = [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
-    assert contents == [
+    assert said(seen) == [
         ("USER", "hello"),
         ("ASSISTANT", "You said: hello"),
         ("USER", "how are you"),
@@ -183,8 +182,7 @@ async def test_editing_a_message_replaces_its_run_and_every_later_one(server: Ru
         (third, True),
         (new, False),
     ]
-    said = [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
-    assert said == [
+    assert said(seen) == [
         ("USER", "alpha"),
         ("ASSISTANT", "You said: alpha"),
         ("USER", "beta, edited"),
@@ -238,10 +236,6 @@ mutation Fork($input: ForkSessionInput!) {
 async def fork(server: RunningServer, token: str, session_id: str, **fields: Any) -> dict[str, Any]:
     result = await execute(server, token, FORK, {"input": {"sessionId": session_id, **fields}})
     return dict(result["forkSession"]["session"])
-
-
-def said(seen: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(m["role"], m["content"]) for m in seen["messages"]["nodes"] if m["role"] != "SYSTEM"]
 
 
 async def test_a_fork_copies_the_conversation_with_new_ids_and_goes_its_own_way(

@@ -22,6 +22,7 @@ from tests.matrix_support import (
     codes,
     create_session,
     errors_of,
+    said,
     session_snapshot,
 )
 from tests.run_support import (
@@ -119,7 +120,7 @@ async def test_cancel_run_ends_every_follower_with_run_cancelled_and_stores_the_
     # The history shows the exchange as it was cut: the message and the answer so far (a reload of the chat page).
     snapshot = await session_snapshot(server, token, session["id"])
     assert snapshot is not None
-    assert [(m["role"], m["content"]) for m in snapshot["messages"]["nodes"] if m["role"] != "SYSTEM"] == [
+    assert said(snapshot) == [
         ("USER", LONG_MESSAGE),
         ("ASSISTANT", partial),
     ]
@@ -145,7 +146,7 @@ async def test_a_stopped_answer_after_an_earlier_exchange_stays_in_the_history(
     partial = content_of(head + tail)
     snapshot = await session_snapshot(server, token, session["id"])
     assert snapshot is not None
-    assert [(m["role"], m["content"]) for m in snapshot["messages"]["nodes"] if m["role"] != "SYSTEM"] == [
+    assert said(snapshot) == [
         ("USER", "hello"),
         ("ASSISTANT", earlier[-1]["content"]),
         ("USER", LONG_MESSAGE),
@@ -200,7 +201,7 @@ async def test_of_many_concurrent_runs_on_one_session_exactly_one_runs_and_keeps
     assert snapshot is not None
     [run] = snapshot["runs"]["nodes"]
     assert run["status"] == "COMPLETED" and run["content"] == ran[0][-1]["content"]
-    assert [(m["role"], m["content"]) for m in snapshot["messages"]["nodes"] if m["role"] != "SYSTEM"] == [
+    assert said(snapshot) == [
         ("USER", run["input"]),
         ("ASSISTANT", run["content"]),
     ]

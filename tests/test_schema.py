@@ -290,8 +290,7 @@ async def test_agents_operation_lists_agents_with_their_tools(server: RunningSer
     assert agents["assistant"]["model"] == {"provider": "offline", "id": "offline-demo"}
 
 
-async def test_agent_operation_returns_one_agent(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_agent_operation_returns_one_agent(server: RunningServer, token: str) -> None:
     result = await execute(server, token, operation("Agent"), {"id": "calculator"})
     assert result["agent"]["id"] == "calculator"
     multiply = next(tool for tool in result["agent"]["tools"] if tool["name"] == "multiply")
@@ -308,8 +307,7 @@ async def test_create_session_operation_creates_an_empty_session(server: Running
     assert session["createdAt"] == session["updatedAt"]
 
 
-async def test_rename_session_operation_renames(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_rename_session_operation_renames(server: RunningServer, token: str) -> None:
     session_id = (await create_session(server, token))["id"]
     variables = {"input": {"sessionId": session_id, "name": "Renamed chat"}}
     result = await execute(server, token, operation("RenameSession"), variables)
@@ -317,16 +315,16 @@ async def test_rename_session_operation_renames(server: RunningServer, user_id: 
     assert result["renameSession"]["session"]["name"] == "Renamed chat"
 
 
-async def test_delete_session_operation_deletes(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_delete_session_operation_deletes(server: RunningServer, token: str) -> None:
     session_id = (await create_session(server, token))["id"]
     result = await execute(server, token, operation("DeleteSession"), {"input": {"sessionId": session_id}})
     assert result == {"deleteSession": {"deletedSessionId": session_id}}
     assert await execute(server, token, operation("Session"), {"id": session_id}) == {"session": None}
 
 
-async def test_sessions_operation_pages_through_the_viewers_sessions(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_sessions_operation_pages_through_the_viewers_sessions(
+    server: RunningServer, user_id: str, token: str
+) -> None:
     # Ids ascending in creation order: the order is the same when two sessions share a createdAt second.
     created = [
         (await create_session(server, token, name=f"chat {i}", session_id=f"{user_id}-{i}"))["id"] for i in range(3)
@@ -345,8 +343,7 @@ async def test_sessions_operation_pages_through_the_viewers_sessions(server: Run
     assert page["pageInfo"]["hasPreviousPage"] is True
 
 
-async def test_agent_sessions_operation_lists_one_agents_sessions(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_agent_sessions_operation_lists_one_agents_sessions(server: RunningServer, token: str) -> None:
     calculator_session = (await create_session(server, token, "calculator"))["id"]
     await create_session(server, token, "assistant")
     result = await execute(server, token, operation("AgentSessions"), {"agentId": "calculator", "first": 10})
@@ -355,8 +352,7 @@ async def test_agent_sessions_operation_lists_one_agents_sessions(server: Runnin
     assert sessions["totalCount"] == 1
 
 
-async def test_session_operation_returns_the_session_with_its_agent(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_session_operation_returns_the_session_with_its_agent(server: RunningServer, token: str) -> None:
     session_id = (await create_session(server, token, "calculator"))["id"]
     await run(server, token, "calculator", "What is 12 * 7?", session_id)
     result = await execute(server, token, operation("Session"), {"id": session_id})
@@ -367,8 +363,7 @@ async def test_session_operation_returns_the_session_with_its_agent(server: Runn
     assert session["agent"]["id"] == "calculator"
 
 
-async def test_session_history_operation_pages_back_from_the_newest(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_session_history_operation_pages_back_from_the_newest(server: RunningServer, token: str) -> None:
     session_id = await chat(server, token, "first question", "second question")
     newest = await execute(server, token, operation("SessionHistory"), {"id": session_id, "last": 2})
     messages = newest["session"]["messages"]
@@ -383,8 +378,7 @@ async def test_session_history_operation_pages_back_from_the_newest(server: Runn
     assert messages["pageInfo"]["hasPreviousPage"] is False
 
 
-async def test_session_runs_operation_lists_runs_in_order(server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_session_runs_operation_lists_runs_in_order(server: RunningServer, token: str) -> None:
     session_id = await chat(server, token, "one", "two")
     result = await execute(server, token, operation("SessionRuns"), {"id": session_id, "first": 10})
     runs = result["session"]["runs"]

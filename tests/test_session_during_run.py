@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.client import execute
-from tests.conftest import RunningServer, make_token, serving_with
+from tests.conftest import RunningServer, serving_with
 from tests.matrix_support import acknowledged_ws, create_session, receive, subscribe_run
 
 LONG_MESSAGE = " ".join(f"word{i}" for i in range(60))
@@ -40,8 +40,7 @@ async def _events_until_terminal(ws: Any) -> list[dict[str, Any]]:
         events.append(message["payload"]["data"]["runAgent"])
 
 
-async def test_a_rename_during_a_run_is_kept_after_the_run(slow_server: RunningServer, user_id: str) -> None:
-    token = make_token(user_id)
+async def test_a_rename_during_a_run_is_kept_after_the_run(slow_server: RunningServer, token: str) -> None:
     session = await create_session(slow_server, token, name="before")
     async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(
@@ -58,9 +57,8 @@ async def test_a_rename_during_a_run_is_kept_after_the_run(slow_server: RunningS
 
 
 async def test_deleting_a_session_during_a_run_stops_the_run_and_it_stays_deleted(
-    slow_server: RunningServer, user_id: str
+    slow_server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     session = await create_session(slow_server, token)
     async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(
@@ -83,9 +81,8 @@ FORK = "mutation F($id: ID!) { forkSession(input: {sessionId: $id}) { session { 
 
 
 async def test_a_run_is_stored_as_it_starts_and_a_fork_meanwhile_takes_only_ended_runs(
-    slow_server: RunningServer, user_id: str
+    slow_server: RunningServer, token: str
 ) -> None:
-    token = make_token(user_id)
     session = await create_session(slow_server, token)
     async with acknowledged_ws(slow_server, token) as ws:
         await subscribe_run(ws, "1", {"input": {"agentId": "assistant", "sessionId": session["id"], "message": "hi"}})

@@ -10,27 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRET, make_token, start_server
-from tests.conftest import server_settings as settings_with
-from tests.process_support import cli_env, serving_process
-from tests.run_support import LONG_MESSAGE, run_status, start_run
+from tests.process_support import serve_env, serving_process
+from tests.run_support import LONG_MESSAGE, runs_as_stored, start_run
 
 FINAL = {"COMPLETED", "CANCELLED", "ERROR"}
 
 
 async def test_sigterm_during_runs_leaves_every_run_stored_with_a_final_status(
-    new_database_url: Callable[[str], str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, user_id: str
+    new_database_url: Callable[[str], str], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, token: str
 ) -> None:
     database_url = new_database_url("shutdown")
-    env = cli_env(
-        tmp_path / "state",
-        database_url,
-        jwt_secret=TEST_SECRET,
-        offline_delay_ms="40",
-        shutdown_grace_seconds="1",
-        max_runs_per_user="10",
-    )
-    token = make_token(user_id)
+    env = serve_env(tmp_path, database_url, offline_delay_ms="40", shutdown_grace_seconds="1", max_runs_per_user="10")
     with serving_process(tmp_path, env) as served:
         long_runs = await asyncio.gather(*(start_run(served, token, None, seen=2) for _ in range(3)))
         short_run = await start_run(served, token, None, seen=1, message="short")
@@ -38,15 +28,8 @@ async def test_sigterm_during_runs_leaves_every_run_stored_with_a_final_status(
     # uvicorn shuts down gracefully, then re-raises the signal it caught: the process ends "by SIGTERM".
     assert exit_code in (0, -signal.SIGTERM), served.stderr_file.read_text()
 
-    # Read back by a fresh server on the same database.
-    reader = start_server(settings_with(database_url, tmp_path_factory.mktemp("reader")))
-    try:
-        stored = {}
-        for events in [*long_runs, short_run]:
-            run_id = events[0]["runId"]
-            stored[run_id] = await run_status(reader, token, run_id)
-    finally:
-        reader.stop()
+    run_ids = [events[0]["runId"] for events in [*long_runs, short_run]]
+    stored = await runs_as_stored(database_url, tmp_path_factory.mktemp("reader"), token, run_ids)
 
     missing = {run_id: run for run_id, run in stored.items() if run is None or run["status"] not in FINAL}
     assert not missing, (missing, served.stderr_file.read_text()[-3000:])

@@ -12,16 +12,13 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.client import RUN_AGENT, bearer
-from tests.conftest import TEST_SECRET, make_token, start_server
-from tests.conftest import server_settings as settings_with
-from tests.process_support import cli_env, serving_process
-from tests.run_support import LONG_MESSAGE, run_status
+from tests.process_support import serve_env, serving_process
+from tests.run_support import LONG_MESSAGE, runs_as_stored
 from tests.test_http_streaming import SSE_ACCEPT
 
 GRACE_SECONDS = 1
@@ -52,17 +49,10 @@ async def test_sigterm_with_a_run_followed_over_sse_ends_within_the_grace_and_st
     new_database_url: Callable[[str], str],
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    user_id: str,
+    token: str,
 ) -> None:
     database_url = new_database_url("shutdown-http")
-    env = cli_env(
-        tmp_path / "state",
-        database_url,
-        jwt_secret=TEST_SECRET,
-        offline_delay_ms=str(DELAY_MS),
-        shutdown_grace_seconds=str(GRACE_SECONDS),
-    )
-    token = make_token(user_id)
+    env = serve_env(tmp_path, database_url, offline_delay_ms=str(DELAY_MS), shutdown_grace_seconds=str(GRACE_SECONDS))
     with serving_process(tmp_path, env) as served:
         started = asyncio.Event()
         follower = asyncio.create_task(follow_over_http(served.http_url, token, SSE_ACCEPT, started))
@@ -74,11 +64,7 @@ async def test_sigterm_with_a_run_followed_over_sse_ends_within_the_grace_and_st
     assert exit_code in (0, -signal.SIGTERM), served.stderr_file.read_text()
 
     run_id = _run_id(body)
-    reader = start_server(settings_with(database_url, tmp_path_factory.mktemp("reader")))
-    try:
-        stored: dict[str, Any] | None = await run_status(reader, token, run_id)
-    finally:
-        reader.stop()
+    stored = (await runs_as_stored(database_url, tmp_path_factory.mktemp("reader"), token, [run_id]))[run_id]
 
     assert stored is not None and stored["status"] in {"COMPLETED", "CANCELLED", "ERROR"}, stored
     # The run is cut short by the shutdown (grace 1 s + cancel), not waited for to its natural end (~16 s).

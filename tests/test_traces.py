@@ -30,7 +30,7 @@ from tests.client import bearer
 from tests.conftest import TEST_SECRET, RunningServer, make_token, serve_in_thread, server_settings, start_server
 from tests.openai_stub import OpenAIStub
 from tests.process_support import cli_env, serving_process
-from tests.test_http_streaming import stream_results
+from tests.test_http_streaming import open_stream, stream_results
 from tests.test_provider import STUB_API_KEY, STUB_MODEL
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -111,14 +111,13 @@ async def test_a_query_continues_the_clients_trace_down_to_its_sql(
 
 
 async def test_a_run_is_a_span_with_its_model_request_and_tool_calls_beneath(
-    traced: tuple[RunningServer, InMemorySpanExporter], user_id: str
+    traced: tuple[RunningServer, InMemorySpanExporter], token: str
 ) -> None:
     server, exporter = traced
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     variables = {"input": {"agentId": "calculator", "message": "What is 12 * 7?"}}
-    token = make_token(user_id)
     results = await stream_results(
-        server, token, "sse", RUN, variables, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+        open_stream(server, token, "sse", RUN, variables, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
     )
     run_id = results[0]["data"]["runAgent"]["runId"]
     assert results[-1]["data"]["runAgent"]["__typename"] == "RunCompleted"

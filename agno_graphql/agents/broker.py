@@ -16,7 +16,7 @@ from typing import Protocol
 from uuid import uuid4
 
 from agno_graphql.errors import EventsExpired, RateLimited, SessionBusy
-from agno_graphql.records import TERMINAL, Event, Paused
+from agno_graphql.records import TERMINAL, Event, Paused, RunRecord, RunStart
 
 CancelHandler = Callable[[str, str], Awaitable[None]]
 
@@ -40,6 +40,32 @@ class RunInfo:
     first_index: int = 0
     # The instance that drives it (when it dies, the runs it took into a session's line are lost with it).
     instance_id: str = ""
+
+    @classmethod
+    def of_start(cls, start: RunStart, *, instance_id: str) -> RunInfo:
+        """The run a start (new, or waiting in line) becomes once this instance drives it."""
+        return cls(
+            run_id=start.run_id,
+            session_id=start.session_id,
+            agent_id=start.agent_id,
+            user_id=start.user_id,
+            input=start.message,
+            created_at=start.created_at,
+            instance_id=instance_id,
+        )
+
+    @classmethod
+    def of_record(cls, run: RunRecord, user_id: str, *, first_index: int = 0) -> RunInfo:
+        """A stored run as the broker knows it (a lost one to settle, a paused one to continue at `first_index`)."""
+        return cls(
+            run_id=run.id,
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            user_id=user_id,
+            input=run.input or "",
+            created_at=float(run.created_at),
+            first_index=first_index,
+        )
 
 
 @dataclass(frozen=True)

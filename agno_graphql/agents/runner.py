@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 from uuid import uuid4
@@ -63,9 +63,9 @@ class RunSteps(Protocol):
     """What the run manager calls on the store: a run's row as it starts, taking a paused run for its continuation,
     and the steps once Agno has ended a run, before the session is free and the end is told."""
 
-    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any], media: Mapping[str, Any]) -> None:
-        """Store the run as it starts, RUNNING with the user's message and its media (Agno's stored form of
-        `RunMedia`); the run may not start if this fails."""
+    async def store_start(self, start: RunStart) -> None:
+        """Store the run as it starts, RUNNING with the user's message and its media (`start.media`, Agno's stored
+        form of `RunMedia`); the run may not start if this fails."""
 
     async def claim_paused(self, run: RunInfo) -> bool:
         """Mark a paused run as going on, so it is continued once only; False if it is no longer paused."""
@@ -106,14 +106,10 @@ class RunExtras:
 
 @dataclass(frozen=True)
 class PausedRun:
-    """A paused run to continue, with Agno's requirements answered (`agents.pauses.answer_requirements`)."""
+    """A paused run to continue, its numbering on from `run.first_index`, with Agno's requirements answered
+    (`agents.pauses.answer_requirements`)."""
 
-    run_id: str
-    session_id: str
-    user_id: str
-    input: str
-    created_at: float
-    first_index: int
+    run: RunInfo
     requirements: Sequence[Any]  # agno.run.requirement.RunRequirement, resolved
     # The answered calls Agno streams nothing for, told first: (call, result, failed).
     answered_calls: Sequence[tuple[ToolCallRecord, str | None, bool]] = ()
@@ -244,15 +240,16 @@ class RunManager:
     ) -> RunInfo:
         """Admit and start a run; SessionBusy, RateLimited or ShuttingDown when it may not start, or what
         `extra.prepare` raises."""
-        info = RunInfo(
+        start = RunStart(
             run_id=str(uuid4()),
             session_id=session_id,
-            agent_id=spec.id,
             user_id=user_id,
-            input=message,
+            agent_id=spec.id,
+            message=message,
             created_at=time.time(),
-            instance_id=self.broker.instance_id,
+            metadata=extra.metadata or {},
         )
+        info = RunInfo.of_start(start, instance_id=self.broker.instance_id)
         translator = EventTranslator(**_labels(info, spec))
         # Instructions for this answer only go in as a message marked as history: the model reads it, Agno does not
         # store it, and no later run's history holds it.
@@ -272,7 +269,7 @@ class RunManager:
             if extra.prepare is not None:
                 await extra.prepare()
             # Stored as it starts, so nothing the user sent is lost should this process die mid-run.
-            await self._steps.store_start(info, extra.metadata or {}, media.stored())
+            await self._steps.store_start(replace(start, media=media.stored()))
 
         await self._launch(LocalRun(info=info, translator=translator), stream, prepare)
         return info
@@ -285,15 +282,7 @@ class RunManager:
             if queued is None:
                 return
             agent, spec = self._agents.require(queued.agent_id)
-            info = RunInfo(
-                run_id=queued.run_id,
-                session_id=queued.session_id,
-                agent_id=spec.id,
-                user_id=queued.user_id,
-                input=queued.message,
-                created_at=queued.created_at,
-                instance_id=self.broker.instance_id,
-            )
+            info = RunInfo.of_start(queued, instance_id=self.broker.instance_id)
             local = LocalRun(info=info, translator=EventTranslator(**_labels(info, spec)))
             try:
                 media = run_media(queued.attachments, agent, session_id)
@@ -318,18 +307,9 @@ class RunManager:
     async def resume(self, agent: Agent, spec: AgentSpec, paused: PausedRun) -> RunInfo:
         """Admit and continue a paused run with its answered requirements, numbering on from the pause.
         SessionBusy, RateLimited or ShuttingDown when it may not go on; RunNotPaused when it was taken first."""
-        info = RunInfo(
-            run_id=paused.run_id,
-            session_id=paused.session_id,
-            agent_id=spec.id,
-            user_id=paused.user_id,
-            input=paused.input,
-            created_at=paused.created_at,
-            first_index=paused.first_index,
-            instance_id=self.broker.instance_id,
-        )
+        info = replace(paused.run, instance_id=self.broker.instance_id)
         translator = EventTranslator.continuation(
-            _labels(info, spec), first_index=paused.first_index, answered=paused.answered_calls
+            _labels(info, spec), first_index=info.first_index, answered=paused.answered_calls
         )
 
         def stream() -> AsyncIterator[object]:

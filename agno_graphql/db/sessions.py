@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from agno_graphql.db.database import Database
@@ -234,20 +235,24 @@ async def create_session(
     return SessionRecord(id=session_id, agent_id=agent_id, user_id=user_id, name=name, created_at=now, updated_at=now)
 
 
+async def _lock_owned(
+    db: Database, conn: AsyncConnection, user_id: str, session_id: str, column: ColumnElement[Any]
+) -> Any:
+    """`column` of the user's session, whose row stays locked until the transaction ends; NOT_FOUND when the user
+    has no such session."""
+    t = db.sessions
+    query = select(column).where(_exactly(db, t.c.session_id, session_id), *_owned(db, user_id)).with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("Session not found.", sessionId=session_id)
+    return row[0]
+
+
 async def rename_session(db: Database, user_id: str, session_id: str, name: str) -> SessionRecord:
     await db.ensure_ready()
     t = db.sessions
     async with db.engine.begin() as conn:
-        row = (
-            await conn.execute(
-                select(t.c.session_data)
-                .where(_exactly(db, t.c.session_id, session_id), *_owned(db, user_id))
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            raise NotFound("Session not found.", sessionId=session_id)
-        data = dict(row[0] or {})
+        data = dict(await _lock_owned(db, conn, user_id, session_id, t.c.session_data) or {})
         data["session_name"] = name
         await conn.execute(
             update(t).where(t.c.session_id == session_id).values(session_data=data, updated_at=int(time.time()))
@@ -260,14 +265,6 @@ async def delete_session(db: Database, user_id: str, session_id: str) -> None:
     await db.ensure_ready()
     t, runs = db.sessions, db.runs
     async with db.engine.begin() as conn:
-        owned = (
-            await conn.execute(
-                select(t.c.session_id)
-                .where(_exactly(db, t.c.session_id, session_id), *_owned(db, user_id))
-                .with_for_update()
-            )
-        ).first()
-        if owned is None:
-            raise NotFound("Session not found.", sessionId=session_id)
+        await _lock_owned(db, conn, user_id, session_id, t.c.session_id)
         await conn.execute(delete(runs).where(runs.c.session_id == session_id))
         await conn.execute(delete(t).where(t.c.session_id == session_id))

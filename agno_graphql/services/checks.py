@@ -19,6 +19,11 @@ def check_id(value: str, argument: str) -> str:
     return value
 
 
+def check_length(value: str, argument: str, most: int) -> None:
+    if len(value) > most:
+        raise BadUserInput(f"`{argument}` is longer than {most} characters.", argument=argument)
+
+
 def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned or len(cleaned) > MAX_NAME_CHARS:

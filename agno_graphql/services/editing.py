@@ -13,7 +13,7 @@ from agno_graphql.db.database import Database
 from agno_graphql.errors import BadUserInput, NotFound, NotLatestRun, SessionBusy
 from agno_graphql.records import AttachmentRecord, Event, RunRecord
 from agno_graphql.services.attachments import AttachmentService
-from agno_graphql.services.checks import check_id
+from agno_graphql.services.checks import check_id, check_length
 from agno_graphql.services.runs import NEW_MESSAGE_SENT, RunService
 from agno_graphql.services.sessions import SessionService
 
@@ -43,10 +43,8 @@ class EditService:
         """A new answer to the user message of a session's latest run, which leaves the conversation (kept, listed
         among the new run's alternatives); `instructions` are for this answer only."""
         check_id(run_id, "runId")
-        if instructions is not None and len(instructions) > self._max_message_chars:
-            raise BadUserInput(
-                f"`instructions` is longer than {self._max_message_chars} characters.", argument="instructions"
-            )
+        if instructions is not None:
+            check_length(instructions, "instructions", self._max_message_chars)
         info = await self._runs.live_info(user_id, run_id)
         if info is not None and not info.finished:
             raise SessionBusy("The run is still going; regenerate it once it has ended.", runId=run_id)

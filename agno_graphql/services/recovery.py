@@ -142,7 +142,7 @@ class LostRuns:
     async def _tell(self, run: RunRecord, user_id: str, events: list[Event]) -> None:
         """Its followers hear `RunFailed` `RUN_LOST` next in its numbering, its session is freed, and the user's
         other tabs see the session change."""
-        info = _info_of(run, user_id)
+        info = RunInfo.of_record(run, user_id)
         try:
             if events or run.next_index is not None:
                 index = events[-1].index + 1 if events else run.next_index or 0
@@ -163,14 +163,3 @@ class LostRuns:
             )
         except Exception:
             log.warning("run %s: stored as lost, but could not tell its followers", run.id, exc_info=True)
-
-
-def _info_of(run: RunRecord, user_id: str) -> RunInfo:
-    return RunInfo(
-        run_id=run.id,
-        session_id=run.session_id,
-        agent_id=run.agent_id,
-        user_id=user_id,
-        input=run.input or "",
-        created_at=float(run.created_at),
-    )

@@ -34,17 +34,7 @@ class StoredRunSteps:
         self._broker = broker
         self._store_retry_seconds = store_retry_seconds
 
-    async def store_start(self, run: RunInfo, metadata: Mapping[str, Any], media: Mapping[str, Any]) -> None:
-        start = RunStart(
-            run_id=run.run_id,
-            session_id=run.session_id,
-            user_id=run.user_id,
-            agent_id=run.agent_id,
-            message=run.input,
-            created_at=run.created_at,
-            metadata=metadata,
-            media=media,
-        )
+    async def store_start(self, start: RunStart) -> None:
         await unfinished.store_started(self._db, start)
 
     async def claim_paused(self, run: RunInfo) -> bool:

@@ -45,7 +45,7 @@ from agno_graphql.records import (
 )
 from agno_graphql.services.answers import check_answers
 from agno_graphql.services.attachments import AttachmentService
-from agno_graphql.services.checks import check_id, plausible_id
+from agno_graphql.services.checks import check_id, check_length, plausible_id
 from agno_graphql.services.recovery import LostRuns
 from agno_graphql.services.sessions import SessionService
 
@@ -245,8 +245,7 @@ class RunService:
         """A message has text, or attachments (a screenshot sent alone); never more than the limit."""
         if not message.strip() and not with_attachments:
             raise BadUserInput("`message` must not be empty (unless it sends attachments).", argument="message")
-        if len(message) > self._max_message_chars:
-            raise BadUserInput(f"`message` is longer than {self._max_message_chars} characters.", argument="message")
+        check_length(message, "message", self._max_message_chars)
 
     async def continue_run(
         self, user_id: str, run_id: str, answers: Sequence[RequirementAnswer], *, cancel_on_disconnect: bool = False
@@ -266,12 +265,7 @@ class RunService:
         agent, spec = self._agents.require(run.agent_id)
         requirements, told = answer_requirements(await history.stored_requirements(self._db, run_id), answers)
         paused = PausedRun(
-            run_id=run.id,
-            session_id=run.session_id,
-            user_id=user_id,
-            input=run.input or "",
-            created_at=float(run.created_at),
-            first_index=run.next_index,
+            run=RunInfo.of_record(run, user_id, first_index=run.next_index),
             requirements=requirements,
             answered_calls=told,
         )
