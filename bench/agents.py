@@ -6,9 +6,10 @@ calls in sequence: its run is the template of every run of the history sessions 
 `stream-fast` and `stream-paced` use `CountingModel`, which emits a fixed number of deltas,
 with or without a delay; the paced one stamps each delta with the time it was emitted,
 so a client can measure the latency added after the model.
-`stream-model` and `stream-model-slow` (with BENCH_MODEL_URL set) use Agno's `OpenAILike` against the paced
-model server of B4 (bench/paced_model.py), another process: BENCH_MODEL_DELTAS deltas BENCH_MODEL_DELAY_MS apart,
-and, for the memory of many open subscriptions, 10 deltas 500 ms apart.
+`stream-model` and `stream-model-slow` (with BENCH_MODEL_URL set) use Agno's `OpenAILike` (agno-graphql's
+`CompatibleModel` in agno-graphql, see `served_agents`) against the paced model server of B4
+(bench/paced_model.py), another process: BENCH_MODEL_DELTAS deltas BENCH_MODEL_DELAY_MS apart, and, for the memory
+of many open subscriptions, 10 deltas 500 ms apart.
 Sizes come from environment variables, so the server processes build the same agents.
 """
 
@@ -171,9 +172,9 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-def bench_agents() -> list[Agent]:
+def bench_agents(model_class: type[OpenAILike] = OpenAILike) -> list[Agent]:
     """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast, stream-paced; stream-model and
-    stream-model-slow when BENCH_MODEL_URL names the paced model server."""
+    stream-model-slow when BENCH_MODEL_URL names the paced model server, on `model_class` (Agno's OpenAILike)."""
     agents = builtin_agents(OfflineModel(delay_seconds=0.0))
     agents.append(
         Agent(
@@ -194,9 +195,18 @@ def bench_agents() -> list[Agent]:
     if url := os.environ.get(ENV_MODEL_URL):
         name = model_name(_env_int(ENV_MODEL_DELTAS, 200), _env_int(ENV_MODEL_DELAY_MS, 20))
         for agent_id, model_id in ((MODEL_AGENT, name), (MODEL_SLOW_AGENT, model_name(SLOW_DELTAS, SLOW_DELAY_MS))):
-            models.append((agent_id, OpenAILike(id=model_id, base_url=url, api_key="bench", timeout=120)))
+            models.append((agent_id, model_class(id=model_id, base_url=url, api_key="bench", timeout=120)))
     for agent_id, model in models:
         agents.append(Agent(id=agent_id, name=agent_id, model=model, telemetry=False))
     for agent in agents:
         agent.telemetry = False
     return agents
+
+
+def served_agents() -> list[Agent]:
+    """agno-graphql's agents: the same, with the paced model server's agents on the model agno-graphql builds for an
+    OpenAI-compatible URL (AGNO_GRAPHQL_MODEL_BASE_URL): Agno's OpenAILike with agno-graphql's chunk reading. The
+    other sides use Agno's own OpenAILike (the limit is Agno's own path)."""
+    from agno_graphql.agents.models import CompatibleModel
+
+    return bench_agents(CompatibleModel)

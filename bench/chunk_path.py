@@ -2,12 +2,14 @@
 
 The paced model server (bench/paced_model.py) runs in its own process on the other core and sends N chunks, with no
 delay or `--delay-ms` apart to `--streams` readers at once (a model's pace: every chunk its own read); this process
-reads them, pinned to its core, in six ways, each its CPU time per chunk (median of rounds):
+reads them, pinned to its core, in seven ways, each its CPU time per chunk (median of rounds):
   raw        httpx's stream of the response and `json.loads` of each `data:` line (a lean reader's floor)
   lean       raw, each chunk then given to Agno's own chunk parse as light objects: what a lean reader in front of
              Agno's OpenAI model would cost
   sdk        the OpenAI SDK's `chat.completions.create(stream=True)`: its SSE decoder and chunk objects
   model      Agno's `OpenAILike.ainvoke_stream`: the SDK plus Agno's parse of each chunk
+  ours       agno-graphql's `CompatibleModel.ainvoke_stream`: the same, plain content chunks cast lean
+             (agno_graphql/compat/openai_parts.py)
   agent      Agno's `Agent.arun(stream=True)`: content only
   events     Agno's `Agent.arun(stream=True, stream_events=True)`: every event, what a server streams
 The difference between two lines is what that layer costs; BENCHMARKS.md (B4) reads them.
@@ -33,6 +35,7 @@ from agno.models.message import Message
 from agno.models.openai.like import OpenAILike
 from openai import AsyncOpenAI
 
+from agno_graphql.agents.models import CompatibleModel
 from bench.harness import LOAD_CORE, SERVER_CORE, free_port, log
 from bench.paced_model import model_name
 
@@ -109,6 +112,7 @@ async def _agent(agent: Agent, events: bool) -> int:
 async def measure(url: str, chunks: int, rounds: int, streams: int = 1, delay_ms: int = 0) -> dict[str, Any]:
     name = model_name(chunks, delay_ms)
     model = OpenAILike(id=name, base_url=url, api_key="bench", timeout=120)
+    ours = CompatibleModel(id=name, base_url=url, api_key="bench", timeout=120)
     agent = Agent(model=OpenAILike(id=name, base_url=url, api_key="bench", timeout=120), telemetry=False)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     http = httpx.AsyncClient(timeout=120, limits=limits)
@@ -118,6 +122,7 @@ async def measure(url: str, chunks: int, rounds: int, streams: int = 1, delay_ms
         "lean": lambda: _lean(url, model, http),
         "sdk": lambda: _sdk(url, name, sdk),
         "model": lambda: _model(model),
+        "ours": lambda: _model(ours),
         "agent": lambda: _agent(agent, events=False),
         "events": lambda: _agent(agent, events=True),
     }

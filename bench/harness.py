@@ -202,7 +202,7 @@ class Bench:
         ours = {
             "AGNO_GRAPHQL_DATABASE_URL": url,
             "AGNO_GRAPHQL_JWT_SECRET": SECRET,
-            "AGNO_GRAPHQL_AGENTS": "bench.agents:bench_agents",
+            "AGNO_GRAPHQL_AGENTS": "bench.agents:served_agents",
             "AGNO_GRAPHQL_LOG_LEVEL": "warning",
             "AGNO_GRAPHQL_STATE_DIR": str(self.state_dir / "state"),
             "AGNO_GRAPHQL_GRAPHIQL": "false",

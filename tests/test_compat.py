@@ -128,3 +128,23 @@ def test_agno_keeps_its_background_run_tasks_in_a_set() -> None:
 def test_agno_hands_a_tools_media_to_the_model_in_a_user_message_with_the_text_history_leaves_out() -> None:
     source = inspect.getsource(agno_model_base)
     assert f'content="{AGNO_MEDIA_HANDOFF_TEXT}"' in source
+
+
+def test_the_openai_sdk_casts_each_streamed_chunk_in_the_client_method_the_lean_client_overrides() -> None:
+    from openai import AsyncOpenAI
+    from openai import BaseModel as SdkModel
+    from openai._streaming import AsyncStream
+    from openai.types.chat import ChatCompletionChunk
+    from pydantic import BaseModel
+
+    assert parameters(AsyncOpenAI._process_response_data) == ["data", "cast_to", "response"]
+    assert "self._client._process_response_data" in inspect.getsource(AsyncStream.__stream__)
+    # The SDK's models replace pydantic's model_construct with their own cast; pydantic's is one step up.
+    assert issubclass(ChatCompletionChunk, SdkModel) and SdkModel.__mro__[1] is BaseModel
+
+
+def test_agno_openai_models_give_their_client_options_in_the_method_the_lean_client_reads() -> None:
+    from agno.models.openai.like import OpenAILike
+
+    params = OpenAILike(id="m", base_url="http://127.0.0.1:9/v1", api_key="k", timeout=3)._get_client_params()
+    assert {"api_key": "k", "base_url": "http://127.0.0.1:9/v1", "timeout": 3}.items() <= params.items()

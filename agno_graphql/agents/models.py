@@ -14,6 +14,7 @@ from agno.models.base import Model
 from agno.models.openai.like import OpenAILike
 from agno.models.response import ModelResponse
 from agno.models.utils import get_model
+from openai import AsyncOpenAI
 
 from agno_graphql.agents.events import (
     MODEL_BAD_RESPONSE,
@@ -24,6 +25,7 @@ from agno_graphql.agents.events import (
     failure_type,
 )
 from agno_graphql.agents.offline import OFFLINE_PROVIDER, OfflineModel
+from agno_graphql.compat.openai_parts import lean_async_client
 from agno_graphql.settings import Settings, SettingsError
 
 
@@ -132,8 +134,14 @@ _finish_reasons: ContextVar[list[str] | None] = ContextVar("finish_reasons", def
 
 
 class CompatibleModel(OpenAILike):
-    """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`), and a stream
-    that ends without a finish reason taken for what it is: an answer that broke off, not a complete one."""
+    """Agno's OpenAILike, with each failure of the provider told apart (see `classify_failure`), a stream that ends
+    without a finish reason taken for what it is (an answer that broke off, not a complete one), and plain content
+    chunks read without the SDK's costly cast (`compat/openai_parts.py`)."""
+
+    def get_async_client(self) -> AsyncOpenAI:
+        if self.async_client is None or self.async_client.is_closed():
+            self.async_client = lean_async_client(self)
+        return self.async_client
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:
         finish_reasons: list[str] = []
