@@ -95,13 +95,17 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> G
 class ErrorPolicy(MaskErrors):
     """Strawberry's error masking, with codes for the errors that are shown."""
 
+    @staticmethod
+    def leaves_stream_result(result: Any) -> bool:
+        """Most events of a subscription carry no error: the extensions runner passes them on without this hook
+        (LeanExtensionsRunner), and without Strawberry's check of every result against a runtime protocol."""
+        return not any(getattr(result, part, None) for part in ("errors", "incremental", "completed"))
+
     def on_stream_result(self, result: Any) -> Iterator[None]:
-        """Each event of a subscription passes here. Most carry no error: those go on at once, without
-        Strawberry's check of every result against a runtime protocol (a few percent of a streamed delta's CPU)."""
-        if any(getattr(result, part, None) for part in ("errors", "incremental", "completed")):
-            yield from super().on_stream_result(result)
-        else:
+        if self.leaves_stream_result(result):
             yield None
+        else:
+            yield from super().on_stream_result(result)
 
     def _request_id(self) -> str:
         context = self.execution_context.context

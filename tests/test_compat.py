@@ -5,8 +5,9 @@ fails here, by name, instead of somewhere far from its cause."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -148,3 +149,33 @@ def test_agno_openai_models_give_their_client_options_in_the_method_the_lean_cli
 
     params = OpenAILike(id="m", base_url="http://127.0.0.1:9/v1", api_key="k", timeout=3)._get_client_params()
     assert {"api_key": "k", "base_url": "http://127.0.0.1:9/v1", "timeout": 3}.items() <= params.items()
+
+
+def test_graphql_core_builds_each_subscription_events_executor_and_only_runs_its_operation() -> None:
+    """The plain event path hands graphql-core a finished result in place of the per-event executor."""
+    execute = importlib.import_module("graphql.execution.execute")
+    mapping = inspect.getsource(execute.map_source_to_response_event)
+    assert "build_executor = executor.build_per_event_executor" in mapping
+    assert "root_selection_set_executor(build_executor(payload))" in mapping
+    body = inspect.getsource(execute.execute_subscription_event).split('"""')[-1]
+    assert [line.strip() for line in body.strip().splitlines()] == [
+        'return cast("AwaitableOrValue[ExecutionResult]", executor.execute_operation(False))'
+    ]
+    assert parameters(StrawberryGraphQLCoreExecutionContext.build_per_event_executor) == ["payload"]
+    # Strawberry resolves each event of a subscription field to itself.
+    field = graphql_core_schema(strawberry.Schema(query=_TicksQuery, subscription=_Ticks)).subscription_type
+    assert field is not None
+    resolve = field.fields["ticks"].resolve
+    assert resolve is not None and resolve.__name__ == "<lambda>" and resolve("event", None) == "event"
+
+
+@strawberry.type
+class _TicksQuery:
+    ok: bool = True
+
+
+@strawberry.type
+class _Ticks:
+    @strawberry.subscription
+    async def ticks(self) -> AsyncIterator[int]:
+        yield 1

@@ -306,6 +306,68 @@ async def test_a_subscription_yields_every_event_as_without_the_executor() -> No
     }
 
 
+def odd_events() -> list[Any]:
+    """Events the plain path must leave to graphql-core, between plain ones: a null in a non-null field, a value
+    that fails coercion, an awaitable held in a plain attribute, an object cast to another event type, and an
+    object that is no Strawberry type at all."""
+    plain = run_events()[1]
+    awaiting = events.RunContentDelta(**{**vars(plain), "index": 12})
+
+    async def late_text() -> str:
+        return "late"
+
+    awaiting.delta = late_text()  # type: ignore[assignment]
+    cast_one = strawberry.cast(events.ReasoningDelta, events.RunContentDelta(**{**vars(plain), "index": 13}))
+    return [
+        plain,
+        events.RunContentDelta(**{**vars(plain), "index": 10, "delta": None}),
+        events.RunContentDelta(**{**vars(plain), "index": 11, "created_at": "not a time"}),
+        awaiting,
+        cast_one,
+        plain,
+        {"index": 14},
+    ]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "subscription { odd { __typename index createdAt ... on RunContentDelta { delta } "
+        "... on ReasoningDelta { reasoning: delta } } }",
+        "subscription { odd { index ... on RunEvent { runId createdAt } ... on RunContentDelta { delta } } }",
+        "subscription { oddTwice: odd { __typename createdAt ... on RunContentDelta { text: delta } } }",
+    ],
+)
+async def test_events_the_plain_path_leaves_to_graphql_core_answer_as_without_the_executor(document: str) -> None:
+    built: list[str] = []
+
+    class Recording(PlainFieldExecutor):
+        def build_per_event_executor(self, payload: Any) -> Any:
+            executor = super().build_per_event_executor(payload)
+            built.append("plain" if not isinstance(executor, PlainFieldExecutor) else "graphql-core")
+            return executor
+
+    @strawberry.type
+    class OddSubscription:
+        @strawberry.subscription
+        async def odd(self) -> AsyncGenerator[events.RunEvent, None]:
+            for event in odd_events():
+                yield event
+
+    async def collect(executor: type[Any] | None) -> list[Any]:
+        schema = strawberry.Schema(
+            query=Query, subscription=OddSubscription, types=events.EVENT_TYPES, execution_context_class=executor
+        )
+        stream = await schema.subscribe(document, context_value=CONTEXT)
+        return [_comparable(result) async for result in stream]  # type: ignore[union-attr]
+
+    fast, reference = await collect(Recording), await collect(None)
+    assert fast == reference and len(fast) == 7
+    assert not fast[0][1] and fast[1][1] and fast[6][1]  # a null delta and a non-event fail, as without it
+    # The two plain deltas are answered from the plan; every odd one by graphql-core.
+    assert built == ["plain", "graphql-core", "graphql-core", "graphql-core", "graphql-core", "plain", "graphql-core"]
+
+
 LONG_RUN_ROUNDS = 5  # every kind of event, five times over
 
 
@@ -429,3 +491,38 @@ async def test_a_list_of_plain_objects_is_completed_in_one_loop_and_anything_els
         result = await schema.execute(document, context_value=CONTEXT)
         assert _comparable(result) == _comparable(await REFERENCE.execute(document, context_value=CONTEXT))
         assert len(items_completed) == expected_items, document
+
+
+async def test_a_streamed_error_still_gets_its_code_and_an_unexpected_one_is_masked() -> None:
+    """Error-free events skip the extensions' per-result hooks (LeanExtensionsRunner); one with errors does not."""
+    from agno_graphql.app import AppSchema
+    from agno_graphql.error_policy import ErrorPolicy
+    from agno_graphql.errors import EventsExpired
+
+    failures: list[Exception] = [EventsExpired("gone"), RuntimeError("secret detail")]
+
+    @strawberry.type
+    class Failing:
+        @strawberry.subscription
+        async def run(self) -> AsyncGenerator[events.RunEvent, None]:
+            yield run_events()[1]
+            raise failures.pop(0)
+
+    schema = AppSchema(
+        query=Query,
+        subscription=Failing,
+        types=events.EVENT_TYPES,
+        extensions=[ErrorPolicy],
+        execution_context_class=PlainFieldExecutor,
+    )
+    document = "subscription { run { __typename ... on RunContentDelta { delta } } }"
+    seen = []
+    for _ in range(2):
+        stream = await schema.subscribe(document, context_value=CONTEXT)
+        seen.append([result async for result in stream])  # type: ignore[union-attr]
+    for results in seen:
+        assert results[0].data == {"run": {"__typename": "RunContentDelta", "delta": "The "}} and not results[0].errors
+    expired, unexpected = seen[0][1].errors[0], seen[1][1].errors[0]
+    assert expired.message == "gone" and expired.extensions["code"] == "EVENTS_EXPIRED"
+    assert unexpected.message == "Internal server error." and unexpected.extensions["code"] == "INTERNAL_SERVER_ERROR"
+    assert "secret" not in str(unexpected.extensions)

@@ -26,6 +26,16 @@ raises at that use, before doing anything, and the field goes through graphql-co
 Subscriptions execute their selection once per event. graphql-core collects the root fields again for every
 event, which also defeats its memo of sub-selections (keyed by the identity of the collected fields, and grown by
 one entry per event for the life of the subscription); the root fields are collected once per subscription here.
+And an event whose selection is all plain fields (a streamed delta: its type name, ids, index, text) is completed
+without an executor of its own: graphql-core copies the executor for every event (`build_per_event_executor`) and
+runs the whole operation on the copy (the root field's identity resolver, the abstract type's resolution, the
+object's completion). Here the copy's place is taken by the event's finished result, computed from a plan made
+once per subscription and event class: Strawberry's subscription field resolves each event to itself, and a
+Strawberry type's GraphQL type is the one its definition names (what Strawberry's type resolver answers for an
+object that is not cast). Anything else (a nested object such as a tool call, a value that is not plainly valid,
+a cast object, middleware) is executed by graphql-core as before. graphql-core's `map_source_to_response_event`
+calls `build_per_event_executor` and then, in `execute_subscription_event`, only `execute_operation` on what it
+returned (tests/test_compat.py).
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ from typing import Any, cast
 
 import strawberry
 from graphql import (
+    ExecutionResult,
+    GraphQLAbstractType,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -44,12 +56,15 @@ from graphql import (
     OperationType,
     Undefined,
     get_nullable_type,
+    is_abstract_type,
     is_leaf_type,
     is_non_null_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet, collect_fields
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.cast import get_strawberry_type_cast
 
 from agno_graphql.compat.strawberry_parts import graphql_core_schema
 
@@ -90,6 +105,76 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         self._root_fields: dict[str, GroupedFieldSet] = {}
         middleware = self.middleware_manager
         self._direct = middleware is None or not middleware.middlewares
+        # A subscription's root field, as (response name, its field details, its named type), or None when its events
+        # go through graphql-core; made on the first event. Then each event class's plain fields, or None.
+        self._event_root: tuple[str, FieldDetailsList, GraphQLOutputType] | None = None
+        self._event_root_known = False
+        self._event_fields: dict[type, tuple[tuple[str, _Leaf | str], ...] | None] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """The executor of one subscription event: the event's result, when it is all plain fields (see above)."""
+        if self._direct:
+            data = self._plain_event(payload)
+            if data is not None:
+                return _EventResult(data)
+        return super().build_per_event_executor(payload)
+
+    def _plain_event(self, payload: Any) -> dict[str, Any] | None:
+        if not self._event_root_known:
+            self._event_root, self._event_root_known = self._subscription_root(), True
+        if self._event_root is None:
+            return None
+        response_name, details, named_type = self._event_root
+        try:
+            fields = self._event_fields[payload.__class__]
+        except KeyError:
+            fields = self._event_fields[payload.__class__] = self._event_class_fields(payload, details, named_type)
+        if fields is None or get_strawberry_type_cast(payload) is not None:
+            return None
+        row = _plain_row(fields, payload, self.is_awaitable)
+        return None if row is None else {response_name: row}
+
+    def _subscription_root(self) -> tuple[str, FieldDetailsList, GraphQLOutputType] | None:
+        operation = self.operation
+        root_type = self.schema.subscription_type
+        if operation.operation != OperationType.SUBSCRIPTION or root_type is None:
+            return None
+        collected = collect_fields(
+            self.schema, self.fragments, self.variable_values, root_type, operation, self.hide_suggestions
+        )
+        if collected is None or len(collected[0]) != 1 or collected[1]:
+            return None
+        ((response_name, details),) = collected[0].items()
+        field = root_type.fields.get(details[0].node.name.value)
+        # Strawberry's subscription fields resolve each event to itself; a field with a resolver of its own does not
+        # qualify (graphql-core's default resolver, for one, would read the event's attribute of the field's name).
+        if field is None or field.subscribe is None or field.resolve is None or field.resolve.__name__ != "<lambda>":
+            return None
+        if any(detail.fragment_variable_values is not None for detail in details):
+            return None
+        return response_name, details, get_nullable_type(field.type)
+
+    def _event_class_fields(
+        self, payload: Any, details: FieldDetailsList, named_type: GraphQLOutputType
+    ) -> tuple[tuple[str, _Leaf | str], ...] | None:
+        """The plain fields selected on the GraphQL type of objects of `payload`'s class; None when any is not."""
+        definition = getattr(payload.__class__, "__strawberry_definition__", None)
+        if not isinstance(definition, StrawberryObjectDefinition) or definition.is_graphql_generic:
+            return None
+        object_type = self.schema.type_map.get(definition.name)
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        if object_type is not named_type and not (
+            is_abstract_type(named_type) and self.schema.is_sub_type(cast(GraphQLAbstractType, named_type), object_type)
+        ):
+            return None
+        grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(object_type, details)
+        if new_defer_usages:
+            return None
+        plan = self._plan(object_type, grouped_field_set)
+        if None in plan:
+            return None
+        return tuple(zip(grouped_field_set, cast(tuple[_Leaf | str, ...], plan), strict=True))
 
     def execute_collected_root_fields(
         self,
@@ -229,6 +314,18 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             _plans[key] = shared = (nodes, plan)
         self._plans[id(grouped_field_set)] = (grouped_field_set, shared[1])
         return shared[1]
+
+
+class _EventResult:
+    """In place of an event's executor: its result, already complete (what `execute_operation` would return)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return ExecutionResult(data=self.data)
 
 
 def _how(parent_type: GraphQLObjectType, details: FieldDetailsList) -> _Leaf | str | None:
