@@ -524,6 +524,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         await services.attachments.stop()
         await services.lost_runs.stop()
         await services.run_manager.shutdown(grace_seconds=settings.shutdown_grace_seconds)
+        await services.agents.aclose()
         await services.documents.close()
         await services.db.dispose()
         if services.tracing is not None:

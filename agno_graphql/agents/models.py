@@ -108,8 +108,11 @@ def classify_failure(exc: BaseException, timeout_seconds: float | None) -> Model
     """What went wrong with the provider, from the OpenAI client's exception under Agno's."""
     import openai
 
-    for cause in _causes(exc):
-        if isinstance(cause, openai.APITimeoutError):
+    chain = _causes(exc)
+    # The SDK's aiohttp transport reports a refused connection as a connect timeout: a refusal under it is no wait.
+    refused = any(isinstance(cause, ConnectionError) for cause in chain)
+    for cause in chain:
+        if isinstance(cause, openai.APITimeoutError) and not refused:
             wait = f"{timeout_seconds:g} s" if timeout_seconds else "the timeout"
             return ProviderFailure(MODEL_TIMEOUT, f"The model provider sent nothing for {wait}.", status_code=504)
         if isinstance(cause, openai.APIStatusError) and cause.status_code == 429:
@@ -142,6 +145,11 @@ class CompatibleModel(OpenAILike):
         if self.async_client is None or self.async_client.is_closed():
             self.async_client = lean_async_client(self)
         return self.async_client
+
+    async def aclose(self) -> None:
+        """Close the client this model made (its connections to the provider), if any."""
+        if self.async_client is not None:
+            await self.async_client.close()
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ModelResponse]:
         finish_reasons: list[str] = []

@@ -16,7 +16,7 @@ from agno.tools.function import Function
 from agno.tools.toolkit import Toolkit
 
 from agno_graphql.agents.helpdesk import helpdesk_tools
-from agno_graphql.agents.models import model_provider
+from agno_graphql.agents.models import CompatibleModel, model_provider
 from agno_graphql.agents.tools import CALCULATOR_TOOLS, with_timeout
 from agno_graphql.errors import NotFound
 from agno_graphql.settings import SettingsError
@@ -176,6 +176,12 @@ class AgentRegistry:
 
     def specs(self) -> list[AgentSpec]:
         return list(self._specs.values())
+
+    async def aclose(self) -> None:
+        """Close what the agents' models hold open (agno-graphql's model for an OpenAI-compatible URL: its client)."""
+        for agent in self._agents.values():
+            if isinstance(agent.model, CompatibleModel):
+                await agent.model.aclose()
 
     def require(self, agent_id: str) -> tuple[Agent, AgentSpec]:
         """The agent and its description; NOT_FOUND when there is no such agent."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 from agno.models.openai.chat import OpenAIChat
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai import BaseModel as SdkModel
 from openai.types.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
 
@@ -87,8 +87,13 @@ class LeanChunkClient(AsyncOpenAI):
 
 
 def lean_async_client(model: OpenAIChat) -> LeanChunkClient:
-    """The client Agno's `get_async_client` would make for `model` (its options, its HTTP client), casting lean."""
+    """The client Agno's `get_async_client` would make for `model` (its options, its HTTP client), casting lean.
+    Without an HTTP client of the model's own, requests go over the SDK's aiohttp transport (`DefaultAioHttpClient`,
+    documented): reading a streamed answer over it costs about half the CPU of the default HTTPX transport, which
+    arms an anyio timeout scope for every read (BENCHMARKS.md, B4)."""
     params = model._get_client_params()
     if isinstance(model.http_client, httpx.AsyncClient):  # as Agno does: a synchronous one is not used here
         params["http_client"] = model.http_client
+    else:
+        params["http_client"] = DefaultAioHttpClient()
     return LeanChunkClient(**params)
