@@ -5,7 +5,7 @@ with `stream_events=True` (what the servers stream) and with content only.
 
 `python -m bench.inprocess serve`: B4's limit, one level per JSON line on stdin (bench/hold.py): N concurrent
 `arun` streams of the same agent against the same model server, with no GraphQL, no socket and no database;
-one JSON answer per line.
+one JSON answer per line. `serve served`: the same on agno-graphql's model (bench.agents.served_agents).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from agno.run.agent import RunEvent
 
 from agno_graphql.db.database import Database
-from bench.agents import bench_agents
+from bench.agents import bench_agents, served_agents
 from bench.hold import COMPLETED, RunMarks, hold
 from bench.load import _stream_result
 
@@ -79,9 +79,9 @@ async def hold_level(agent: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return await hold(int(spec["streams"]), ramp, measure, deltas, one_run)
 
 
-async def serve() -> None:
+async def serve(served: bool = False) -> None:
     """One level per line; the agent is built once, with no database, as a process serving runs would."""
-    agents = {a.id: a for a in bench_agents()}
+    agents = {a.id: a for a in (served_agents() if served else bench_agents())}
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         spec = json.loads(line)
@@ -96,12 +96,12 @@ async def serve() -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["serve"]:
+    if sys.argv[1:2] == ["serve"]:
         with contextlib.suppress(ImportError):  # the servers run on uvloop (uvicorn picks it when installed)
             import uvloop
 
             uvloop.install()
-        asyncio.run(serve())
+        asyncio.run(serve(served=sys.argv[2:] == ["served"]))
         return
     spec = json.load(sys.stdin)
     cpu_before = time.process_time()

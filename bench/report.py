@@ -135,7 +135,8 @@ def _b4(b4: dict[str, Any]) -> list[str]:
     slow_deltas, slow_delay = b4["slow_model"]
     lines = [
         f"### B4 stream capacity at a model's pace ({cap['deltas']} deltas {cap['delay_ms']} ms apart from the paced "
-        f"model server, its own process on the load core; Agno's OpenAILike model on every side)",
+        f"model server, its own process on the load core; Agno's OpenAILike model on every side, agno-graphql's own "
+        "subclass of it on agno-graphql and `limit, our model`)",
         "",
         f"Capacity: the most concurrent streams (each slot starting its next run as the last ends; runs spread over "
         f"{cap['ramp_seconds']} s, measured over the {cap['measure_seconds']} s after) with p99 lateness "
@@ -180,6 +181,11 @@ def _b4(b4: dict[str, Any]) -> list[str]:
         "",
         f"Open subscriptions: {opened.get('streams')} at once on the slow model ({slow_deltas} deltas {slow_delay} ms "
         "apart), memory = peak − baseline RSS of the serving process, per subscription.",
+        "",
+        "The limits are Agno's own `arun` in process (no GraphQL, socket or database): `limit` on Agno's OpenAILike, "
+        "`limit, our model` on agno-graphql's model (the same model path as the agno-graphql side, so what the "
+        f"server adds is read against it). Against Agno's own path: capacity **{_x(r.get('vs_agno_limit_capacity'))}**"
+        f", CPU per delta {_n(r.get('cpu_us_per_delta_over_agno_limit'))} µs over.",
         "",
         f"Targets: our CPU per delta over the limit's **{_n(r['our_cpu_us_per_delta_over_limit'])} µs** (< 100: "
         f"{_verdict(r['our_cpu_us_per_delta_over_limit'], 100, higher_is_better=False)}); capacity / limit "

@@ -82,9 +82,10 @@ def test_every_stream_delivers_every_delta(small_report: dict[str, Any]) -> None
 
 def test_stream_capacity_is_searched_on_every_side(small_report: dict[str, Any]) -> None:
     """Against the paced model server in its own process: agno-graphql on one and two workers, AgentOS, and Agno's
-    own arun in-process. Which level passes is the full run's finding; here every level streams without errors."""
+    own arun in-process on Agno's model and on ours. Which level passes is the full run's finding; here every level
+    streams without errors."""
     b4 = small_report["B4"]
-    assert set(b4["sides"]) == {"agno-graphql", "agentos", "limit", "agno-graphql x2"}
+    assert set(b4["sides"]) == {"agno-graphql", "agentos", "limit", "limit, our model", "agno-graphql x2"}
     for side, found in b4["sides"].items():
         assert found["levels"], side
         for level in found["levels"]:
