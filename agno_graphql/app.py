@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import strawberry
 from cross_web import HTTPException
 from graphql import GraphQLError
@@ -210,6 +211,15 @@ class GraphQLApp(StreamTransportChoice, GraphQL[Context, None]):
             max_bytes=settings.max_body_bytes, init_timeout_seconds=settings.connection_init_timeout_seconds
         )
         self.connections = ConnectionTracker()
+
+    def encode_json(self, data: object) -> str:
+        """Every response and message in JSON, by orjson (a fifth of the CPU json.dumps takes for a streamed event or
+        a page of sessions); text, as websocket messages of GraphQL's protocols are text frames. What orjson does not
+        take (an integer beyond 64 bits in a JSON scalar, a key that is not a string) goes to json.dumps."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            return str(super().encode_json(data))  # Strawberry's: json.dumps, text
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

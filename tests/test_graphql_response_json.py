@@ -66,3 +66,18 @@ async def test_a_malformed_request_answers_in_the_type_asked_for(server: Running
     response = await post(server, user_id, GRAPHQL_RESPONSE, {"variables": {}})
     assert response.status_code == 400 and response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert codes(response.json()["errors"]) == ["BAD_REQUEST"]
+
+
+def test_responses_and_messages_are_json_text_whatever_they_hold() -> None:
+    """orjson encodes them; what it does not take (an integer past 64 bits, a key that is no string, in a JSON
+    scalar) is encoded by json.dumps, never refused."""
+    import json
+
+    from agno_graphql.app import GraphQLApp
+
+    view = object.__new__(GraphQLApp)
+    message = {"id": "1", "type": "next", "payload": {"data": {"runAgent": {"delta": 'héllo 🌍 "q" \n'}}}}
+    for data in (message, {"data": {"metadata": {"big": 2**70}}}, {"data": {"metadata": {1: "int key"}}}):
+        encoded = view.encode_json(data)
+        assert isinstance(encoded, str)
+        assert json.loads(encoded) == json.loads(json.dumps(data))
