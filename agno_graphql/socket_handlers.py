@@ -4,7 +4,7 @@ leaves mid-send not taken for a server error."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
 from graphql import GraphQLFormattedError
@@ -43,12 +43,17 @@ async def _refusal(handler: Any, payload: dict[str, Any]) -> GraphQLFormattedErr
     return None
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
-    """graphql-transport-ws, counted from the moment the socket is accepted until its operations are cleaned up."""
+class _Counted:
+    """A protocol handler counted from the moment the socket is accepted until its operations are cleaned up."""
 
     async def handle(self) -> None:
-        with _tracker(self).open(self):
-            await super().handle()
+        handler: Any = self
+        with _tracker(handler).open(handler):
+            await cast(Any, super()).handle()  # the protocol handler this is mixed into
+
+
+class TransportWSHandler(_Counted, BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws, counted."""
 
     async def handle_subscribe(self, message: Any) -> None:
         if self.connection_acknowledged and (error := await _refusal(self, message["payload"])) is not None:
@@ -64,12 +69,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         await super().handle_task_exception(error)
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
+class LegacyWSHandler(_Counted, BaseGraphQLWSHandler[Any, Any]):
     """Legacy graphql-ws, counted the same way."""
-
-    async def handle(self) -> None:
-        with _tracker(self).open(self):
-            await super().handle()
 
     async def handle_start(self, message: Any) -> None:
         if self.connection_acknowledged and (error := await _refusal(self, message["payload"])) is not None:

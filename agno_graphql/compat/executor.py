@@ -168,13 +168,7 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             is_abstract_type(named_type) and self.schema.is_sub_type(cast(GraphQLAbstractType, named_type), object_type)
         ):
             return None
-        grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(object_type, details)
-        if new_defer_usages:
-            return None
-        plan = self._plan(object_type, grouped_field_set)
-        if None in plan:
-            return None
-        return tuple(zip(grouped_field_set, cast(tuple[_Leaf | str, ...], plan), strict=True))
+        return self._plain_fields(object_type, details)
 
     def execute_collected_root_fields(
         self,
@@ -289,6 +283,13 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             return None
         if self.get_stream_usage(field_details_list, path) is not None:
             return None
+        fields = self._plain_fields(object_type, field_details_list)
+        return None if fields is None else (object_type.is_type_of, fields)
+
+    def _plain_fields(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> tuple[tuple[str, _Leaf | str], ...] | None:
+        """The fields selected on `object_type` by response name, when all are plain and none is deferred."""
         grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(object_type, field_details_list)
         if new_defer_usages:
             return None
@@ -296,7 +297,7 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         if None in plan:
             return None
         fields = cast(tuple[_Leaf | str, ...], plan)  # no None: checked above
-        return object_type.is_type_of, tuple(zip(grouped_field_set, fields, strict=True))
+        return tuple(zip(grouped_field_set, fields, strict=True))
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
         # graphql-core memoizes collected sub-fields, so the same selection on many objects (a page's nodes, a

@@ -63,64 +63,55 @@ async def _told(
         yield to_run_event(event)
 
 
-def _cancel_on_disconnect(policy: DisconnectPolicy) -> bool:
-    return policy == DisconnectPolicy.CANCEL
+def _started(
+    info: Info,
+    start: Callable[..., Awaitable[AsyncIterator[domain.Event]]],
+    *args: Any,
+    on_disconnect: DisconnectPolicy,
+    **kwargs: Any,
+) -> AsyncGenerator[events.RunEvent, None]:
+    """The events of the run `start` begins for the viewer (`start(user_id, *args, cancel_on_disconnect=...,
+    **kwargs)`, a service call), as GraphQL types."""
+    cancel = on_disconnect == DisconnectPolicy.CANCEL
+    return _told(info, lambda: start(info.context.user_id, *args, cancel_on_disconnect=cancel, **kwargs))
 
 
 def run_agent(info: Info, input: RunAgentInput) -> AsyncGenerator[events.RunEvent, None]:
     """Stream one run: RunStarted first, deltas and tool events, one terminal event last."""
-
-    async def start() -> AsyncIterator[domain.Event]:
-        return await info.context.services.runs.start(
-            info.context.user_id,
-            str(input.agent_id),
-            str(input.session_id) if input.session_id is not None else None,
-            input.message,
-            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
-            if_busy=input.if_busy.value,
-            attachments=[str(i) for i in input.attachments or ()],
-        )
-
-    return _told(info, start)
+    return _started(
+        info,
+        info.context.services.runs.start,
+        str(input.agent_id),
+        str(input.session_id) if input.session_id is not None else None,
+        input.message,
+        on_disconnect=input.on_disconnect,
+        if_busy=input.if_busy.value,
+        attachments=[str(i) for i in input.attachments or ()],
+    )
 
 
 def continue_run(info: Info, input: ContinueRunInput) -> AsyncGenerator[events.RunEvent, None]:
     """Answer a paused run and stream the rest: RunContinued first, one terminal event (or RunPaused) last."""
-    return _told(
-        info,
-        lambda: info.context.services.runs.continue_run(
-            info.context.user_id,
-            str(input.run_id),
-            [answer.as_answer() for answer in input.answers],
-            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
-        ),
-    )
+    answers = [answer.as_answer() for answer in input.answers]
+    runs = info.context.services.runs
+    return _started(info, runs.continue_run, str(input.run_id), answers, on_disconnect=input.on_disconnect)
 
 
 def regenerate_run(info: Info, input: RegenerateRunInput) -> AsyncGenerator[events.RunEvent, None]:
     """A new answer to the latest run's user message: RunStarted first, one terminal event last."""
-    return _told(
-        info,
-        lambda: info.context.services.edits.regenerate(
-            info.context.user_id,
-            str(input.run_id),
-            input.instructions,
-            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
-        ),
-    )
+    edits = info.context.services.edits
+    return _started(info, edits.regenerate, str(input.run_id), input.instructions, on_disconnect=input.on_disconnect)
 
 
 def edit_message(info: Info, input: EditMessageInput) -> AsyncGenerator[events.RunEvent, None]:
     """The edited message answered by a new run: RunStarted first, one terminal event last."""
-    return _told(
+    return _started(
         info,
-        lambda: info.context.services.edits.edit_message(
-            info.context.user_id,
-            str(input.message_id),
-            input.message,
-            attachments=[str(i) for i in input.attachments or ()],
-            cancel_on_disconnect=_cancel_on_disconnect(input.on_disconnect),
-        ),
+        info.context.services.edits.edit_message,
+        str(input.message_id),
+        input.message,
+        attachments=[str(i) for i in input.attachments or ()],
+        on_disconnect=input.on_disconnect,
     )
 
 
