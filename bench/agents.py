@@ -3,9 +3,7 @@
 `assistant` and `calculator` use the offline demo model (they own the seeded sessions).
 `calculator-two-step` uses `TwoStepCalculatorModel`, which answers "What is A * B + C?" with two tool
 calls in sequence: its run is the template of every run of the history sessions (see `bench/seed.py`).
-`stream-fast` and `stream-paced` use `CountingModel`, which emits a fixed number of deltas,
-with or without a delay; the paced one stamps each delta with the time it was emitted,
-so a client can measure the latency added after the model.
+`stream-fast` uses `CountingModel`, which emits a fixed number of deltas with no delay (B3).
 `stream-model` and `stream-model-slow` (with BENCH_MODEL_URL set) use Agno's `OpenAILike` (agno-graphql's
 `CompatibleModel` in agno-graphql, see `served_agents`) against the paced model server of B4
 (bench/paced_model.py), another process: BENCH_MODEL_DELTAS deltas BENCH_MODEL_DELAY_MS apart, and, for the memory
@@ -39,10 +37,7 @@ from bench.paced_model import model_name
 
 TWO_STEP_AGENT = "calculator-two-step"
 FAST_AGENT = "stream-fast"
-PACED_AGENT = "stream-paced"
 ENV_FAST_DELTAS = "BENCH_FAST_DELTAS"
-ENV_PACED_DELTAS = "BENCH_PACED_DELTAS"
-ENV_PACED_DELAY_MS = "BENCH_PACED_DELAY_MS"
 MODEL_AGENT = "stream-model"
 MODEL_SLOW_AGENT = "stream-model-slow"
 ENV_MODEL_URL = "BENCH_MODEL_URL"
@@ -60,11 +55,9 @@ class CountingModel(Model):
     provider: str | None = "bench"
     deltas: int = 100
     delay_seconds: float = 0.0
-    stamp: bool = False
 
     def _delta(self, i: int) -> ModelResponse:
-        text = f"{time.time():.6f} " if self.stamp else f"w{i} "
-        return ModelResponse(role="assistant", content=text)
+        return ModelResponse(role="assistant", content=f"w{i} ")
 
     def _usage(self) -> ModelResponse:
         usage = MessageMetrics(input_tokens=1, output_tokens=self.deltas, total_tokens=self.deltas + 1)
@@ -173,7 +166,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def bench_agents(model_class: type[OpenAILike] = OpenAILike) -> list[Agent]:
-    """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast, stream-paced; stream-model and
+    """assistant, calculator (offline model, no delay), calculator-two-step, stream-fast; stream-model and
     stream-model-slow when BENCH_MODEL_URL names the paced model server, on `model_class` (Agno's OpenAILike)."""
     agents = builtin_agents(OfflineModel(delay_seconds=0.0))
     agents.append(
@@ -188,10 +181,7 @@ def bench_agents(model_class: type[OpenAILike] = OpenAILike) -> list[Agent]:
         )
     )
     fast = CountingModel(deltas=_env_int(ENV_FAST_DELTAS, 2000))
-    paced = CountingModel(
-        deltas=_env_int(ENV_PACED_DELTAS, 200), delay_seconds=_env_int(ENV_PACED_DELAY_MS, 20) / 1000, stamp=True
-    )
-    models: list[tuple[str, Model]] = [(FAST_AGENT, fast), (PACED_AGENT, paced)]
+    models: list[tuple[str, Model]] = [(FAST_AGENT, fast)]
     if url := os.environ.get(ENV_MODEL_URL):
         name = model_name(_env_int(ENV_MODEL_DELTAS, 200), _env_int(ENV_MODEL_DELAY_MS, 20))
         for agent_id, model_id in ((MODEL_AGENT, name), (MODEL_SLOW_AGENT, model_name(SLOW_DELTAS, SLOW_DELAY_MS))):

@@ -35,8 +35,6 @@ from bench.agents import (
     ENV_MODEL_DELAY_MS,
     ENV_MODEL_DELTAS,
     ENV_MODEL_URL,
-    ENV_PACED_DELAY_MS,
-    ENV_PACED_DELTAS,
     FAST_AGENT,
     MODEL_AGENT,
     MODEL_SLOW_AGENT,
@@ -82,8 +80,6 @@ class BenchConfig:
     fast_deltas: int = 2000
     stream_runs: int = 4  # per round and side; the first of each batch is a warm-up
     streams: int = 500  # B4's open subscriptions, for the memory each costs
-    paced_deltas: int = 200
-    paced_delay_ms: int = 20
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     two_workers: bool = True  # B4 also on agno-graphql --workers 2 behind Redis
     redis_url: str = "redis://127.0.0.1:6379/13"
@@ -94,7 +90,7 @@ class BenchConfig:
 
 
 SMALL = BenchConfig(
-    plan=seeding.SeedPlan(users=4, sessions=200, runs_per_session=2, history_runs=(10, 40), stream_sessions=20),
+    plan=seeding.SeedPlan(users=4, sessions=200, runs_per_session=2, history_runs=(10, 40)),
     rounds=2,
     duration=0.3,
     warmup=0.1,
@@ -102,8 +98,6 @@ SMALL = BenchConfig(
     fast_deltas=100,
     stream_runs=2,
     streams=20,
-    paced_deltas=20,
-    paced_delay_ms=5,
     capacity=CapacityConfig(deltas=20, delay_ms=10, start=2, max_streams=4, ramp_seconds=0.2, measure_seconds=0.6),
 )
 
@@ -159,8 +153,6 @@ class Bench:
             "PYTHONPATH": os.pathsep.join([*source, str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "AGNO_TELEMETRY": "false",
             ENV_FAST_DELTAS: str(config.fast_deltas),
-            ENV_PACED_DELTAS: str(config.paced_deltas),
-            ENV_PACED_DELAY_MS: str(config.paced_delay_ms),
             ENV_MODEL_URL: f"http://127.0.0.1:{self.model_port}/v1",
             ENV_MODEL_DELTAS: str(config.capacity.deltas),
             ENV_MODEL_DELAY_MS: str(config.capacity.delay_ms),

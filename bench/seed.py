@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from agno_graphql.db.database import Database
-from bench.agents import PACED_AGENT, TWO_STEP_AGENT
+from bench.agents import TWO_STEP_AGENT
 
 MARKER_TABLE = "bench_seed_marker"
 SEED_FORMAT = 5
@@ -51,7 +51,6 @@ class SeedPlan:
     sessions: int = 10_000
     runs_per_session: int = 2
     history_runs: tuple[int, ...] = (10, 100, 1000)
-    stream_sessions: int = 500
 
     def fingerprint(self) -> str:
         version = getattr(agno, "__version__", None) or _agno_version()
@@ -63,7 +62,6 @@ class SeedPlan:
 class SeededData:
     users: list[str]
     history_sessions: dict[int, str]  # runs -> session id, all owned by HISTORY_USER
-    stream_sessions: list[str]  # empty sessions for the many-streams scenario, session i owned by stream_user_id(i)
     reused: bool
     seconds: float
 
@@ -80,18 +78,6 @@ def user_id(i: int) -> str:
 
 def history_session_id(runs: int) -> str:
     return f"history-{runs}"
-
-
-STREAM_SESSION_PREFIX = "stream-"
-
-
-def stream_session_id(i: int) -> str:
-    return f"{STREAM_SESSION_PREFIX}{i:04d}"
-
-
-def stream_user_id(i: int) -> str:
-    """The owner of stream session i: one user per stream, as 500 people chatting at once are."""
-    return f"{STREAM_USER}-{i:04d}"
 
 
 def _connect(url: URL, database: str | None = None) -> pymysql.connections.Connection:
@@ -123,25 +109,6 @@ def seeded_fingerprint(raw_url: str) -> str | None:
             return str(found[0]) if found else None
     finally:
         conn.close()
-
-
-def reset_stream_sessions(raw_url: str) -> int:
-    """Delete the runs that earlier many-streams rounds left in the stream sessions, so every run of the harness
-    starts its streams on sessions as seeded (Agno reads a session's runs as a run starts: left there, they
-    would make B4 dearer with every run of the harness). The number of runs deleted."""
-    url = make_url(raw_url)
-    conn = _connect(url)
-    pattern = STREAM_SESSION_PREFIX + "%"
-    try:
-        with conn.cursor() as cursor:
-            deleted = cursor.execute(f"DELETE FROM `{url.database}`.agno_runs WHERE session_id LIKE %s", (pattern,))
-            cursor.execute(
-                f"UPDATE `{url.database}`.agno_sessions SET updated_at = created_at WHERE session_id LIKE %s",
-                (pattern,),
-            )
-    finally:
-        conn.close()
-    return int(deleted)
 
 
 def recreate_database(raw_url: str) -> None:
@@ -280,18 +247,16 @@ async def seed(raw_url: str, agents: list[Agent], plan: SeedPlan, log: Any = pri
     started = time.perf_counter()
     users = [user_id(i) for i in range(plan.users)]
     history = {runs: history_session_id(runs) for runs in plan.history_runs}
-    streams = [stream_session_id(i) for i in range(plan.stream_sessions)]
     fingerprint = plan.fingerprint()
     if seeded_fingerprint(raw_url) == fingerprint:
-        cleared = reset_stream_sessions(raw_url)
-        log(f"seed: reusing the seeded database (plan {fingerprint}); {cleared} runs of earlier B4 rounds removed")
-        return SeededData(users, history, streams, reused=True, seconds=time.perf_counter() - started)
+        log(f"seed: reusing the seeded database (plan {fingerprint})")
+        return SeededData(users, history, reused=True, seconds=time.perf_counter() - started)
 
     log(f"seed: seeding {plan.sessions} sessions over {plan.users} users, history sessions {plan.history_runs}")
     recreate_database(raw_url)
     db = Database(raw_url)
     try:
-        return await _seed_into(db, agents, plan, users, history, streams, fingerprint, started, log)
+        return await _seed_into(db, agents, plan, users, history, fingerprint, started, log)
     finally:
         await db.dispose()
 
@@ -302,7 +267,6 @@ async def _seed_into(
     plan: SeedPlan,
     users: list[str],
     history: dict[int, str],
-    streams: list[str],
     fingerprint: str,
     started: float,
     log: Any,
@@ -336,12 +300,6 @@ async def _seed_into(
             question = _history_question(run_index)
             run = _fresh_run(templates["history_run"], session_id, HISTORY_USER, created + run_index, question)
             run_rows.append(build_single_run_row(run, session_id, user_id=HISTORY_USER, run_index=run_index))
-    for i, session_id in enumerate(streams):
-        created = now - 7200 + i
-        stream_session = _session_like(templates["session"], session_id, stream_user_id(i), created, created)
-        stream_session.agent_id = PACED_AGENT
-        stream_session.agent_data = {"agent_id": PACED_AGENT, "name": PACED_AGENT}
-        new_sessions.append(stream_session)
     t1 = time.perf_counter()
     await _upsert_sessions(db, new_sessions)
     await _insert_runs(db, run_rows)
@@ -356,4 +314,4 @@ async def _seed_into(
         f"seed: {len(users) + 1} real runs through agent.arun in {real_seconds:.1f} s, "
         f"{len(new_sessions)} sessions and {len(run_rows)} runs in bulk in {bulk_seconds:.1f} s"
     )
-    return SeededData(users, history, streams, reused=False, seconds=total)
+    return SeededData(users, history, reused=False, seconds=total)
