@@ -7,10 +7,10 @@ origin. At a model's pace that was about a fifth of the server's CPU for each st
 A plain content chunk (an id, a model, one choice whose delta holds a role and text, nothing else) is built here
 with pydantic's own `model_construct` (the SDK's models replace it with their `construct`, the slow cast): the same
 types, the same values, the same fields set, and no extra fields (a chunk with any field this does not know goes the
-SDK's way, which keeps it in `model_extra`). The SDK has no public
-hook for the cast; `tests/test_compat.py` checks that it is still the method the stream calls, and
-`tests/test_models.py` that both casts give the same chunk. The client is made with the options Agno's OpenAI
-models give their own (`OpenAIChat._get_client_params`, private; checked with agno 3.1.10).
+SDK's way, which keeps it in `model_extra`). The SDK has no public hook for the cast; `tests/test_compat.py` checks
+that it is still the method the stream calls, and `tests/test_models.py` that both casts give the same chunk. The
+client is made with the options Agno's OpenAI models give their own (`OpenAIChat._get_client_params`, private;
+checked with agno 3.1.10).
 """
 
 from __future__ import annotations
